@@ -1,0 +1,40 @@
+//! Turning `--backend` into a Burn device.
+
+use crate::config::BackendKind;
+use anyhow::Result;
+use burn::tensor::Device;
+
+/// The compute device for a backend (without autodiff; training adds it).
+pub fn device(kind: BackendKind, index: usize) -> Result<Device> {
+    match kind {
+        BackendKind::Ndarray => {
+            #[allow(deprecated)] // ndarray is the project's CPU baseline (see README)
+            let device = Device::ndarray();
+            let _ = index;
+            Ok(device)
+        }
+        BackendKind::Wgpu => wgpu_device(index),
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_device(index: usize) -> Result<Device> {
+    use burn::tensor::DeviceKind;
+    let kind = if index == 0 { DeviceKind::DefaultDevice } else { DeviceKind::DiscreteGpu(index - 1) };
+    Ok(Device::wgpu(kind))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_device(_index: usize) -> Result<Device> {
+    anyhow::bail!(
+        "this build has no GPU backend: rebuild with the wgpu feature, e.g. `cargo run --features wgpu --bin ablate -- --backend wgpu ...`"
+    )
+}
+
+/// A human-readable name of the adapter a device runs on.
+pub fn adapter_name(kind: BackendKind, device: &Device) -> String {
+    match kind {
+        BackendKind::Ndarray => format!("cpu ({} threads)", rayon::current_num_threads()),
+        BackendKind::Wgpu => format!("{device:?}"),
+    }
+}

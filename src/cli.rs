@@ -1,0 +1,313 @@
+//! Command-line interface: parses arguments, calls `train` / `experiment` / `report`,
+//! prints, and maps outcomes to exit codes. No training or plotting logic here.
+
+use crate::config::{BackendKind, RunConfig, Task};
+use crate::model::NormPosition;
+use crate::norm::{BackwardDivisor, NormKind};
+use crate::train::writer::{RunStatus, Summary};
+use crate::train::{self, RunControl};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Exit code of a run stopped by Ctrl-C / SIGTERM (the shell convention for SIGINT).
+pub const EXIT_INTERRUPTED: i32 = 130;
+/// Exit code of a run that diverged (non-finite loss, gradient or statistic).
+pub const EXIT_DIVERGED: i32 = 3;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ablate",
+    version,
+    about = "Normalization ablation studies on Burn: LayerNorm, BatchNorm (naive and masked), PowerNorm, PN-V, RMSNorm",
+    long_about = "Trains a model with the chosen normalization and logs, at every step, the batch statistics of every \
+norm layer to CSV. Without a subcommand, `ablate [OPTIONS]` trains one run, e.g. `ablate --norm batch`.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {}
+
+/// Options of a single run. Each overrides the default (or the value from `--config`).
+#[derive(Args, Debug, Default, Clone)]
+pub struct RunArgs {
+    /// Start from a run's config.toml (e.g. results/<run>/config.toml) to rerun it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Folder that receives the run folder results/<run-id>/.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub out: PathBuf,
+    /// Do not draw a progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+
+    /// Normalization in every norm slot of the model.
+    #[arg(long, value_enum, help_heading = "Run")]
+    pub norm: Option<NormKind>,
+    /// Text: transformer LM on padded sentences. Images: ResNet on Fashion-MNIST. [default: text]
+    #[arg(long, value_enum, help_heading = "Run")]
+    pub task: Option<Task>,
+    /// Training steps (optimizer updates). [default: 400]
+    #[arg(long, help_heading = "Run")]
+    pub steps: Option<usize>,
+    /// Seed of initialization, dropout and batch order. [default: 1]
+    #[arg(long, help_heading = "Run")]
+    pub seed: Option<u64>,
+    /// Compute backend: ndarray (CPU) or wgpu (GPU, needs a build with --features wgpu). [default: ndarray]
+    #[arg(long, value_enum, help_heading = "Run")]
+    pub backend: Option<BackendKind>,
+    /// GPU to use with --backend wgpu: 0 = the default adapter, N = the N-th discrete GPU.
+    #[arg(long, help_heading = "Run")]
+    pub device: Option<usize>,
+
+    /// One-sentence-per-line text file to train on instead of the shipped Austen corpus.
+    #[arg(long, value_name = "FILE", help_heading = "Data")]
+    pub corpus: Option<PathBuf>,
+    /// Longest input sequence in tokens; longer sentences are truncated (and counted). [default: 64]
+    #[arg(long, help_heading = "Data")]
+    pub max_len: Option<usize>,
+    /// Sentences (text) or images per batch. [default: 32]
+    #[arg(long, help_heading = "Data")]
+    pub batch_size: Option<usize>,
+    /// Text: batch by a padded-token budget (batch x time) instead of a sentence count.
+    #[arg(long, help_heading = "Data")]
+    pub max_tokens: Option<usize>,
+    /// Text: length-bucket sentences within pools of this many batches (0 = random batches). [default: 0]
+    #[arg(long, help_heading = "Data")]
+    pub bucket_pool: Option<usize>,
+    /// Vocabulary size cap, special tokens included. [default: 5000]
+    #[arg(long, help_heading = "Data")]
+    pub vocab_size: Option<usize>,
+    /// Keep case (the default lowercases the corpus).
+    #[arg(long, help_heading = "Data")]
+    pub keep_case: bool,
+
+    /// Model width. [default: 128]
+    #[arg(long, help_heading = "Model")]
+    pub d_model: Option<usize>,
+    /// Transformer blocks. [default: 2]
+    #[arg(long, help_heading = "Model")]
+    pub layers: Option<usize>,
+    /// Attention heads (also PowerNorm's GroupScaling groups). [default: 4]
+    #[arg(long, help_heading = "Model")]
+    pub heads: Option<usize>,
+    /// Feed-forward inner width. [default: 512]
+    #[arg(long, help_heading = "Model")]
+    pub d_ff: Option<usize>,
+    /// Dropout probability. [default: 0.1]
+    #[arg(long, help_heading = "Model")]
+    pub dropout: Option<f64>,
+    /// Pre-norm (x + f(norm(x)), final norm) or post-norm (norm(x + f(x))). [default: pre]
+    #[arg(long, value_enum, help_heading = "Model")]
+    pub norm_position: Option<NormPosition>,
+
+    /// Peak learning rate (after warm-up; inverse-sqrt decay after). [default: 0.001]
+    #[arg(long, help_heading = "Optimization")]
+    pub lr: Option<f64>,
+    /// Learning-rate warm-up steps. [default: 100]
+    #[arg(long, help_heading = "Optimization")]
+    pub warmup_steps: Option<usize>,
+    /// Global gradient-norm clip, 0 = off. [default: 1.0]
+    #[arg(long, help_heading = "Optimization")]
+    pub grad_clip: Option<f64>,
+
+    /// BatchNorm / PN-V running-statistics momentum. [default: 0.1]
+    #[arg(long, help_heading = "Norms")]
+    pub norm_momentum: Option<f64>,
+    /// PowerNorm warm-up steps (batch statistics before running ones). [default: --warmup-steps]
+    #[arg(long, help_heading = "Norms")]
+    pub pn_warmup: Option<usize>,
+    /// PowerNorm GroupScaling groups, 0 = off. [default: --heads]
+    #[arg(long, help_heading = "Norms")]
+    pub pn_groups: Option<usize>,
+    /// PowerNorm forward momentum of the running quadratic mean. [default: 0.9]
+    #[arg(long, help_heading = "Norms")]
+    pub pn_alpha_fwd: Option<f64>,
+    /// PowerNorm backward momentum of nu. [default: 0.9]
+    #[arg(long, help_heading = "Norms")]
+    pub pn_alpha_bkw: Option<f64>,
+    /// PowerNorm backward divisor: batch (authors' code) or running (paper's algorithm). [default: batch]
+    #[arg(long, value_enum, help_heading = "Norms")]
+    pub pn_backward_divisor: Option<BackwardDivisor>,
+
+    /// Evaluate on the validation split every N steps (and at the end). [default: 100]
+    #[arg(long, help_heading = "Logging")]
+    pub eval_every: Option<usize>,
+    /// Validation batches per evaluation, 0 = all. [default: 20]
+    #[arg(long, help_heading = "Logging")]
+    pub eval_batches: Option<usize>,
+    /// Switch the per-step batch-statistics probes off.
+    #[arg(long, help_heading = "Logging")]
+    pub no_probes: bool,
+}
+
+impl RunArgs {
+    /// The run configuration: defaults (or `--config`) with every given option applied.
+    pub fn to_config(&self) -> Result<RunConfig> {
+        let mut c = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                RunConfig::from_toml(&text, &path.display().to_string())?
+            }
+            None => RunConfig::default(),
+        };
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = &self.$field { c.$field = v.clone(); } )* };
+        }
+        set!(norm, task, steps, seed, backend, device, corpus, max_len, batch_size, vocab_size, d_model, layers,
+             heads, d_ff, dropout, norm_position, lr, warmup_steps, grad_clip, norm_momentum, pn_alpha_fwd,
+             pn_alpha_bkw, pn_backward_divisor, eval_every, eval_batches, bucket_pool);
+        if self.max_tokens.is_some() {
+            c.max_tokens = self.max_tokens;
+        }
+        if self.pn_warmup.is_some() {
+            c.pn_warmup = self.pn_warmup;
+        }
+        if self.pn_groups.is_some() {
+            c.pn_groups = self.pn_groups;
+        }
+        if self.keep_case {
+            c.lowercase = false;
+        }
+        if self.no_probes {
+            c.probes = false;
+        }
+        if c.task == Task::Images && self.batch_size.is_none() && self.config.is_none() {
+            c.batch_size = 128;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Creates `out/<id>` (or `out/<id>-2`, `-3`, ... if taken) atomically: two processes never
+/// get the same folder, and an earlier run is never overwritten.
+pub fn claim_fresh_dir(out: &Path, id: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create output folder {}", out.display()))?;
+    for n in 1.. {
+        let name = if n == 1 { id.to_string() } else { format!("{id}-{n}") };
+        let dir = out.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot create run folder {}", dir.display())),
+        }
+    }
+    unreachable!()
+}
+
+pub fn progress_bar(quiet: bool, prefix: String) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg} ({elapsed}, eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix);
+    bar
+}
+
+/// The stop flag that Ctrl-C and SIGTERM set; a second Ctrl-C exits at once.
+pub fn install_stop_handler() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(EXIT_INTERRUPTED);
+        }
+        eprintln!("ablate: stopping after the current step (Ctrl-C again to quit at once)");
+    });
+    stop
+}
+
+fn print_summary(s: &Summary, dir: &Path) {
+    println!("run {} : {:?} after {} of {} steps", s.run_id, s.status, s.steps_completed, s.steps_planned);
+    if let Some(l) = s.final_train_loss {
+        println!("  final training loss   {l:.4}");
+    }
+    if let Some(e) = &s.final_eval {
+        match (e.eval_ppl, e.eval_accuracy) {
+            (Some(ppl), _) => println!(
+                "  validation loss       {:.4} (perplexity {:.1}); training-mode {:.4} (perplexity {:.1})",
+                e.eval_loss,
+                ppl,
+                e.train_mode_loss,
+                e.train_mode_ppl.unwrap_or(f64::NAN)
+            ),
+            (_, Some(acc)) => println!(
+                "  validation loss       {:.4}, accuracy {:.2} %; training-mode accuracy {:.2} %",
+                e.eval_loss,
+                acc * 100.0,
+                e.train_mode_accuracy.unwrap_or(f64::NAN) * 100.0
+            ),
+            _ => {}
+        }
+    }
+    if let Some(u) = s.unigram_valid_loss {
+        println!("  unigram baseline      {u:.4} (perplexity {:.1})", u.exp());
+    }
+    if let (Some(ms), Some(tps)) = (s.median_step_ms, s.tokens_per_s) {
+        let unit = if s.task == "text" { "tokens" } else { "images" };
+        println!("  speed                 {ms:.0} ms/step (median, second half), {tps:.0} {unit}/s");
+    }
+    if let Some(d) = &s.divergence {
+        println!(
+            "  diverged at step {}: non-finite {}{}",
+            d.step,
+            d.quantity,
+            d.layer.as_ref().map(|l| format!(" in {l}")).unwrap_or_default()
+        );
+    }
+    println!("  results in            {}", dir.display());
+}
+
+/// Exit code for a finished run's status.
+pub fn exit_code(status: RunStatus) -> i32 {
+    match status {
+        RunStatus::Finished => 0,
+        RunStatus::Diverged => EXIT_DIVERGED,
+        RunStatus::Interrupted => EXIT_INTERRUPTED,
+        RunStatus::Running | RunStatus::Failed => 1,
+    }
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn main_with(cli: Cli) -> Result<i32> {
+    match cli.command {
+        None => {
+            let config = cli.run.to_config()?;
+            let dir = claim_fresh_dir(&cli.run.out, &config.id())?;
+            let stop = install_stop_handler();
+            let progress = progress_bar(cli.run.quiet, format!("{}/{}", config.task.name(), config.norm.name()));
+            eprintln!("ablate: training {} with {} norm -> {}", config.task.name(), config.norm.name(), dir.display());
+            let summary = train::run(&config, &dir, &RunControl { progress: progress.clone(), stop })?;
+            progress.finish_and_clear();
+            print_summary(&summary, &dir);
+            Ok(exit_code(summary.status))
+        }
+        Some(command) => match command {},
+    }
+}
+
+/// Turns a clap error into one line: the message and any tip, without usage boilerplate.
+pub fn clap_error_line(e: &clap::Error) -> String {
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}

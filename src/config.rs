@@ -1,0 +1,322 @@
+//! The configuration of one run: everything needed to reproduce it. Written to
+//! `results/<run-id>/config.toml`; experiment files set the same keys.
+
+use crate::model::{CnnConfig, LmConfig, NormPosition};
+use crate::norm::{BackwardDivisor, NormConfig, NormKind, PowerConfig};
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// What is trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Task {
+    /// Transformer language model on padded variable-length sentences.
+    Text,
+    /// Small ResNet on Fashion-MNIST (the vision contrast).
+    Images,
+}
+
+impl Task {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Task::Text => "text",
+            Task::Images => "images",
+        }
+    }
+}
+
+/// Which Burn backend computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    /// CPU, burn-ndarray (the default build).
+    Ndarray,
+    /// GPU through burn-wgpu (build with `--features wgpu`).
+    Wgpu,
+}
+
+impl BackendKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            BackendKind::Ndarray => "ndarray",
+            BackendKind::Wgpu => "wgpu",
+        }
+    }
+}
+
+/// Default corpus and image files, relative to the working directory (the repository root).
+pub const DEFAULT_CORPUS: &str = "data/austen.sents.txt";
+pub const DEFAULT_IMAGES: &str = "data/t10k-images-idx3-ubyte.gz";
+pub const DEFAULT_LABELS: &str = "data/t10k-labels-idx1-ubyte.gz";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    pub task: Task,
+    pub norm: NormKind,
+    pub backend: BackendKind,
+    /// GPU index for the wgpu backend (0: the default adapter).
+    pub device: usize,
+    pub seed: u64,
+    pub steps: usize,
+
+    // ---- data
+    /// One-sentence-per-line text file (words separated by spaces).
+    pub corpus: PathBuf,
+    pub images: PathBuf,
+    pub labels: PathBuf,
+    pub lowercase: bool,
+    /// Vocabulary cap, special tokens included.
+    pub vocab_size: usize,
+    /// Longest input sequence in tokens; longer sentences are truncated.
+    pub max_len: usize,
+    /// Sentences (text) or images per batch.
+    pub batch_size: usize,
+    /// Text: padded-token budget per batch instead of a sentence count.
+    pub max_tokens: Option<usize>,
+    /// Text: 0 = random batches; k > 0 = length-bucketed within pools of k batches.
+    pub bucket_pool: usize,
+
+    // ---- model
+    pub d_model: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub d_ff: usize,
+    pub dropout: f64,
+    pub norm_position: NormPosition,
+    pub tie_embeddings: bool,
+    pub embed_scale: bool,
+    /// Images: channels of the stem and each stage.
+    pub cnn_channels: Vec<usize>,
+
+    // ---- norms
+    pub norm_eps: f64,
+    /// BatchNorm / PN-V running-statistics momentum.
+    pub norm_momentum: f64,
+    pub pn_alpha_fwd: f64,
+    pub pn_alpha_bkw: f64,
+    /// PowerNorm warm-up steps (default: the learning-rate warm-up).
+    pub pn_warmup: Option<usize>,
+    /// GroupScaling groups (default: the number of heads; 0: off).
+    pub pn_groups: Option<usize>,
+    pub pn_backward_divisor: BackwardDivisor,
+
+    // ---- optimization
+    /// Peak learning rate (reached at the end of warm-up, then inverse-sqrt decay).
+    pub lr: f64,
+    pub warmup_steps: usize,
+    pub adam_beta1: f64,
+    pub adam_beta2: f64,
+    pub adam_eps: f64,
+    /// Global gradient-norm clip (0: off).
+    pub grad_clip: f64,
+
+    // ---- evaluation and logging
+    pub eval_every: usize,
+    /// Validation batches per evaluation (0: the whole split).
+    pub eval_batches: usize,
+    /// Per-layer batch-statistics probes every step.
+    pub probes: bool,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            task: Task::Text,
+            norm: NormKind::Layer,
+            backend: BackendKind::Ndarray,
+            device: 0,
+            seed: 1,
+            steps: 400,
+            corpus: DEFAULT_CORPUS.into(),
+            images: DEFAULT_IMAGES.into(),
+            labels: DEFAULT_LABELS.into(),
+            lowercase: true,
+            vocab_size: 5000,
+            max_len: 64,
+            batch_size: 32,
+            max_tokens: None,
+            bucket_pool: 0,
+            d_model: 128,
+            layers: 2,
+            heads: 4,
+            d_ff: 512,
+            dropout: 0.1,
+            norm_position: NormPosition::Pre,
+            tie_embeddings: true,
+            embed_scale: true,
+            cnn_channels: vec![16, 32, 64],
+            norm_eps: 1e-5,
+            norm_momentum: 0.1,
+            pn_alpha_fwd: 0.9,
+            pn_alpha_bkw: 0.9,
+            pn_warmup: None,
+            pn_groups: None,
+            pn_backward_divisor: BackwardDivisor::Batch,
+            lr: 1e-3,
+            warmup_steps: 100,
+            adam_beta1: 0.9,
+            adam_beta2: 0.98,
+            adam_eps: 1e-8,
+            grad_clip: 1.0,
+            eval_every: 100,
+            eval_batches: 20,
+            probes: true,
+        }
+    }
+}
+
+fn positive(name: &str, v: usize) -> Result<()> {
+    if v == 0 {
+        bail!("{name} must be at least 1 (got 0)");
+    }
+    Ok(())
+}
+
+fn in_range(name: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
+    if !(v.is_finite() && v >= lo && v <= hi) {
+        bail!("{name} must be within [{lo}, {hi}] (got {v})");
+    }
+    Ok(())
+}
+
+impl RunConfig {
+    /// Checks every setting; the message names the option.
+    pub fn validate(&self) -> Result<()> {
+        positive("steps", self.steps)?;
+        positive("max-len", self.max_len)?;
+        positive("batch-size", self.batch_size)?;
+        positive("d-model", self.d_model)?;
+        positive("layers", self.layers)?;
+        positive("heads", self.heads)?;
+        positive("d-ff", self.d_ff)?;
+        positive("eval-every", self.eval_every)?;
+        if self.d_model % self.heads != 0 {
+            bail!("heads ({}) must divide d-model ({})", self.heads, self.d_model);
+        }
+        if self.vocab_size <= crate::data::vocab::SPECIALS.len() {
+            bail!("vocab-size must exceed the {} special tokens (got {})", crate::data::vocab::SPECIALS.len(), self.vocab_size);
+        }
+        if let Some(t) = self.max_tokens {
+            if t < self.max_len {
+                bail!("max-tokens ({t}) must be at least max-len ({}) so a full-length sentence fits", self.max_len);
+            }
+        }
+        in_range("dropout", self.dropout, 0.0, 0.999)?;
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            bail!("lr must be a positive number (got {})", self.lr);
+        }
+        in_range("adam-beta1", self.adam_beta1, 0.0, 0.999999)?;
+        in_range("adam-beta2", self.adam_beta2, 0.0, 0.999999)?;
+        in_range("grad-clip", self.grad_clip, 0.0, f64::MAX)?;
+        if self.cnn_channels.is_empty() || self.cnn_channels.contains(&0) {
+            bail!("cnn-channels must list at least one positive channel count");
+        }
+        let widths: Vec<usize> = match self.task {
+            Task::Text => vec![self.d_model],
+            Task::Images => self.cnn_channels.clone(),
+        };
+        for d in widths {
+            self.norm_config().validate(d)?;
+        }
+        Ok(())
+    }
+
+    pub fn norm_config(&self) -> NormConfig {
+        NormConfig {
+            kind: self.norm,
+            eps: self.norm_eps,
+            momentum: self.norm_momentum,
+            power: PowerConfig {
+                alpha_fwd: self.pn_alpha_fwd,
+                alpha_bkw: self.pn_alpha_bkw,
+                warmup: self.pn_warmup.unwrap_or(self.warmup_steps),
+                groups: self.pn_groups.unwrap_or(self.heads),
+                backward_divisor: self.pn_backward_divisor,
+            },
+        }
+    }
+
+    pub fn lm_config(&self, vocab: usize) -> LmConfig {
+        LmConfig {
+            vocab,
+            max_len: self.max_len,
+            d_model: self.d_model,
+            layers: self.layers,
+            heads: self.heads,
+            d_ff: self.d_ff,
+            dropout: self.dropout,
+            norm_position: self.norm_position,
+            tie_embeddings: self.tie_embeddings,
+            embed_scale: self.embed_scale,
+        }
+    }
+
+    pub fn cnn_config(&self) -> CnnConfig {
+        CnnConfig { channels: self.cnn_channels.clone(), classes: 10 }
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a run config always serializes")
+    }
+
+    /// Parses a config file's text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", one_line(&e.to_string())))
+    }
+
+    /// Stable identity: the same configuration always gets the same id.
+    pub fn id(&self) -> String {
+        format!("{}-{}-s{}-{:08x}", self.task.name(), self.norm.name(), self.seed, fnv1a(self.to_toml().as_bytes()) as u32)
+    }
+}
+
+/// FNV-1a 64-bit: a stable hash for run identities (std's hasher may change between releases).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// toml's errors span several lines (with a source excerpt); keep the gist on one line.
+pub fn one_line(msg: &str) -> String {
+    msg.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' ')).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_round_trips_through_toml_and_id_is_stable() {
+        let mut c = RunConfig { norm: NormKind::Power, pn_groups: Some(2), ..Default::default() };
+        let back = RunConfig::from_toml(&c.to_toml(), "test").unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.id(), c.id());
+        c.seed = 2;
+        assert_ne!(back.id(), c.id());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() {
+        let err = RunConfig::from_toml("nrom = \"batch\"\n", "x.toml").unwrap_err().to_string();
+        assert!(err.contains("x.toml") && err.contains("nrom"), "{err}");
+        let err = RunConfig::from_toml("norm = \"btach\"\n", "x.toml").unwrap_err().to_string();
+        assert!(err.contains("btach"), "{err}");
+        for bad in [
+            RunConfig { steps: 0, ..Default::default() },
+            RunConfig { max_len: 0, ..Default::default() },
+            RunConfig { heads: 3, ..Default::default() },
+            RunConfig { norm: NormKind::Power, pn_groups: Some(3), ..Default::default() },
+            RunConfig { norm_momentum: -0.1, ..Default::default() },
+            RunConfig { norm: NormKind::Power, pn_alpha_bkw: 1.5, ..Default::default() },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+        RunConfig::default().validate().unwrap();
+    }
+}

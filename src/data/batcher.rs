@@ -1,0 +1,320 @@
+//! Padded `[batch, time]` batches of token ids with a padding mask.
+//!
+//! Padding is one of the variables this tool studies, so every batch reports its padding
+//! fraction, and the batch composition is controlled: by sentence count or by a padded-token
+//! budget, with sentences in random order or length-bucketed within a pool of batches.
+
+use super::vocab::{Vocab, PAD};
+use super::corpus::Sentence;
+use anyhow::{bail, Result};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+/// How sentences are grouped into batches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchPlan {
+    /// Sentences per batch (used when `max_tokens` is `None`).
+    pub sentences: usize,
+    /// Padded-token budget per batch (`batch * time <= max_tokens`), fairseq-style.
+    pub max_tokens: Option<usize>,
+    /// 0: random order. k > 0: sort sentences by length within pools of k batches, then
+    /// shuffle the batches (less padding, as fairseq's length bucketing does).
+    pub bucket_pool: usize,
+    /// Longest input sequence; longer sentences are truncated (and counted).
+    pub max_len: usize,
+}
+
+/// One encoded sentence: model inputs and next-token targets, already truncated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    pub inputs: Vec<usize>,
+    pub targets: Vec<usize>,
+}
+
+/// Encoded split plus how many of its sentences were truncated to `max_len`.
+#[derive(Debug, Clone)]
+pub struct EncodedSplit {
+    pub examples: Vec<Example>,
+    pub truncated: usize,
+}
+
+/// Encodes `<bos> w.. <eos>` and cuts it into inputs (all but last) and targets (all but
+/// first), keeping at most `max_len` positions.
+pub fn encode_split(sentences: &[Sentence], vocab: &Vocab, max_len: usize) -> Result<EncodedSplit> {
+    if max_len == 0 {
+        bail!("max length must be at least 1 token (got 0)");
+    }
+    let mut truncated = 0;
+    let examples = sentences
+        .iter()
+        .map(|s| {
+            let ids = vocab.encode(s);
+            let mut inputs = ids[..ids.len() - 1].to_vec();
+            let mut targets = ids[1..].to_vec();
+            if inputs.len() > max_len {
+                truncated += 1;
+                inputs.truncate(max_len);
+                targets.truncate(max_len);
+            }
+            Example { inputs, targets }
+        })
+        .collect();
+    Ok(EncodedSplit { examples, truncated })
+}
+
+/// A padded batch on the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextBatch {
+    pub batch: usize,
+    pub time: usize,
+    /// `[batch * time]`, row-major, `PAD` at padded positions.
+    pub inputs: Vec<usize>,
+    pub targets: Vec<usize>,
+    /// `true` at real (non-pad) positions.
+    pub real: Vec<bool>,
+}
+
+impl TextBatch {
+    pub fn from_examples(examples: &[&Example]) -> Self {
+        let batch = examples.len();
+        let time = examples.iter().map(|e| e.inputs.len()).max().unwrap_or(0);
+        let mut inputs = vec![PAD; batch * time];
+        let mut targets = vec![PAD; batch * time];
+        let mut real = vec![false; batch * time];
+        for (b, e) in examples.iter().enumerate() {
+            for (t, (&i, &o)) in e.inputs.iter().zip(&e.targets).enumerate() {
+                inputs[b * time + t] = i;
+                targets[b * time + t] = o;
+                real[b * time + t] = true;
+            }
+        }
+        Self { batch, time, inputs, targets, real }
+    }
+
+    /// Real (non-pad) tokens in the batch.
+    pub fn real_tokens(&self) -> usize {
+        self.real.iter().filter(|&&r| r).count()
+    }
+
+    /// Share of the `batch x time` positions that are padding.
+    pub fn padding_fraction(&self) -> f64 {
+        1.0 - self.real_tokens() as f64 / (self.batch * self.time).max(1) as f64
+    }
+
+    /// Moves the batch to a device in the forms the model needs.
+    pub fn to_device(&self, device: &Device) -> TextTensors {
+        let (b, t) = (self.batch, self.time);
+        let ints = |v: &[usize]| v.iter().map(|&x| x as i64).collect::<Vec<_>>();
+        let real_index: Vec<i64> =
+            self.real.iter().enumerate().filter(|(_, &r)| r).map(|(i, _)| i as i64).collect();
+        let real_targets: Vec<i64> = real_index.iter().map(|&i| self.targets[i as usize] as i64).collect();
+        let n_real = real_index.len();
+        let mask: Vec<f32> = self.real.iter().map(|&r| if r { 1.0 } else { 0.0 }).collect();
+        let pad: Vec<bool> = self.real.iter().map(|&r| !r).collect();
+        TextTensors {
+            inputs: Tensor::from_data(TensorData::new(ints(&self.inputs), [b, t]), device),
+            real_index: Tensor::from_data(TensorData::new(real_index, [n_real]), device),
+            real_targets: Tensor::from_data(TensorData::new(real_targets, [n_real]), device),
+            mask: Tensor::from_data(TensorData::new(mask, [b, t, 1]), device),
+            pad_mask: Tensor::from_data(TensorData::new(pad, [b, t]), device),
+            n_real,
+        }
+    }
+}
+
+/// A batch on the device.
+#[derive(Debug, Clone)]
+pub struct TextTensors {
+    /// `[batch, time]` token ids.
+    pub inputs: Tensor<2, Int>,
+    /// Flat indices (into `batch * time`) of the real positions, in row-major order.
+    pub real_index: Tensor<1, Int>,
+    /// Targets at the real positions, aligned with `real_index`.
+    pub real_targets: Tensor<1, Int>,
+    /// `[batch, time, 1]`: 1.0 at real tokens, 0.0 at padding (what norms use).
+    pub mask: Tensor<3>,
+    /// `[batch, time]`: `true` at padding (what attention uses).
+    pub pad_mask: Tensor<2, Bool>,
+    pub n_real: usize,
+}
+
+impl BatchPlan {
+    pub fn validate(&self) -> Result<()> {
+        if self.max_len == 0 {
+            bail!("max length must be at least 1 token (got 0)");
+        }
+        match self.max_tokens {
+            Some(budget) if budget < self.max_len => bail!(
+                "token budget {budget} is smaller than the max length {}: no full-length sentence would fit in a batch",
+                self.max_len
+            ),
+            None if self.sentences == 0 => bail!("batch size must be at least 1 sentence (got 0)"),
+            _ => Ok(()),
+        }
+    }
+
+    /// Cuts `order` (indices into `examples`) into batches.
+    fn cut(&self, examples: &[Example], order: &[usize]) -> Vec<Vec<usize>> {
+        match self.max_tokens {
+            None => order.chunks(self.sentences).map(|c| c.to_vec()).collect(),
+            Some(budget) => {
+                let mut batches = Vec::new();
+                let mut current: Vec<usize> = Vec::new();
+                let mut longest = 0;
+                for &i in order {
+                    let len = examples[i].inputs.len();
+                    let new_longest = longest.max(len);
+                    if !current.is_empty() && (current.len() + 1) * new_longest > budget {
+                        batches.push(std::mem::take(&mut current));
+                        longest = 0;
+                    }
+                    longest = longest.max(len);
+                    current.push(i);
+                }
+                if !current.is_empty() {
+                    batches.push(current);
+                }
+                batches
+            }
+        }
+    }
+
+    /// Batches of one pass over `examples`. `rng = None`: file order (evaluation);
+    /// otherwise shuffled (and bucketed if configured).
+    pub fn epoch(&self, examples: &[Example], rng: Option<&mut StdRng>) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..examples.len()).collect();
+        let Some(rng) = rng else {
+            return self.cut(examples, &order);
+        };
+        order.shuffle(rng);
+        if self.bucket_pool == 0 {
+            return self.cut(examples, &order);
+        }
+        let pool = self.bucket_pool * self.max_tokens.map(|t| t / self.max_len).unwrap_or(self.sentences).max(1);
+        let mut batches = Vec::new();
+        for chunk in order.chunks_mut(pool) {
+            chunk.sort_by_key(|&i| examples[i].inputs.len());
+            batches.extend(self.cut(examples, chunk));
+        }
+        batches.shuffle(rng);
+        batches
+    }
+}
+
+/// Endless shuffled training batches: epoch after epoch, reshuffled with a seeded RNG.
+pub struct TrainBatches<'a> {
+    examples: &'a [Example],
+    plan: BatchPlan,
+    rng: StdRng,
+    queue: std::vec::IntoIter<Vec<usize>>,
+    pub epoch: usize,
+}
+
+impl<'a> TrainBatches<'a> {
+    pub fn new(examples: &'a [Example], plan: BatchPlan, seed: u64) -> Self {
+        Self { examples, plan, rng: StdRng::seed_from_u64(seed), queue: Vec::new().into_iter(), epoch: 0 }
+    }
+}
+
+impl Iterator for TrainBatches<'_> {
+    type Item = TextBatch;
+    fn next(&mut self) -> Option<TextBatch> {
+        if self.examples.is_empty() {
+            return None;
+        }
+        loop {
+            if let Some(idx) = self.queue.next() {
+                let ex: Vec<&Example> = idx.iter().map(|&i| &self.examples[i]).collect();
+                return Some(TextBatch::from_examples(&ex));
+            }
+            self.epoch += 1;
+            self.queue = self.plan.epoch(self.examples, Some(&mut self.rng)).into_iter();
+        }
+    }
+}
+
+/// Evaluation batches in file order (deterministic), at most `limit` of them (0: all).
+pub fn eval_batches(examples: &[Example], plan: &BatchPlan, limit: usize) -> Vec<TextBatch> {
+    let batches = plan.epoch(examples, None);
+    let take = if limit == 0 { batches.len() } else { limit.min(batches.len()) };
+    batches[..take]
+        .iter()
+        .map(|idx| TextBatch::from_examples(&idx.iter().map(|&i| &examples[i]).collect::<Vec<_>>()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(len: usize) -> Example {
+        Example { inputs: (10..10 + len).collect(), targets: (11..11 + len).collect() }
+    }
+
+    #[test]
+    fn padding_and_mask_layout() {
+        let a = example(3);
+        let b = example(1);
+        let batch = TextBatch::from_examples(&[&a, &b]);
+        assert_eq!((batch.batch, batch.time), (2, 3));
+        assert_eq!(batch.inputs, vec![10, 11, 12, 10, PAD, PAD]);
+        assert_eq!(batch.targets, vec![11, 12, 13, 11, PAD, PAD]);
+        assert_eq!(batch.real, vec![true, true, true, true, false, false]);
+        assert_eq!(batch.real_tokens(), 4);
+        assert!((batch.padding_fraction() - 2.0 / 6.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn truncation_is_counted() {
+        let vocab = Vocab::build(&[vec!["a".into(), "b".into()]], 10).unwrap();
+        let sents = vec![vec!["a".to_string(); 5], vec!["b".to_string()]];
+        let enc = encode_split(&sents, &vocab, 4).unwrap();
+        assert_eq!(enc.truncated, 1);
+        assert_eq!(enc.examples[0].inputs.len(), 4);
+        assert_eq!(enc.examples[1].inputs.len(), 2); // <bos> b
+        assert!(encode_split(&sents, &vocab, 0).is_err());
+    }
+
+    #[test]
+    fn token_budget_is_respected_and_every_example_used_once() {
+        let examples: Vec<Example> = (1..=40).map(|i| example(i % 13 + 1)).collect();
+        for bucket_pool in [0, 4] {
+            let plan = BatchPlan { sentences: 0, max_tokens: Some(40), bucket_pool, max_len: 13 };
+            let mut rng = StdRng::seed_from_u64(7);
+            let batches = plan.epoch(&examples, Some(&mut rng));
+            let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+            seen.sort();
+            assert_eq!(seen, (0..40).collect::<Vec<_>>());
+            for b in &batches {
+                let longest = b.iter().map(|&i| examples[i].inputs.len()).max().unwrap();
+                assert!(b.len() * longest <= 40);
+            }
+        }
+    }
+
+    #[test]
+    fn bucketing_reduces_padding() {
+        let examples: Vec<Example> = (0..512).map(|i| example((i * 37) % 50 + 1)).collect();
+        let pad = |bucket_pool| {
+            let plan = BatchPlan { sentences: 16, max_tokens: None, bucket_pool, max_len: 50 };
+            let mut it = TrainBatches::new(&examples, plan, 3);
+            let bs: Vec<TextBatch> = (0..32).map(|_| it.next().unwrap()).collect();
+            bs.iter().map(|b| b.padding_fraction()).sum::<f64>() / bs.len() as f64
+        };
+        let (random, bucketed) = (pad(0), pad(8));
+        assert!(bucketed < random / 2.0, "bucketed {bucketed} vs random {random}");
+    }
+
+    #[test]
+    fn same_seed_same_batches() {
+        let examples: Vec<Example> = (0..100).map(|i| example(i % 9 + 1)).collect();
+        let plan = BatchPlan { sentences: 8, max_tokens: None, bucket_pool: 0, max_len: 9 };
+        let a: Vec<_> = TrainBatches::new(&examples, plan, 5).take(30).collect();
+        let b: Vec<_> = TrainBatches::new(&examples, plan, 5).take(30).collect();
+        let c: Vec<_> = TrainBatches::new(&examples, plan, 6).take(30).collect();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+}

@@ -1,0 +1,100 @@
+//! BatchNorm on token data: per feature over batch x time positions.
+//!
+//! `masked = false` takes statistics over every position, padding included: what an
+//! off-the-shelf BatchNorm does to padded text. `masked = true` uses real tokens only.
+//! Variance is biased (divide by N) for normalization and for the running estimate.
+
+use super::{per_feature, BatchStats, GradStats, Norm, NormCtx, StatKind};
+use burn::module::{Module, Param, RunningState};
+use burn::tensor::{Device, Gradients, Tensor};
+
+#[derive(Module, Debug)]
+pub struct BatchNorm {
+    pub gamma: Param<Tensor<1>>,
+    pub beta: Param<Tensor<1>>,
+    pub running_mean: RunningState<Tensor<1>>,
+    pub running_var: RunningState<Tensor<1>>,
+    pub eps: f64,
+    pub momentum: f64,
+    pub masked: bool,
+}
+
+impl BatchNorm {
+    pub fn new(d: usize, eps: f64, momentum: f64, masked: bool, device: &Device) -> Self {
+        Self {
+            gamma: Param::from_tensor(Tensor::ones([d], device)),
+            beta: Param::from_tensor(Tensor::zeros([d], device)),
+            running_mean: RunningState::new(Tensor::zeros([d], device)),
+            running_var: RunningState::new(Tensor::ones([d], device)),
+            eps,
+            momentum,
+            masked,
+        }
+    }
+
+    /// `gamma * (x - mean) / sqrt(var + eps) + beta`, for any statistics (also used by tests
+    /// to differentiate with respect to injected statistics).
+    pub fn apply(&self, x: Tensor<3>, mean: Tensor<1>, var: Tensor<1>) -> Tensor<3> {
+        let scale = per_feature(self.gamma.val() / var.add_scalar(self.eps).sqrt());
+        (x - per_feature(mean)) * scale + per_feature(self.beta.val())
+    }
+
+    /// Batch mean and biased variance, over real tokens (masked) or all positions.
+    pub fn batch_statistics(&self, x: Tensor<3>, ctx: &NormCtx) -> (Tensor<1>, Tensor<1>) {
+        if self.masked {
+            let mean = super::masked_feature_mean(x.clone(), ctx);
+            let centered = x - per_feature(mean.clone());
+            let var = super::masked_feature_mean(centered.square(), ctx);
+            (mean, var)
+        } else {
+            let mean = super::feature_mean(x.clone());
+            let var = super::feature_mean((x - per_feature(mean.clone())).square());
+            (mean, var)
+        }
+    }
+}
+
+impl Norm for BatchNorm {
+    fn forward(&self, x: Tensor<3>, ctx: &NormCtx) -> (Tensor<3>, Option<BatchStats>) {
+        let device = x.device();
+        let running_mean = self.running_mean.value_sync().to_device(&device);
+        let running_var = self.running_var.value_sync().to_device(&device);
+        if !ctx.training {
+            return (self.apply(x, running_mean, running_var), None);
+        }
+        let (mean, var) = self.batch_statistics(x.clone(), ctx);
+        let (mean_d, var_d) = (mean.clone().detach(), var.clone().detach());
+        if ctx.update_running {
+            let m = self.momentum;
+            self.running_mean
+                .update((running_mean.clone().mul_scalar(1.0 - m) + mean_d.clone().mul_scalar(m)).detach());
+            self.running_var
+                .update((running_var.clone().mul_scalar(1.0 - m) + var_d.clone().mul_scalar(m)).detach());
+        }
+        let y = self.apply(x, mean, var);
+        let stats = BatchStats {
+            kind: StatKind::Variance,
+            mean: Some(mean_d.inner()),
+            second: var_d.inner(),
+            running_mean: Some(running_mean.inner()),
+            running_second: running_var.inner(),
+            power: None,
+        };
+        (y, Some(stats))
+    }
+
+    /// With `g = gamma * dL/dy`, `xhat = (x - mu)/sqrt(var + eps)` at every position:
+    /// `dL/dvar = -sum(g xhat) / (2 (var + eps)) = -gamma dgamma / (2 (var + eps))` and
+    /// `dL/dmu = -sum(g) / sqrt(var + eps) = -gamma dbeta / sqrt(var + eps)` (the variance's
+    /// own dependence on mu has zero derivative).
+    fn after_backward(&self, grads: &Gradients, stats: &BatchStats, _ctx: &NormCtx) -> Option<GradStats> {
+        let gamma = self.gamma.val();
+        let dgamma = gamma.grad(grads)?;
+        let dbeta = self.beta.val().grad(grads)?;
+        let gamma = gamma.inner();
+        let var_eps = stats.second.clone().add_scalar(self.eps);
+        let d_second = (gamma.clone() * dgamma).div(var_eps.clone()).mul_scalar(-0.5);
+        let d_mean = (gamma * dbeta).div(var_eps.sqrt()).neg();
+        Some(GradStats { d_mean: Some(d_mean), d_second: Some(d_second), power: None })
+    }
+}

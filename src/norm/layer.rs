@@ -1,0 +1,31 @@
+//! LayerNorm: per token, mean and variance over the features, gain and bias.
+
+use super::{BatchStats, Norm, NormCtx};
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor};
+
+#[derive(Module, Debug)]
+pub struct LayerNorm {
+    pub gamma: Param<Tensor<1>>,
+    pub beta: Param<Tensor<1>>,
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    pub fn new(d: usize, eps: f64, device: &Device) -> Self {
+        Self {
+            gamma: Param::from_tensor(Tensor::ones([d], device)),
+            beta: Param::from_tensor(Tensor::zeros([d], device)),
+            eps,
+        }
+    }
+}
+
+impl Norm for LayerNorm {
+    fn forward(&self, x: Tensor<3>, _ctx: &NormCtx) -> (Tensor<3>, Option<BatchStats>) {
+        let (var, mean) = x.clone().var_mean_bias(2);
+        let z = (x - mean) / var.add_scalar(self.eps).sqrt();
+        let y = z * super::per_feature(self.gamma.val()) + super::per_feature(self.beta.val());
+        (y, None)
+    }
+}

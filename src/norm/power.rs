@@ -1,0 +1,167 @@
+//! PowerNorm (Shen et al., ICML 2020) as the authors' code (`MaskPowerNorm`) runs it.
+//!
+//! Per feature, with `psi2_B = mean(x^2)` over real tokens:
+//! - optional GroupScaling first: each token's features split into `groups` groups, each
+//!   divided by `sqrt(mean of its squares + 1e-5)` (no parameters; training and evaluation);
+//! - forward: during warm-up (`step <= warmup`) `z = x / sqrt(psi2_B + eps)`; after it
+//!   `z = x / sqrt(running + eps)` with the running value from before this step's update;
+//!   `y = gamma * z + beta`;
+//! - running update: while `step < warmup` a cumulative average
+//!   `r = r (step-1)/step + psi2_B/step`; then always `r = a_fwd r + (1-a_fwd) psi2_B`;
+//! - backward (custom, [`super::power_op`]): `a = g - nu z`, `dx = a / sqrt(psi2_B + eps)`
+//!   (the code; `BackwardDivisor::Running` divides by the running value as the paper's
+//!   algorithm does), and `nu <- nu + (1-a_bkw) (Lambda - nu Gamma)` with
+//!   `Gamma = mean(z^2)`, `Lambda = mean(g z)` over all positions. The code keeps
+//!   `ema_gz` with `nu = (1-a_bkw) ema_gz`; the numbers are identical.
+//! - evaluation: `y = gamma x / sqrt(running + eps) + beta`, nothing updated.
+
+use super::stats::PowerGrad;
+use super::{per_feature, BatchStats, GradStats, Norm, NormCtx, PowerStats, StatKind};
+use anyhow::{bail, Result};
+use burn::module::{Module, Param, RunningState};
+use burn::tensor::{Device, Gradients, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// GroupScaling's own epsilon, fixed in the authors' code.
+pub const GROUP_SCALING_EPS: f64 = 1e-5;
+
+/// What the approximate backward pass divides by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackwardDivisor {
+    /// `sqrt(psi2_B + eps)`, the batch statistic (the authors' code).
+    Batch,
+    /// `sqrt(running + eps)`, the running statistic (the paper's Algorithm 1).
+    Running,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PowerConfig {
+    /// Forward momentum of the running quadratic mean (paper: 0.9).
+    pub alpha_fwd: f64,
+    /// Backward momentum of `nu` (paper: 0.9).
+    pub alpha_bkw: f64,
+    /// Steps normalized by batch statistics before switching to running ones.
+    pub warmup: usize,
+    /// GroupScaling groups (the number of attention heads by default); 0 switches it off.
+    pub groups: usize,
+    pub backward_divisor: BackwardDivisor,
+}
+
+impl PowerConfig {
+    pub fn validate(&self, d: usize) -> Result<()> {
+        for (name, a) in [("pn-alpha-fwd", self.alpha_fwd), ("pn-alpha-bkw", self.alpha_bkw)] {
+            if !(a.is_finite() && (0.0..=1.0).contains(&a)) {
+                bail!("{name} must be within [0, 1] (got {a})");
+            }
+        }
+        if self.groups > 0 && d % self.groups != 0 {
+            bail!("PowerNorm groups ({}) must divide the model width d = {d}", self.groups);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct PowerNorm {
+    pub gamma: Param<Tensor<1>>,
+    pub beta: Param<Tensor<1>>,
+    pub running_psi2: RunningState<Tensor<1>>,
+    pub nu: RunningState<Tensor<1>>,
+    pub eps: f64,
+    #[module(skip)]
+    pub config: PowerConfig,
+}
+
+impl PowerNorm {
+    pub fn new(d: usize, eps: f64, config: PowerConfig, device: &Device) -> Self {
+        Self {
+            gamma: Param::from_tensor(Tensor::ones([d], device)),
+            beta: Param::from_tensor(Tensor::zeros([d], device)),
+            running_psi2: RunningState::new(Tensor::ones([d], device)),
+            nu: RunningState::new(Tensor::zeros([d], device)),
+            eps,
+            config,
+        }
+    }
+
+    /// GroupScaling: divide each group of `d / groups` features of a token by its RMS.
+    pub fn group_scale(&self, x: Tensor<3>) -> Tensor<3> {
+        let g = self.config.groups;
+        if g == 0 {
+            return x;
+        }
+        let [b, t, d] = x.dims();
+        let grouped = x.reshape([b, t, g, d / g]);
+        let ms = grouped.clone().square().mean_dim(3);
+        (grouped / ms.add_scalar(GROUP_SCALING_EPS).sqrt()).reshape([b, t, d])
+    }
+
+    fn inv_sqrt(&self, v: Tensor<1>) -> Tensor<3> {
+        per_feature(v.add_scalar(self.eps).sqrt().recip())
+    }
+}
+
+impl Norm for PowerNorm {
+    fn forward(&self, x: Tensor<3>, ctx: &NormCtx) -> (Tensor<3>, Option<BatchStats>) {
+        let x = self.group_scale(x);
+        let running = self.running_psi2.value_sync().to_device(&x.device());
+        let gamma = per_feature(self.gamma.val());
+        let beta = per_feature(self.beta.val());
+        if !ctx.training {
+            return (x * self.inv_sqrt(running) * gamma + beta, None);
+        }
+        // The statistic is a constant of the step: the approximate backward ignores it.
+        let psi2 = super::masked_feature_mean(x.clone().detach().square(), ctx).detach();
+        let warmup = ctx.step <= self.config.warmup;
+        let s_fwd = self.inv_sqrt(if warmup { psi2.clone() } else { running.clone() });
+        let s_bwd = self.inv_sqrt(match self.config.backward_divisor {
+            BackwardDivisor::Batch => psi2.clone(),
+            BackwardDivisor::Running => running.clone(),
+        });
+        let nu = self.nu.value_sync().to_device(&x.device());
+        let z = super::power_op::power_scale(x, s_fwd, s_bwd, per_feature(nu));
+        let gamma_stat = super::feature_mean(z.clone().detach().square());
+        if ctx.update_running {
+            let step = ctx.step.max(1) as f64;
+            let mut r = running.clone();
+            if ctx.step < self.config.warmup {
+                r = r.mul_scalar((step - 1.0) / step) + psi2.clone().div_scalar(step);
+            }
+            let a = self.config.alpha_fwd;
+            r = r.mul_scalar(a) + psi2.clone().mul_scalar(1.0 - a);
+            self.running_psi2.update(r.detach());
+        }
+        let [b, t, _] = z.dims();
+        let stats = BatchStats {
+            kind: StatKind::QuadraticMean,
+            mean: None,
+            second: psi2.inner(),
+            running_mean: None,
+            running_second: running.inner(),
+            power: Some(PowerStats { gamma_stat: gamma_stat.inner(), warmup, positions: b * t }),
+        };
+        (z * gamma + beta, Some(stats))
+    }
+
+    /// Updates `nu` from this step's backward pass. `Lambda = mean(g z)` with `g = gamma dL/dy`
+    /// equals `gamma * dL/dgamma / N` per feature, since `dL/dgamma = sum(dL/dy z)` over the same
+    /// `N` positions.
+    fn after_backward(&self, grads: &Gradients, stats: &BatchStats, ctx: &NormCtx) -> Option<GradStats> {
+        let power = stats.power.as_ref()?;
+        let gamma = self.gamma.val();
+        let dgamma = gamma.grad(grads)?;
+        let lambda = (gamma.inner() * dgamma).div_scalar(power.positions as f64);
+        let nu = self.nu.value_sync().inner();
+        let nu_new = nu.clone()
+            + (lambda.clone() - nu * power.gamma_stat.clone()).mul_scalar(1.0 - self.config.alpha_bkw);
+        if ctx.update_running {
+            self.nu.update(nu_new.clone());
+        }
+        Some(GradStats {
+            d_mean: None,
+            d_second: None,
+            power: Some(PowerGrad { nu: nu_new, gamma_stat: power.gamma_stat.clone(), lambda }),
+        })
+    }
+}

@@ -1,0 +1,57 @@
+//! The batch statistics a norm reports, for the probes.
+
+use burn::tensor::Tensor;
+
+/// Which second-order statistic a norm divides by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatKind {
+    /// BatchNorm: mean and (biased) variance.
+    Variance,
+    /// PN-V and PowerNorm: quadratic mean `psi2 = mean(x^2)`, no mean.
+    QuadraticMean,
+}
+
+/// Statistics used by one norm layer at one call, all detached, shape `[d]`.
+#[derive(Debug, Clone)]
+pub struct BatchStats {
+    pub kind: StatKind,
+    /// Batch mean `mu_B` (BatchNorm only).
+    pub mean: Option<Tensor<1>>,
+    /// Batch variance `sigma2_B` or quadratic mean `psi2_B`.
+    pub second: Tensor<1>,
+    /// Running mean before this call's update.
+    pub running_mean: Option<Tensor<1>>,
+    /// Running variance / quadratic mean before this call's update.
+    pub running_second: Tensor<1>,
+    /// PowerNorm's internal state at this call.
+    pub power: Option<PowerStats>,
+}
+
+/// PowerNorm internals recorded in the forward pass.
+#[derive(Debug, Clone)]
+pub struct PowerStats {
+    /// `Gamma = mean(z^2)` per feature over all positions.
+    pub gamma_stat: Tensor<1>,
+    /// Whether this step was in warm-up (normalized by batch statistics).
+    pub warmup: bool,
+    /// Positions (padding included) the backward means are taken over.
+    pub positions: usize,
+}
+
+/// What the backward pass tells about the batch statistics of one layer.
+#[derive(Debug, Clone)]
+pub struct GradStats {
+    /// `dL/dmu_B` (BatchNorm).
+    pub d_mean: Option<Tensor<1>>,
+    /// `dL/dsigma2_B` or `dL/dpsi2_B` (BN, PN-V). PowerNorm's statistic gets no gradient.
+    pub d_second: Option<Tensor<1>>,
+    /// PowerNorm: `nu` after this step's update, `Gamma`, `Lambda = mean(g z)`.
+    pub power: Option<PowerGrad>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PowerGrad {
+    pub nu: Tensor<1>,
+    pub gamma_stat: Tensor<1>,
+    pub lambda: Tensor<1>,
+}

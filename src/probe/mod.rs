@@ -1,0 +1,147 @@
+//! Probes: turn the statistics each norm returns into named per-layer scalars.
+//!
+//! All scalars of a step are computed on the device and concatenated, so a step costs one
+//! device-to-host read however many layers there are.
+//!
+//! With `d` features, `s` the second-order statistic (`var` for BatchNorm, `psi2` for PN-V
+//! and PowerNorm) and `r` the running value *before* this step's update (the value an
+//! evaluation before this step would have used):
+//!
+//! | name | value |
+//! |---|---|
+//! | `dist_mean` | `‖mu_B − mu_r‖₂ / d` (BatchNorm) |
+//! | `dist_var` / `dist_psi2` | `‖s_B − s_r‖₂ / d` |
+//! | `rel_dist_mean` | `‖mu_B − mu_r‖₂ / ‖sqrt(var_r)‖₂` (scale-free, BatchNorm) |
+//! | `rel_dist_var` / `rel_dist_psi2` | `‖s_B − s_r‖₂ / ‖s_r‖₂` (scale-free) |
+//! | `var_mean` / `psi2_mean`, `var_max` / `psi2_max` | mean and max over features of `s_B` |
+//! | `grad_mean` | `‖dL/dmu_B‖₂ / d` (BatchNorm) |
+//! | `grad_var` / `grad_psi2` | `‖dL/ds_B‖₂ / d` (BatchNorm, PN-V; PowerNorm's statistic gets no gradient) |
+//! | `nu_norm`, `nu_max` | PowerNorm: `‖nu‖₂` and `max |nu|` after this step's update |
+//! | `pn_gamma`, `pn_gamma_max` | PowerNorm: mean and max over features of `Gamma = mean(z²)` |
+//! | `pn_lambda` | PowerNorm: mean over features of `Lambda = mean(g z)` |
+
+use crate::norm::{BatchStats, GradStats, StatKind};
+use burn::tensor::Tensor;
+
+/// Names and values (shape `[names.len()]`) of one layer's probes at one step.
+pub struct LayerProbes {
+    pub names: Vec<String>,
+    pub values: Tensor<1>,
+}
+
+fn l2(v: Tensor<1>) -> Tensor<1> {
+    v.square().sum().sqrt()
+}
+
+/// Computes the probes of one layer from its forward statistics and (on training steps)
+/// what the backward pass said about them.
+pub fn layer_probes(stats: &BatchStats, grads: Option<&GradStats>) -> LayerProbes {
+    let s = match stats.kind {
+        StatKind::Variance => "var",
+        StatKind::QuadraticMean => "psi2",
+    };
+    let d = stats.second.dims()[0] as f64;
+    let mut names: Vec<String> = Vec::new();
+    let mut values: Vec<Tensor<1>> = Vec::new();
+    let mut push = |name: String, v: Tensor<1>| {
+        names.push(name);
+        values.push(v);
+    };
+    if let (Some(mu), Some(mu_r)) = (&stats.mean, &stats.running_mean) {
+        let diff = l2(mu.clone() - mu_r.clone());
+        push("dist_mean".into(), diff.clone().div_scalar(d));
+        push("rel_dist_mean".into(), diff / l2(stats.running_second.clone().sqrt()));
+    }
+    let diff = l2(stats.second.clone() - stats.running_second.clone());
+    push(format!("dist_{s}"), diff.clone().div_scalar(d));
+    push(format!("rel_dist_{s}"), diff / l2(stats.running_second.clone()));
+    push(format!("{s}_mean"), stats.second.clone().mean());
+    push(format!("{s}_max"), stats.second.clone().max());
+    if let Some(g) = grads {
+        if let Some(dm) = &g.d_mean {
+            push("grad_mean".into(), l2(dm.clone()).div_scalar(d));
+        }
+        if let Some(ds) = &g.d_second {
+            push(format!("grad_{s}"), l2(ds.clone()).div_scalar(d));
+        }
+        if let Some(p) = &g.power {
+            push("nu_norm".into(), l2(p.nu.clone()));
+            push("nu_max".into(), p.nu.clone().abs().max());
+            push("pn_gamma".into(), p.gamma_stat.clone().mean());
+            push("pn_gamma_max".into(), p.gamma_stat.clone().max());
+            push("pn_lambda".into(), p.lambda.clone().mean());
+        }
+    }
+    LayerProbes { names, values: Tensor::cat(values, 0) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::norm::{PowerGrad, StatKind};
+    use burn::tensor::{Device, TensorData};
+
+    fn t(v: &[f32]) -> Tensor<1> {
+        #[allow(deprecated)]
+        let device = Device::ndarray();
+        Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), &device)
+    }
+
+    #[test]
+    fn probes_equal_hand_computed_values() {
+        let stats = BatchStats {
+            kind: StatKind::Variance,
+            mean: Some(t(&[1.0, 2.0])),
+            second: t(&[4.0, 1.0]),
+            running_mean: Some(t(&[0.0, 0.0])),
+            running_second: t(&[1.0, 1.0]),
+            power: None,
+        };
+        let grads = GradStats { d_mean: Some(t(&[3.0, 4.0])), d_second: Some(t(&[0.0, -2.0])), power: None };
+        let p = layer_probes(&stats, Some(&grads));
+        let v: Vec<f32> = p.values.into_data().try_to_vec::<f32>().unwrap();
+        let got: std::collections::HashMap<_, _> = p.names.iter().cloned().zip(v).collect();
+        let sqrt5 = 5f32.sqrt();
+        let expect = [
+            ("dist_mean", sqrt5 / 2.0),
+            ("rel_dist_mean", sqrt5 / 2f32.sqrt()),
+            ("dist_var", 3.0 / 2.0),
+            ("rel_dist_var", 3.0 / 2f32.sqrt()),
+            ("var_mean", 2.5),
+            ("var_max", 4.0),
+            ("grad_mean", 5.0 / 2.0),
+            ("grad_var", 2.0 / 2.0),
+        ];
+        assert_eq!(got.len(), expect.len());
+        for (name, want) in expect {
+            assert!((got[name] - want).abs() < 1e-6, "{name}: {} vs {want}", got[name]);
+        }
+    }
+
+    #[test]
+    fn power_norm_probes_use_psi2_names() {
+        let stats = BatchStats {
+            kind: StatKind::QuadraticMean,
+            mean: None,
+            second: t(&[2.0, 2.0]),
+            running_mean: None,
+            running_second: t(&[1.0, 1.0]),
+            power: None,
+        };
+        let grads = GradStats {
+            d_mean: None,
+            d_second: None,
+            power: Some(PowerGrad { nu: t(&[-3.0, 4.0]), gamma_stat: t(&[1.0, 3.0]), lambda: t(&[0.5, 1.5]) }),
+        };
+        let p = layer_probes(&stats, Some(&grads));
+        let v: Vec<f32> = p.values.into_data().try_to_vec::<f32>().unwrap();
+        let got: std::collections::HashMap<_, _> = p.names.iter().cloned().zip(v).collect();
+        assert!((got["dist_psi2"] - 2f32.sqrt() / 2.0).abs() < 1e-6);
+        assert!((got["nu_norm"] - 5.0).abs() < 1e-6);
+        assert!((got["nu_max"] - 4.0).abs() < 1e-6);
+        assert!((got["pn_gamma"] - 2.0).abs() < 1e-6);
+        assert!((got["pn_gamma_max"] - 3.0).abs() < 1e-6);
+        assert!((got["pn_lambda"] - 1.0).abs() < 1e-6);
+        assert!(!got.contains_key("dist_mean"));
+    }
+}

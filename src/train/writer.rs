@@ -1,0 +1,202 @@
+//! The one place that writes a run's result files; the schema lives here.
+//!
+//! `results/<run-id>/`
+//! - `config.toml`: the full [`RunConfig`]; `ablate --config` on it reruns the run.
+//! - `steps.csv`: one row per training step ([`StepRow`]).
+//! - `probes.csv`: long format, one row per step, norm layer and probe ([`ProbeRow`]).
+//! - `eval.csv`: one row per evaluation ([`EvalRow`]).
+//! - `summary.json`: final state ([`Summary`]), written atomically.
+
+use crate::config::RunConfig;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "config.toml";
+pub const STEPS_FILE: &str = "steps.csv";
+pub const PROBES_FILE: &str = "probes.csv";
+pub const EVAL_FILE: &str = "eval.csv";
+pub const SUMMARY_FILE: &str = "summary.json";
+
+/// One training step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepRow {
+    pub step: usize,
+    /// Training loss (mean cross-entropy over real tokens / images), nats.
+    pub loss: f64,
+    pub lr: f64,
+    /// Global L2 norm of the gradient before clipping.
+    pub grad_norm: f64,
+    /// Real tokens (text) or images in the batch.
+    pub tokens: usize,
+    /// Batch shape: sentences x padded length (text), images x 1.
+    pub batch: usize,
+    pub time: usize,
+    /// Share of the batch x time positions that are padding.
+    pub padding_fraction: f64,
+    /// Wall time of this step (data, forward, backward, optimizer, probes), milliseconds.
+    pub step_ms: f64,
+    /// Seconds since the run started.
+    pub wall_s: f64,
+}
+
+/// One probe value: step, norm layer, probe name (see [`crate::probe`]), value.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProbeRow {
+    pub step: usize,
+    pub layer: String,
+    pub name: String,
+    pub value: f64,
+}
+
+/// One evaluation on the validation split.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EvalRow {
+    pub step: usize,
+    /// Evaluation mode (running statistics): loss (nats) and perplexity (text).
+    pub eval_loss: f64,
+    pub eval_ppl: Option<f64>,
+    /// Training mode (batch statistics, no dropout, nothing updated) on the same batches.
+    pub train_mode_loss: f64,
+    pub train_mode_ppl: Option<f64>,
+    /// Images: classification accuracy in each mode.
+    pub eval_accuracy: Option<f64>,
+    pub train_mode_accuracy: Option<f64>,
+    /// Real tokens (text) or images evaluated.
+    pub tokens: usize,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    Running,
+    Finished,
+    /// A non-finite loss, gradient or statistic stopped the run.
+    Diverged,
+    /// Stopped by Ctrl-C / SIGTERM; rerunning the study redoes it.
+    Interrupted,
+    /// An error stopped the run.
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Divergence {
+    pub step: usize,
+    /// `loss`, `grad_norm` or a probe name.
+    pub quantity: String,
+    /// Norm layer, when the quantity is a probe.
+    pub layer: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub task: String,
+    pub norm: String,
+    pub seed: u64,
+    pub steps_planned: usize,
+    pub steps_completed: usize,
+    pub final_train_loss: Option<f64>,
+    pub final_eval: Option<EvalRow>,
+    /// Text: unigram cross-entropy on the validation split (the baseline to beat).
+    pub unigram_valid_loss: Option<f64>,
+    pub vocab_size: Option<usize>,
+    pub truncated_train_sentences: Option<usize>,
+    pub num_params: usize,
+    /// Median step time over the second half of the run, milliseconds.
+    pub median_step_ms: Option<f64>,
+    /// Real tokens (text) or images per second over the run's training steps.
+    pub tokens_per_s: Option<f64>,
+    pub wall_s: f64,
+    pub backend: String,
+    pub adapter: String,
+    pub crate_version: String,
+    pub git_revision: Option<String>,
+    pub divergence: Option<Divergence>,
+    pub error: Option<String>,
+}
+
+/// Writes `value` to `path` through a temporary file and a rename, so readers never see a
+/// half-written file.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, contents).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))?;
+    Ok(())
+}
+
+pub fn read_summary(dir: &Path) -> Result<Summary> {
+    let path = dir.join(SUMMARY_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a valid run summary", path.display()))
+}
+
+pub fn read_config(dir: &Path) -> Result<RunConfig> {
+    let path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    RunConfig::from_toml(&text, &path.display().to_string())
+}
+
+pub struct RunWriter {
+    pub dir: PathBuf,
+    steps: csv::Writer<File>,
+    probes: csv::Writer<File>,
+    eval: csv::Writer<File>,
+}
+
+fn csv_writer(path: &Path) -> Result<csv::Writer<File>> {
+    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(csv::Writer::from_writer(file))
+}
+
+impl RunWriter {
+    /// Creates the result files in an existing, empty run directory.
+    pub fn create(dir: &Path, config: &RunConfig) -> Result<Self> {
+        write_atomic(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            steps: csv_writer(&dir.join(STEPS_FILE))?,
+            probes: csv_writer(&dir.join(PROBES_FILE))?,
+            eval: csv_writer(&dir.join(EVAL_FILE))?,
+        })
+    }
+
+    pub fn step(&mut self, row: &StepRow) -> Result<()> {
+        self.steps.serialize(row).context("cannot write steps.csv")
+    }
+
+    pub fn probe(&mut self, row: &ProbeRow) -> Result<()> {
+        self.probes.serialize(row).context("cannot write probes.csv")
+    }
+
+    pub fn eval(&mut self, row: &EvalRow) -> Result<()> {
+        self.eval.serialize(row).context("cannot write eval.csv")?;
+        self.eval.flush().context("cannot write eval.csv")
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        self.steps.flush()?;
+        self.probes.flush()?;
+        self.eval.flush()?;
+        Ok(())
+    }
+
+    pub fn summary(&mut self, summary: &Summary) -> Result<()> {
+        self.flush()?;
+        let json = serde_json::to_string_pretty(summary).expect("summary serializes");
+        write_atomic(&self.dir.join(SUMMARY_FILE), json.as_bytes())
+    }
+}
+
+/// Reads a CSV file of rows of type `T`.
+pub fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
+    let mut reader = csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    reader
+        .deserialize()
+        .enumerate()
+        .map(|(i, r)| r.with_context(|| format!("{} row {}: unexpected format", path.display(), i + 2)))
+        .collect()
+}
