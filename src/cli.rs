@@ -25,7 +25,8 @@ pub const EXIT_DIVERGED: i32 = 3;
     about = "Normalization ablation studies on Burn: LayerNorm, BatchNorm (naive and masked), PowerNorm, PN-V, RMSNorm",
     long_about = "Trains a model with the chosen normalization and logs, at every step, the batch statistics of every \
 norm layer to CSV. Without a subcommand, `ablate [OPTIONS]` trains one run, e.g. `ablate --norm batch`.",
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    allow_negative_numbers = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -289,11 +290,12 @@ pub fn main_with(cli: Cli) -> Result<i32> {
     match cli.command {
         None => {
             let config = cli.run.to_config()?;
+            let data = train::load_data(&config)?;
             let dir = claim_fresh_dir(&cli.run.out, &config.id())?;
             let stop = install_stop_handler();
             let progress = progress_bar(cli.run.quiet, format!("{}/{}", config.task.name(), config.norm.name()));
             eprintln!("ablate: training {} with {} norm -> {}", config.task.name(), config.norm.name(), dir.display());
-            let summary = train::run(&config, &dir, &RunControl { progress: progress.clone(), stop })?;
+            let summary = train::run(&config, &data, &dir, &RunControl { progress: progress.clone(), stop })?;
             progress.finish_and_clear();
             print_summary(&summary, &dir);
             Ok(exit_code(summary.status))

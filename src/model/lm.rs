@@ -222,3 +222,96 @@ impl LanguageModel {
         LmOutput { loss: picked.mean().neg(), stats }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(deprecated)]
+    use super::*;
+    use crate::data::batcher::{Example, TextBatch};
+    use crate::norm::{BackwardDivisor, NormKind, PowerConfig};
+
+    fn lm(kind: NormKind) -> (LanguageModel, Device) {
+        let device = Device::ndarray(); // no autodiff: dropout is off
+        device.seed(3);
+        let cfg = LmConfig {
+            vocab: 30,
+            max_len: 8,
+            d_model: 16,
+            layers: 2,
+            heads: 2,
+            d_ff: 32,
+            dropout: 0.1,
+            norm_position: NormPosition::Pre,
+            tie_embeddings: true,
+            embed_scale: true,
+        };
+        let norm = NormConfig {
+            kind,
+            eps: 1e-5,
+            momentum: 0.1,
+            power: PowerConfig { alpha_fwd: 0.9, alpha_bkw: 0.9, warmup: 5, groups: 2, backward_divisor: BackwardDivisor::Batch },
+        };
+        (cfg.init(&norm, &device), device)
+    }
+
+    fn ex(tokens: &[usize]) -> Example {
+        Example { inputs: tokens.to_vec(), targets: tokens.iter().map(|t| (t + 1) % 30).collect() }
+    }
+
+    fn logits(model: &LanguageModel, batch: &TextBatch, device: &Device) -> Vec<f32> {
+        let t = batch.to_device(device);
+        let ctx = NormCtx { mask: Some(&t.mask), n_real: t.n_real, training: true, update_running: false, step: 1 };
+        model.forward_logits(&t, &ctx).into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn padding_does_not_change_real_logits_under_layer_norm() {
+        let (model, device) = lm(NormKind::Layer);
+        let short = ex(&[2, 5, 7]);
+        let long = ex(&[2, 9, 4, 11, 6, 8]);
+        let alone = logits(&model, &TextBatch::from_examples(&[&short]), &device);
+        let padded = logits(&model, &TextBatch::from_examples(&[&short, &long]), &device);
+        // row 0 of the padded batch: 6 positions, the first 3 real
+        for (i, (a, b)) in alone.iter().zip(&padded[..alone.len()]).enumerate() {
+            assert!((a - b).abs() < 1e-4, "logit {i}: {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn future_tokens_do_not_change_earlier_logits() {
+        let (model, device) = lm(NormKind::Layer);
+        let a = logits(&model, &TextBatch::from_examples(&[&ex(&[2, 5, 7, 9])]), &device);
+        let b = logits(&model, &TextBatch::from_examples(&[&ex(&[2, 5, 7, 21])]), &device);
+        let per_pos = 30;
+        for i in 0..3 * per_pos {
+            assert!((a[i] - b[i]).abs() < 1e-5, "position {} changed", i / per_pos);
+        }
+        let last_changed = (3 * per_pos..4 * per_pos).any(|i| (a[i] - b[i]).abs() > 1e-4);
+        assert!(last_changed, "the changed token must change its own position's logits");
+    }
+
+    #[test]
+    fn pads_never_contribute_to_the_loss() {
+        for kind in [NormKind::Layer, NormKind::MaskedBatch] {
+            let (model, device) = lm(kind);
+            let batch = TextBatch::from_examples(&[&ex(&[2, 5, 7]), &ex(&[2, 9, 4, 11, 6, 8])]);
+            let mut garbage = batch.clone();
+            for i in 0..garbage.real.len() {
+                if !garbage.real[i] {
+                    garbage.inputs[i] = 17;
+                    garbage.targets[i] = 23;
+                }
+            }
+            let loss = |b: &TextBatch| {
+                let t = b.to_device(&device);
+                let ctx = NormCtx { mask: Some(&t.mask), n_real: t.n_real, training: true, update_running: false, step: 1 };
+                model.forward_loss(&t, &ctx).loss.into_scalar::<f64>()
+            };
+            let (a, b) = (loss(&batch), loss(&garbage));
+            assert!((a - b).abs() < 1e-6, "{kind}: loss changed with pad contents: {a} vs {b}");
+            // and the loss is the mean over exactly the 9 real tokens
+            let t = batch.to_device(&device);
+            assert_eq!(t.n_real, 9);
+        }
+    }
+}

@@ -153,15 +153,16 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     Some(v[v.len() / 2])
 }
 
-/// The data of a run, loaded before the loop.
-enum TaskData {
+/// The data of a run, loaded (and checked) before a run folder is created.
+pub enum TaskData {
     Text(TextData),
     Images { train: ImageSet, valid: ImageSet },
 }
 
-/// Trains one run into `dir` (which must exist and be empty). Returns its summary; the
-/// summary is also written to `dir/summary.json`, whatever the outcome.
-pub fn run(config: &RunConfig, dir: &Path, control: &RunControl) -> Result<Summary> {
+/// Trains one run into `dir` (which must exist and be empty) on data from [`load_data`].
+/// Returns its summary; the summary is also written to `dir/summary.json`, whatever the
+/// outcome.
+pub fn run(config: &RunConfig, data: &TaskData, dir: &Path, control: &RunControl) -> Result<Summary> {
     config.validate()?;
     let started = Instant::now();
     let mut writer = RunWriter::create(dir, config)?;
@@ -190,7 +191,7 @@ pub fn run(config: &RunConfig, dir: &Path, control: &RunControl) -> Result<Summa
         divergence: None,
         error: None,
     };
-    let result = train(config, &base_device, &mut writer, &mut summary, control, started);
+    let result = train(config, data, &base_device, &mut writer, &mut summary, control, started);
     summary.wall_s = started.elapsed().as_secs_f64();
     if let Err(e) = &result {
         summary.status = RunStatus::Failed;
@@ -200,7 +201,8 @@ pub fn run(config: &RunConfig, dir: &Path, control: &RunControl) -> Result<Summa
     result.map(|()| summary)
 }
 
-fn load_data(config: &RunConfig) -> Result<TaskData> {
+/// Loads and checks a run's data: corpus, vocabulary and splits, or the image set.
+pub fn load_data(config: &RunConfig) -> Result<TaskData> {
     Ok(match config.task {
         Task::Text => TaskData::Text(TextData::load(&config.corpus, config.lowercase, config.vocab_size, config.max_len)?),
         Task::Images => {
@@ -213,6 +215,7 @@ fn load_data(config: &RunConfig) -> Result<TaskData> {
 
 fn train(
     config: &RunConfig,
+    data: &TaskData,
     base_device: &Device,
     writer: &mut RunWriter,
     summary: &mut Summary,
@@ -221,7 +224,6 @@ fn train(
 ) -> Result<()> {
     base_device.seed(config.seed);
     let device = base_device.clone().autodiff();
-    let data = load_data(config)?;
     let norm = config.norm_config();
     let plan = BatchPlan {
         sentences: config.batch_size,
@@ -230,7 +232,7 @@ fn train(
         max_len: config.max_len,
     };
     plan.validate()?;
-    match &data {
+    match data {
         TaskData::Text(text) => {
             summary.unigram_valid_loss = Some(text.unigram_valid_loss);
             summary.vocab_size = Some(text.vocab.len());
