@@ -184,7 +184,7 @@ impl RunArgs {
             c.probes = false;
         }
         if c.task == Task::Images && self.batch_size.is_none() && self.config.is_none() {
-            c.batch_size = 128;
+            c.batch_size = 64;
         }
         c.validate()?;
         Ok(c)
