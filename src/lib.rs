@@ -10,6 +10,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod experiment;
 pub mod model;
 pub mod norm;
 pub mod probe;

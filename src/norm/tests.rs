@@ -34,10 +34,6 @@ fn real() -> Vec<bool> {
     (0..B * T).map(|i| i % T < LENGTHS[i / T]).collect()
 }
 
-fn at(b: usize, t: usize, d: usize) -> usize {
-    (b * T + t) * D + d
-}
-
 fn t1(v: &[f64]) -> Tensor<1> {
     Tensor::from_data(TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<_>>(), [v.len()]), &device())
 }

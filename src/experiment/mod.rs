@@ -1,0 +1,277 @@
+//! Study files: base settings plus grids, expanded into run configurations, and the runner
+//! that executes them (skip finished runs, parallel jobs, shards, one failure does not stop
+//! the others).
+//!
+//! ```toml
+//! name = "norm-ablation"
+//! description = "every norm on text, 3 seeds"
+//! [base]                 # any run-config key (see `RunConfig`)
+//! steps = 400
+//! [[grid]]               # each key: a list of values (or one value); the product is run
+//! norm = ["layer", "batch"]
+//! seed = [1, 2, 3]
+//! ```
+
+use crate::config::{one_line, RunConfig};
+use crate::train::writer::{read_summary, RunStatus, Summary};
+use crate::train::{self, RunControl};
+use anyhow::{anyhow, bail, Context, Result};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StudyFile {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    base: toml::Table,
+    #[serde(default)]
+    grid: Vec<toml::Table>,
+}
+
+/// An expanded study.
+#[derive(Debug, Clone)]
+pub struct Study {
+    pub name: String,
+    pub description: String,
+    pub path: PathBuf,
+    /// Every run, in grid order, without duplicates.
+    pub runs: Vec<RunConfig>,
+}
+
+/// 1-based line of the first `key =` in `text`, for error messages.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+/// Extracts the offending key name from a serde "unknown field `x`" message.
+fn unknown_field(msg: &str) -> Option<&str> {
+    let rest = msg.split("unknown field `").nth(1)?;
+    rest.split('`').next()
+}
+
+impl Study {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read study file {}", path.display()))?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let file = path.display().to_string();
+        let study: StudyFile = toml::from_str(text).map_err(|e| anyhow!("{file}: {}", one_line(&e.to_string())))?;
+        let config_error = |e: anyhow::Error, context: &str| {
+            let msg = one_line(&e.to_string());
+            let line = unknown_field(&msg).and_then(|k| line_of(text, k)).map(|l| format!(" (line {l})")).unwrap_or_default();
+            anyhow!("{file}: {context}{line}: {}", msg.trim_start_matches("config: "))
+        };
+        // the base alone must already be a valid configuration
+        let base_config: RunConfig = RunConfig::from_toml(&toml::to_string(&study.base)?, "config")
+            .map_err(|e| config_error(e, "[base]"))?;
+        let _ = base_config;
+        if study.grid.is_empty() {
+            bail!("{file}: the study has no [[grid]] table, so it has no runs");
+        }
+        let mut runs: Vec<RunConfig> = Vec::new();
+        for (g, grid) in study.grid.iter().enumerate() {
+            let context = format!("[[grid]] #{}", g + 1);
+            let axes: Vec<(String, Vec<toml::Value>)> = grid
+                .iter()
+                .map(|(k, v)| {
+                    let values = match v {
+                        toml::Value::Array(a) => a.clone(),
+                        other => vec![other.clone()],
+                    };
+                    (k.clone(), values)
+                })
+                .collect();
+            if let Some((k, _)) = axes.iter().find(|(_, v)| v.is_empty()) {
+                let line = line_of(text, k).map(|l| format!(" (line {l})")).unwrap_or_default();
+                bail!("{file}: {context}{line}: key `{k}` has an empty list, so the grid has no runs");
+            }
+            let mut combos: Vec<toml::Table> = vec![study.base.clone()];
+            for (k, values) in &axes {
+                combos = combos
+                    .into_iter()
+                    .flat_map(|c| {
+                        values.iter().map(move |v| {
+                            let mut c = c.clone();
+                            c.insert(k.clone(), v.clone());
+                            c
+                        })
+                    })
+                    .collect();
+            }
+            for combo in combos {
+                let config = RunConfig::from_toml(&toml::to_string(&combo)?, "config")
+                    .map_err(|e| config_error(e, &context))?;
+                config.validate().map_err(|e| config_error(e, &context))?;
+                if !runs.iter().any(|r| r.id() == config.id()) {
+                    runs.push(config);
+                }
+            }
+        }
+        Ok(Study { name: study.name, description: study.description, path: path.to_path_buf(), runs })
+    }
+
+    /// The runs of shard `k` of `n` (1-based): a run belongs to the shard its id hashes to, so
+    /// the partition does not depend on the order of the grid.
+    pub fn shard(&self, k: usize, n: usize) -> Vec<RunConfig> {
+        self.runs.iter().filter(|r| shard_of(&r.id(), n) == k).cloned().collect()
+    }
+}
+
+pub fn shard_of(id: &str, n: usize) -> usize {
+    (crate::config::fnv1a(id.as_bytes()) % n as u64) as usize + 1
+}
+
+/// Parses `k/n`.
+pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let err = || anyhow!("--shard expects k/n with 1 <= k <= n, e.g. 2/4 (got {s:?})");
+    let (k, n) = s.split_once('/').ok_or_else(err)?;
+    let (k, n): (usize, usize) = (k.trim().parse().map_err(|_| err())?, n.trim().parse().map_err(|_| err())?);
+    if n == 0 || k == 0 || k > n {
+        return Err(err());
+    }
+    Ok((k, n))
+}
+
+/// What happened to one run of a study.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Already finished (or diverged) in an earlier invocation.
+    Skipped(Summary),
+    /// Another process holds the run's lock.
+    Busy,
+    Ran(Summary),
+    Failed(String),
+}
+
+/// State of a run folder.
+pub fn existing_status(dir: &Path) -> Option<RunStatus> {
+    read_summary(dir).ok().map(|s| s.status)
+}
+
+/// A lock file that marks a run folder as taken by this process; removed on drop.
+struct RunLock(PathBuf);
+
+impl RunLock {
+    fn acquire(dir: &Path) -> Result<Option<RunLock>> {
+        let path = dir.join(".lock");
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    let _ = write!(f, "{}", std::process::id());
+                    return Ok(Some(RunLock(path)));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let pid = std::fs::read_to_string(&path).unwrap_or_default();
+                    let alive = pid.trim().parse::<u32>().is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
+                    if alive {
+                        return Ok(None);
+                    }
+                    // stale lock of a crashed process
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Runs one configuration of a study into `out/<id>/`.
+pub fn run_one(config: &RunConfig, out: &Path, force: bool, control: &RunControl) -> Outcome {
+    let dir = out.join(config.id());
+    let result = (|| -> Result<Outcome> {
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create run folder {}", dir.display()))?;
+        let Some(_lock) = RunLock::acquire(&dir)? else {
+            return Ok(Outcome::Busy);
+        };
+        if !force {
+            if let Ok(s) = read_summary(&dir) {
+                if matches!(s.status, RunStatus::Finished | RunStatus::Diverged) {
+                    return Ok(Outcome::Skipped(s));
+                }
+            }
+        }
+        // an incomplete (interrupted, failed, crashed) or forced run starts over
+        for f in std::fs::read_dir(&dir)? {
+            let p = f?.path();
+            if p.file_name().is_some_and(|n| n != ".lock") {
+                std::fs::remove_file(&p).with_context(|| format!("cannot clear {}", p.display()))?;
+            }
+        }
+        let data = train::load_data(config)?;
+        Ok(Outcome::Ran(train::run(config, &data, &dir, control)?))
+    })();
+    result.unwrap_or_else(|e| Outcome::Failed(one_line(&format!("{e:#}"))))
+}
+
+/// Runs `runs` with `jobs` in parallel. Returns the outcomes in the order of `runs`.
+pub fn run_all(runs: &[RunConfig], out: &Path, jobs: usize, force: bool, quiet: bool, stop: Arc<AtomicBool>) -> Result<Vec<Outcome>> {
+    let multi = MultiProgress::new();
+    if quiet {
+        multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let overall = multi.add(ProgressBar::new(runs.len() as u64));
+    overall.set_style(ProgressStyle::with_template("study [{bar:30.green/white}] {pos}/{len} runs {msg}").expect("template").progress_chars("=> "));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build().context("cannot start worker threads")?;
+    let outcomes = pool.install(|| {
+        runs.par_iter()
+            .map(|config| {
+                if stop.load(Ordering::SeqCst) {
+                    return Outcome::Failed("not started: interrupted".into());
+                }
+                let bar = multi.add(crate::cli::progress_bar(quiet, format!("{:<28}", config.id())));
+                let control = RunControl { progress: bar.clone(), stop: stop.clone() };
+                let outcome = run_one(config, out, force, &control);
+                bar.finish_and_clear();
+                multi.remove(&bar);
+                let line = describe(config, &outcome);
+                let _ = multi.println(line);
+                overall.inc(1);
+                outcome
+            })
+            .collect()
+    });
+    overall.finish_and_clear();
+    Ok(outcomes)
+}
+
+pub fn describe(config: &RunConfig, outcome: &Outcome) -> String {
+    let id = config.id();
+    match outcome {
+        Outcome::Skipped(s) => format!("  skip     {id} (already {:?})", s.status),
+        Outcome::Busy => format!("  busy     {id} (another ablate process is running it)"),
+        Outcome::Ran(s) => {
+            let metric = s.final_eval.as_ref().map(|e| match (e.eval_ppl, e.eval_accuracy) {
+                (Some(p), _) => format!("valid ppl {p:.1}"),
+                (_, Some(a)) => format!("valid acc {:.1} %", a * 100.0),
+                _ => String::new(),
+            });
+            format!("  {:<8} {id} {}", format!("{:?}", s.status).to_lowercase(), metric.unwrap_or_default())
+        }
+        Outcome::Failed(e) => format!("  failed   {id}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,112 @@
+use super::*;
+use crate::norm::NormKind;
+
+fn parse(text: &str) -> Result<Study> {
+    Study::parse(text, Path::new("experiments/test.toml"))
+}
+
+const STUDY: &str = r#"
+name = "t"
+[base]
+steps = 7
+[[grid]]
+norm = ["layer", "batch"]
+seed = [1, 2, 3]
+[[grid]]
+task = "images"
+norm = "batch"
+"#;
+
+#[test]
+fn grid_expands_to_the_product_and_ids_are_stable() {
+    let s = parse(STUDY).unwrap();
+    assert_eq!(s.runs.len(), 7);
+    assert!(s.runs.iter().all(|r| r.steps == 7));
+    let text_batch: Vec<_> = s.runs.iter().filter(|r| r.norm == NormKind::Batch && r.task == crate::config::Task::Text).collect();
+    assert_eq!(text_batch.len(), 3);
+    let again = parse(STUDY).unwrap();
+    let ids: Vec<String> = s.runs.iter().map(|r| r.id()).collect();
+    assert_eq!(ids, again.runs.iter().map(|r| r.id()).collect::<Vec<_>>());
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 7, "different configurations get different ids");
+}
+
+#[test]
+fn shards_partition_the_runs() {
+    let s = parse(STUDY).unwrap();
+    for n in 1..=4 {
+        let mut all: Vec<String> = (1..=n).flat_map(|k| s.shard(k, n)).map(|r| r.id()).collect();
+        all.sort();
+        let mut ids: Vec<String> = s.runs.iter().map(|r| r.id()).collect();
+        ids.sort();
+        assert_eq!(all, ids, "shards of {n} cover every run exactly once");
+    }
+    assert_eq!(parse_shard("2/4").unwrap(), (2, 4));
+    for bad in ["0/4", "5/4", "x", "1/0"] {
+        assert!(parse_shard(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn bad_study_files_name_the_file_and_the_key() {
+    let err = parse("name = \"t\"\n[base\nsteps = 1\n").unwrap_err().to_string();
+    assert!(err.starts_with("experiments/test.toml:") && err.contains("line 2"), "{err}");
+    let err = parse("name = \"t\"\n[base]\nstpes = 1\n[[grid]]\nseed = [1]\n").unwrap_err().to_string();
+    assert!(err.contains("experiments/test.toml") && err.contains("stpes") && err.contains("line 3"), "{err}");
+    let err = parse("name = \"t\"\n[[grid]]\nnorm = [\"layer\", \"btach\"]\n").unwrap_err().to_string();
+    assert!(err.contains("experiments/test.toml") && err.contains("btach"), "{err}");
+    let err = parse("name = \"t\"\n[[grid]]\nnorm = []\n").unwrap_err().to_string();
+    assert!(err.contains("empty list") && err.contains("line 3") && err.contains("norm"), "{err}");
+    let err = parse("name = \"t\"\n[base]\nsteps = 3\n").unwrap_err().to_string();
+    assert!(err.contains("no [[grid]]"), "{err}");
+    let err = parse("name = \"t\"\n[[grid]]\nheads = 3\n").unwrap_err().to_string();
+    assert!(err.contains("heads (3) must divide"), "{err}");
+}
+
+fn tiny_study(extra: &str) -> String {
+    format!(
+        r#"
+name = "tiny"
+[base]
+steps = 6
+d_model = 16
+layers = 1
+heads = 2
+d_ff = 32
+vocab_size = 200
+batch_size = 8
+max_len = 12
+eval_every = 3
+eval_batches = 2
+[[grid]]
+norm = ["layer", "power"]
+{extra}
+"#
+    )
+}
+
+#[test]
+fn runner_skips_finished_runs_reruns_with_force_and_survives_a_failure() {
+    let out = std::env::temp_dir().join(format!("ablate-study-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut study = parse(&tiny_study("")).unwrap();
+    // one run that cannot start: its corpus does not exist
+    let mut broken = study.runs[0].clone();
+    broken.corpus = "/nonexistent/corpus.txt".into();
+    study.runs.push(broken);
+    let stop = Arc::new(AtomicBool::new(false));
+    let outcomes = run_all(&study.runs, &out, 2, false, true, stop.clone()).unwrap();
+    assert!(matches!(&outcomes[0], Outcome::Ran(s) if s.status == RunStatus::Finished));
+    assert!(matches!(&outcomes[1], Outcome::Ran(s) if s.status == RunStatus::Finished));
+    assert!(matches!(&outcomes[2], Outcome::Failed(e) if e.contains("/nonexistent/corpus.txt")));
+    let steps = out.join(study.runs[0].id()).join("steps.csv");
+    let modified = std::fs::metadata(&steps).unwrap().modified().unwrap();
+    let again = run_all(&study.runs[..2], &out, 1, false, true, stop.clone()).unwrap();
+    assert!(again.iter().all(|o| matches!(o, Outcome::Skipped(_))));
+    assert_eq!(std::fs::metadata(&steps).unwrap().modified().unwrap(), modified);
+    let forced = run_all(&study.runs[..1], &out, 1, true, true, stop).unwrap();
+    assert!(matches!(&forced[0], Outcome::Ran(_)));
+    assert!(!out.join(study.runs[0].id()).join(".lock").exists(), "lock released");
+}
