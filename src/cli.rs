@@ -39,6 +39,28 @@ pub struct Cli {
 pub enum Command {
     /// Run every configuration of a study file (experiments/*.toml), skipping finished runs.
     Run(StudyArgs),
+    /// Draw the charts and write REPORT.md from result folders or a study file's results.
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Result folders (a run folder or a folder of runs; several merge shards) or study files.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Report folder (charts + REPORT.md).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Where to look up the runs of a study file (repeat to merge shards).
+    #[arg(long, value_name = "DIR", default_values = ["results"])]
+    pub results: Vec<PathBuf>,
+}
+
+fn run_report(args: &ReportArgs) -> Result<i32> {
+    let (study, runs) = crate::report::load_inputs(&args.inputs, &args.results)?;
+    let charts = crate::report::write_report(study.as_ref(), &runs, &args.out)?;
+    println!("report on {} runs: {} and {} charts in {}", runs.len(), args.out.join("REPORT.md").display(), charts.len(), args.out.display());
+    Ok(0)
 }
 
 #[derive(Args, Debug)]
@@ -373,6 +395,7 @@ pub fn main_with(cli: Cli) -> Result<i32> {
             Ok(exit_code(summary.status))
         }
         Some(Command::Run(args)) => run_study(&args),
+        Some(Command::Report(args)) => run_report(&args),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod experiment;
 pub mod model;
 pub mod norm;
 pub mod probe;
+pub mod report;
 pub mod train;
 
 pub use config::RunConfig;
