@@ -193,17 +193,17 @@ fn oscillation(runs: &[RunResult], out: &Path, all_layers: bool) -> Result<Optio
     let panels = root.split_evenly((2, 2));
     let layer_fn: Option<&dyn Fn(&RunResult) -> Option<String>> = if all_layers { None } else { Some(&first_layer) };
     let specs = [
-        ("dist_mean", "||mu_B - mu|| / d", "mean"),
-        ("dist_var", "||sigma2_B - sigma2|| / d", "variance"),
-        ("rel_dist_mean", "||mu_B - mu|| / ||sqrt(sigma2)||", "mean, scale-free"),
-        ("rel_dist_var", "||sigma2_B - sigma2|| / ||sigma2||", "variance, scale-free"),
+        ("dist_mean", "||mu_B - mu|| / d", "Distance of the batch mean to the running one"),
+        ("dist_var", "||sigma2_B - sigma2|| / d", "Distance of the batch variance to the running one"),
+        ("rel_dist_mean", "||mu_B - mu|| / ||sqrt(sigma2)||", "Same for the mean, relative (scale-free)"),
+        ("rel_dist_var", "||sigma2_B - sigma2|| / ||sigma2||", "Same for the variance, relative (scale-free)"),
     ];
     for (panel, (name, axis, what)) in panels.iter().zip(specs) {
         let series: Vec<BoxSeries> = groups
             .iter()
             .map(|(label, rs)| BoxSeries { label: label.clone(), buckets: bucketed(rs, layer_fn, name) })
             .collect();
-        draw_boxes(panel, &format!("Distance of the batch {what} to the running one"), axis, &series)?;
+        draw_boxes(panel, what, axis, &series)?;
     }
     save(root)?;
     Ok(Some(Chart {
