@@ -41,6 +41,82 @@ pub enum Command {
     Run(StudyArgs),
     /// Draw the charts and write REPORT.md from result folders or a study file's results.
     Report(ReportArgs),
+    /// Training-memory accounting for the configured model (or a well-known size).
+    Memory(MemoryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MemoryArgs {
+    /// A well-known size instead of the configured model: gpt2-small, gpt2-medium, gpt2-xl, gpt3-175b.
+    /// Batch and sequence length come from --batch-size (default 1 here) and --max-len (default 1024 here).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Train a few real steps on the CPU backend and report the measured peak resident memory.
+    #[arg(long)]
+    pub measure: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+fn run_memory(args: &MemoryArgs) -> Result<i32> {
+    use crate::memory::{self, human, Shape};
+    if let Some(name) = &args.preset {
+        let shape = Shape::preset(name, args.run.batch_size.unwrap_or(1) as u64, args.run.max_len.unwrap_or(1024) as u64)?;
+        print!("{}", memory::table(&shape));
+        return Ok(0);
+    }
+    let mut config = args.run.to_config()?;
+    if config.task != Task::Text {
+        anyhow::bail!("ablate memory accounts for the text model (a GPT-style transformer); use --task text");
+    }
+    if args.run.steps.is_none() {
+        config.steps = 5;
+    }
+    let data = train::load_data(&config)?;
+    let vocab = match &data {
+        train::TaskData::Text(t) => t.vocab.len(),
+        train::TaskData::Images { .. } => unreachable!("checked above"),
+    };
+    let shape = Shape::of_config(&config, vocab as u64);
+    print!("{}", memory::table(&shape));
+    #[allow(deprecated)]
+    let device = burn::tensor::Device::ndarray();
+    let model = config.lm_config(vocab).init(&config.norm_config(), &device);
+    let built = burn::module::Module::num_params(&model) as i64;
+    let formula = shape.params() as i64;
+    println!("\nparameter count: formula {formula}, built model {built} (Burn's num_params), difference {}", built - formula);
+    for (why, n) in memory::differences(&config, vocab as u64) {
+        println!("  {n:>+10}  {why}");
+    }
+    let (buffers, what) = memory::norm_buffers_per_layer(config.norm, config.d_model as u64);
+    let norm_layers = 2 * config.layers + usize::from(config.norm_position == crate::model::NormPosition::Pre);
+    println!(
+        "norm state besides parameters ({}): {} floats a layer ({what}), {} in all",
+        config.norm,
+        buffers,
+        human(4 * buffers * norm_layers as u64)
+    );
+    if args.measure {
+        let before = memory::current_rss().unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("ablate-memory-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        config.eval_every = config.steps + 1;
+        let summary = train::run(&config, &data, &dir, &RunControl::hidden());
+        let _ = std::fs::remove_dir_all(&dir);
+        summary?;
+        let peak = memory::peak_rss().unwrap_or(0);
+        let estimate: u64 = memory::terms(&shape).iter().map(|t| t.fp32).sum();
+        println!(
+            "\nmeasured on {} training steps (ndarray, float32): peak resident memory {}, {} above the {} held \
+             before training (data, vocabulary); float32 estimate: {}",
+            config.steps,
+            human(peak),
+            human(peak.saturating_sub(before)),
+            human(before),
+            human(estimate)
+        );
+    }
+    Ok(0)
 }
 
 #[derive(Args, Debug)]
@@ -396,6 +472,7 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         }
         Some(Command::Run(args)) => run_study(&args),
         Some(Command::Report(args)) => run_report(&args),
+        Some(Command::Memory(args)) => run_memory(&args),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod experiment;
+pub mod memory;
 pub mod model;
 pub mod norm;
 pub mod probe;

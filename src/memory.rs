@@ -1,0 +1,268 @@
+//! Training-memory accounting for a GPT-style model (`ablate memory`).
+//!
+//! With L layers, hidden size H, vocabulary V, batch B, sequence length S and N heads, trained
+//! with Adam:
+//! - parameters `Phi = V*H + L*(12*H^2 + 13*H)` (embeddings; per layer attention 4H^2+4H,
+//!   feed-forward with inner size 4H 8H^2+5H, two norms 4H);
+//! - mixed precision: parameters 2 Phi bytes, gradients 2 Phi, optimizer (fp32 master copy,
+//!   fp32 gradient copy, two moments) 16 Phi: 20 Phi bytes in all;
+//! - float32 (what this tool trains in): parameters 4 Phi, gradients 4 Phi, moments 8 Phi;
+//! - activations kept for backward, per layer, half precision: `34*B*S*H + 5*B*N*S^2` bytes
+//!   (Korthikanti et al. 2022); twice that in float32.
+
+use crate::config::RunConfig;
+use crate::model::NormPosition;
+use crate::norm::NormKind;
+use anyhow::{bail, Result};
+
+/// The quantities the formulas need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shape {
+    pub name: String,
+    pub vocab: u64,
+    pub hidden: u64,
+    pub layers: u64,
+    pub heads: u64,
+    pub batch: u64,
+    pub seq: u64,
+}
+
+/// Well-known sizes. GPT-2 sizes from Radford et al. 2019, GPT-3 from Brown et al. 2020.
+pub const PRESETS: [(&str, u64, u64, u64, u64); 4] = [
+    // name, vocab, hidden, layers, heads (batch 1, sequence 1024 unless given)
+    ("gpt2-small", 50257, 768, 12, 12),
+    ("gpt2-medium", 50257, 1024, 24, 16),
+    ("gpt2-xl", 50257, 1600, 48, 25),
+    ("gpt3-175b", 50257, 12288, 96, 96),
+];
+
+impl Shape {
+    pub fn preset(name: &str, batch: u64, seq: u64) -> Result<Self> {
+        let Some(&(n, vocab, hidden, layers, heads)) = PRESETS.iter().find(|p| p.0 == name) else {
+            let names: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
+            bail!("unknown preset {name:?}; known presets: {}", names.join(", "));
+        };
+        Ok(Self { name: n.into(), vocab, hidden, layers, heads, batch, seq })
+    }
+
+    pub fn of_config(config: &RunConfig, vocab: u64) -> Self {
+        Self {
+            name: "configured model".into(),
+            vocab,
+            hidden: config.d_model as u64,
+            layers: config.layers as u64,
+            heads: config.heads as u64,
+            batch: config.batch_size as u64,
+            seq: config.max_len as u64,
+        }
+    }
+
+    /// `Phi = V*H + L*(12*H^2 + 13*H)`.
+    pub fn params(&self) -> u64 {
+        let h = self.hidden;
+        self.vocab * h + self.layers * (12 * h * h + 13 * h)
+    }
+
+    /// Half-precision activation bytes of one layer: `34*B*S*H + 5*B*N*S^2`.
+    pub fn activation_bytes_per_layer(&self) -> u64 {
+        34 * self.batch * self.seq * self.hidden + 5 * self.batch * self.heads * self.seq * self.seq
+    }
+
+    pub fn activation_bytes(&self) -> u64 {
+        self.layers * self.activation_bytes_per_layer()
+    }
+}
+
+/// One row of the memory table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Term {
+    pub name: &'static str,
+    pub formula: &'static str,
+    pub fp32: u64,
+    pub mixed: u64,
+}
+
+pub fn terms(s: &Shape) -> Vec<Term> {
+    let phi = s.params();
+    let act = s.activation_bytes();
+    vec![
+        Term { name: "parameters", formula: "fp32 4 Phi | mixed 2 Phi", fp32: 4 * phi, mixed: 2 * phi },
+        Term { name: "gradients", formula: "fp32 4 Phi | mixed 2 Phi", fp32: 4 * phi, mixed: 2 * phi },
+        Term {
+            name: "optimizer (Adam)",
+            formula: "fp32 8 Phi (2 moments) | mixed 16 Phi (fp32 params, grads, 2 moments)",
+            fp32: 8 * phi,
+            mixed: 16 * phi,
+        },
+        Term { name: "activations", formula: "L (34 B S H + 5 B N S^2), x2 in fp32", fp32: 2 * act, mixed: act },
+    ]
+}
+
+/// Extra state a norm keeps besides parameters: running buffers (floats per norm layer).
+pub fn norm_buffers_per_layer(kind: NormKind, h: u64) -> (u64, &'static str) {
+    match kind {
+        NormKind::Batch | NormKind::MaskedBatch => (2 * h, "running mean and variance"),
+        NormKind::PnV => (h, "running quadratic mean"),
+        NormKind::Power => (2 * h, "running quadratic mean and nu"),
+        NormKind::Layer | NormKind::Rms | NormKind::None => (0, "none"),
+    }
+}
+
+/// Parameters of one norm layer of width `h`.
+pub fn norm_params(kind: NormKind, h: u64) -> u64 {
+    match kind {
+        NormKind::None => 0,
+        NormKind::Rms => h,
+        _ => 2 * h,
+    }
+}
+
+/// How the built model's parameter count differs from the formula, item by item.
+pub fn differences(config: &RunConfig, vocab: u64) -> Vec<(String, i64)> {
+    let h = config.d_model as i64;
+    let l = config.layers as i64;
+    let mut d = vec![(format!("learned positions ({} x {h})", config.max_len), config.max_len as i64 * h)];
+    let per_norm = norm_params(config.norm, h as u64) as i64;
+    if per_norm != 2 * h {
+        d.push((format!("{} norms have {per_norm} parameters, not 2H ({} norm layers)", config.norm, 2 * l), 2 * l * (per_norm - 2 * h)));
+    }
+    let mut norm_layers = 2 * l;
+    if config.norm_position == NormPosition::Pre {
+        d.push(("final norm before the head (pre-norm)".into(), per_norm));
+        norm_layers += 1;
+    }
+    let (buffers, what) = norm_buffers_per_layer(config.norm, h as u64);
+    if buffers > 0 {
+        d.push((
+            format!("{what} of {norm_layers} norm layers (buffers, not trained; Burn's num_params counts them)"),
+            norm_layers * buffers as i64,
+        ));
+    }
+    let ff = config.d_ff as i64;
+    if ff != 4 * h {
+        // up (H x F + F) + down (F x H + H) against 8H^2 + 5H
+        d.push((format!("feed-forward width {ff}, not 4H = {}", 4 * h), l * ((2 * h * ff + ff + h) - (8 * h * h + 5 * h))));
+    }
+    if !config.tie_embeddings {
+        d.push((format!("untied LM head ({vocab} x {h})"), vocab as i64 * h));
+    }
+    d
+}
+
+pub fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    for (unit, size) in [("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)] {
+        if b >= size {
+            return format!("{:.1} {unit}", b / size);
+        }
+    }
+    format!("{bytes} B")
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), bytes.
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Current resident memory (`VmRSS`), bytes.
+pub fn current_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The table as text.
+pub fn table(s: &Shape) -> String {
+    let mut out = format!(
+        "{}: V={} H={} L={} N={} B={} S={}\nPhi = V*H + L*(12*H^2 + 13*H) = {} parameters ({:.3e})\n\n",
+        s.name, s.vocab, s.hidden, s.layers, s.heads, s.batch, s.seq, s.params(), s.params() as f64
+    );
+    out += &format!("{:<18} {:>12} {:>12}   {}\n", "term", "float32", "mixed", "formula (bytes)");
+    let mut total = (0, 0);
+    for t in terms(s) {
+        out += &format!("{:<18} {:>12} {:>12}   {}\n", t.name, human(t.fp32), human(t.mixed), t.formula);
+        total.0 += t.fp32;
+        total.1 += t.mixed;
+    }
+    out += &format!("{:<18} {:>12} {:>12}\n", "total", human(total.0), human(total.1));
+    out += &format!(
+        "activations per layer: {} (mixed), {} (float32)\n",
+        human(s.activation_bytes_per_layer()),
+        human(2 * s.activation_bytes_per_layer())
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpt3_preset_reproduces_the_published_figures() {
+        let s = Shape::preset("gpt3-175b", 1, 1024).unwrap();
+        let phi = s.params();
+        assert_eq!(phi, 50257 * 12288 + 96 * (12 * 12288 * 12288 + 13 * 12288));
+        assert!((phi as f64 / 1e9 - 174.6).abs() < 0.1, "{phi}");
+        // about 350 GB of half-precision parameters
+        assert_eq!(human(2 * phi), "349.2 GB");
+        // 931 MB a layer, about 90 GB at S = 1024 with B = 1
+        assert_eq!(s.activation_bytes_per_layer(), 931_135_488);
+        assert_eq!(human(s.activation_bytes()), "89.4 GB");
+        // about 3.4 TB at S = 8192
+        let long = Shape::preset("gpt3-175b", 1, 8192).unwrap();
+        assert_eq!(human(long.activation_bytes()), "3.4 TB");
+        // 20 Phi bytes for parameters, gradients and optimizer in mixed precision, 16 of it the optimizer's
+        let t = terms(&s);
+        assert_eq!(t[0].mixed + t[1].mixed + t[2].mixed, 20 * phi);
+        assert_eq!(t[2].mixed, 16 * phi);
+        assert!(Shape::preset("gpt5", 1, 1).is_err());
+    }
+
+    #[test]
+    fn activation_term_grows_with_the_square_of_the_sequence_length() {
+        let at = |seq| Shape { name: "x".into(), vocab: 10, hidden: 64, layers: 2, heads: 4, batch: 3, seq }.activation_bytes();
+        // a(S) = aS + bS^2: the second difference is constant and equals 2b
+        let (a1, a2, a3) = (at(100), at(200), at(300));
+        assert_eq!((a3 - a2) - (a2 - a1), 2 * 2 * 5 * 3 * 4 * 100 * 100);
+        assert!(at(2000) > 90 * at(200) / 10);
+    }
+
+    #[test]
+    fn formula_plus_itemized_differences_equals_the_built_model() {
+        #![allow(deprecated)]
+        let device = burn::tensor::Device::ndarray();
+        let vocab = 300;
+        for (norm, position, d_ff, tie) in [
+            (NormKind::Layer, NormPosition::Post, 128, true),
+            (NormKind::Layer, NormPosition::Pre, 128, true),
+            (NormKind::Rms, NormPosition::Pre, 100, false),
+            (NormKind::Power, NormPosition::Pre, 128, true),
+            (NormKind::None, NormPosition::Post, 64, true),
+        ] {
+            let config = RunConfig {
+                norm,
+                norm_position: position,
+                d_model: 32,
+                heads: 4,
+                layers: 3,
+                d_ff,
+                tie_embeddings: tie,
+                max_len: 20,
+                ..Default::default()
+            };
+            let model = config.lm_config(vocab).init(&config.norm_config(), &device);
+            let built = burn::module::Module::num_params(&model) as i64;
+            let formula = Shape::of_config(&config, vocab as u64).params() as i64;
+            let diff: i64 = differences(&config, vocab as u64).iter().map(|d| d.1).sum();
+            assert_eq!(built, formula + diff, "{norm} {position:?} ff {d_ff} tie {tie}");
+            if norm == NormKind::Layer && position == NormPosition::Post {
+                // the formula's own assumptions: only the learned positions differ
+                assert_eq!(built - formula, 20 * 32);
+            }
+        }
+    }
+}
