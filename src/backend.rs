@@ -20,7 +20,11 @@ pub fn device(kind: BackendKind, index: usize) -> Result<Device> {
 #[cfg(feature = "wgpu")]
 fn wgpu_device(index: usize) -> Result<Device> {
     use burn::tensor::DeviceKind;
-    let kind = if index == 0 { DeviceKind::DefaultDevice } else { DeviceKind::DiscreteGpu(index - 1) };
+    let kind = if index == 0 {
+        DeviceKind::DefaultDevice
+    } else {
+        DeviceKind::DiscreteGpu(index - 1)
+    };
     Ok(Device::wgpu(kind))
 }
 

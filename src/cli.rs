@@ -61,13 +61,19 @@ pub struct MemoryArgs {
 fn run_memory(args: &MemoryArgs) -> Result<i32> {
     use crate::memory::{self, human, Shape};
     if let Some(name) = &args.preset {
-        let shape = Shape::preset(name, args.run.batch_size.unwrap_or(1) as u64, args.run.max_len.unwrap_or(1024) as u64)?;
+        let shape = Shape::preset(
+            name,
+            args.run.batch_size.unwrap_or(1) as u64,
+            args.run.max_len.unwrap_or(1024) as u64,
+        )?;
         print!("{}", memory::table(&shape));
         return Ok(0);
     }
     let mut config = args.run.to_config()?;
     if config.task != Task::Text {
-        anyhow::bail!("ablate memory accounts for the text model (a GPT-style transformer); use --task text");
+        anyhow::bail!(
+            "ablate memory accounts for the text model (a GPT-style transformer); use --task text"
+        );
     }
     if args.run.steps.is_none() {
         config.steps = 5;
@@ -89,7 +95,8 @@ fn run_memory(args: &MemoryArgs) -> Result<i32> {
         println!("  {n:>+10}  {why}");
     }
     let (buffers, what) = memory::norm_buffers_per_layer(config.norm, config.d_model as u64);
-    let norm_layers = 2 * config.layers + usize::from(config.norm_position == crate::model::NormPosition::Pre);
+    let norm_layers =
+        2 * config.layers + usize::from(config.norm_position == crate::model::NormPosition::Pre);
     println!(
         "norm state besides parameters ({}): {} floats a layer ({what}), {} in all",
         config.norm,
@@ -135,7 +142,13 @@ pub struct ReportArgs {
 fn run_report(args: &ReportArgs) -> Result<i32> {
     let (study, runs) = crate::report::load_inputs(&args.inputs, &args.results)?;
     let charts = crate::report::write_report(study.as_ref(), &runs, &args.out)?;
-    println!("report on {} runs: {} and {} charts in {}", runs.len(), args.out.join("REPORT.md").display(), charts.len(), args.out.display());
+    println!(
+        "report on {} runs: {} and {} charts in {}",
+        runs.len(),
+        args.out.join("REPORT.md").display(),
+        charts.len(),
+        args.out.display()
+    );
     Ok(0)
 }
 
@@ -166,34 +179,56 @@ pub struct StudyArgs {
 
 fn run_study(args: &StudyArgs) -> Result<i32> {
     use crate::experiment::{self, Outcome, Study};
+    let shard = args
+        .shard
+        .as_deref()
+        .map(experiment::parse_shard)
+        .transpose()?;
     let study = Study::load(&args.study)?;
-    let runs = match &args.shard {
-        Some(s) => {
-            let (k, n) = experiment::parse_shard(s)?;
-            study.shard(k, n)
-        }
+    let runs = match shard {
+        Some((k, n)) => study.shard(k, n),
         None => study.runs.clone(),
     };
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let jobs = args.jobs.unwrap_or((cores / 2).max(1));
-    println!("study {} ({}): {} runs{}", study.name, args.study.display(), runs.len(),
-        args.shard.as_ref().map(|s| format!(" in shard {s}")).unwrap_or_default());
+    println!(
+        "study {} ({}): {} runs{}",
+        study.name,
+        args.study.display(),
+        runs.len(),
+        args.shard
+            .as_ref()
+            .map(|s| format!(" in shard {s}"))
+            .unwrap_or_default()
+    );
     if args.dry_run {
         for r in &runs {
             let state = experiment::existing_status(&args.out.join(r.id()))
                 .map(|s| format!("{s:?}").to_lowercase())
                 .unwrap_or_else(|| "to run".into());
-            println!("  {:<40} {:<7} {:<13} seed {:<3} {}", r.id(), r.task.name(), r.norm.name(), r.seed, state);
+            println!(
+                "  {:<40} {:<7} {:<13} seed {:<3} {}",
+                r.id(),
+                r.task.name(),
+                r.norm.name(),
+                r.seed,
+                state
+            );
         }
         return Ok(0);
     }
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create output folder {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
     let stop = install_stop_handler();
     let started = std::time::Instant::now();
-    let outcomes = experiment::run_all(&runs, &args.out, jobs, args.force, args.quiet, stop.clone())?;
+    let outcomes =
+        experiment::run_all(&runs, &args.out, jobs, args.force, args.quiet, stop.clone())?;
     let count = |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
     let failed = count(&|o| matches!(o, Outcome::Failed(_)));
-    let interrupted = count(&|o| matches!(o, Outcome::Ran(s) if s.status == RunStatus::Interrupted));
+    let interrupted =
+        count(&|o| matches!(o, Outcome::Ran(s) if s.status == RunStatus::Interrupted));
     println!(
         "study {}: {} ran, {} skipped, {} busy, {} failed, {} interrupted in {:.0} s; results in {}",
         study.name,
@@ -205,7 +240,13 @@ fn run_study(args: &StudyArgs) -> Result<i32> {
         started.elapsed().as_secs_f64(),
         args.out.display()
     );
-    Ok(if stop.load(Ordering::SeqCst) || interrupted > 0 { EXIT_INTERRUPTED } else if failed > 0 { 1 } else { 0 })
+    Ok(if stop.load(Ordering::SeqCst) || interrupted > 0 {
+        EXIT_INTERRUPTED
+    } else if failed > 0 {
+        1
+    } else {
+        0
+    })
 }
 
 /// Options of a single run. Each overrides the default (or the value from `--config`).
@@ -243,6 +284,12 @@ pub struct RunArgs {
     /// One-sentence-per-line text file to train on instead of the shipped Austen corpus.
     #[arg(long, value_name = "FILE", help_heading = "Data")]
     pub corpus: Option<PathBuf>,
+    /// Fashion-MNIST-style IDX image file (gzip or raw) for --task images.
+    #[arg(long, value_name = "FILE", help_heading = "Data")]
+    pub images: Option<PathBuf>,
+    /// IDX label file matching --images.
+    #[arg(long, value_name = "FILE", help_heading = "Data")]
+    pub labels: Option<PathBuf>,
     /// Longest input sequence in tokens; longer sentences are truncated (and counted). [default: 64]
     #[arg(long, help_heading = "Data")]
     pub max_len: Option<usize>,
@@ -335,9 +382,36 @@ impl RunArgs {
         macro_rules! set {
             ($($field:ident),*) => { $( if let Some(v) = &self.$field { c.$field = v.clone(); } )* };
         }
-        set!(norm, task, steps, seed, backend, device, corpus, max_len, batch_size, vocab_size, d_model, layers,
-             heads, d_ff, dropout, norm_position, lr, warmup_steps, grad_clip, norm_momentum, pn_alpha_fwd,
-             pn_alpha_bkw, pn_backward_divisor, eval_every, eval_batches, bucket_pool);
+        set!(
+            norm,
+            task,
+            steps,
+            seed,
+            backend,
+            device,
+            corpus,
+            images,
+            labels,
+            max_len,
+            batch_size,
+            vocab_size,
+            d_model,
+            layers,
+            heads,
+            d_ff,
+            dropout,
+            norm_position,
+            lr,
+            warmup_steps,
+            grad_clip,
+            norm_momentum,
+            pn_alpha_fwd,
+            pn_alpha_bkw,
+            pn_backward_divisor,
+            eval_every,
+            eval_batches,
+            bucket_pool
+        );
         if self.max_tokens.is_some() {
             c.max_tokens = self.max_tokens;
         }
@@ -364,14 +438,22 @@ impl RunArgs {
 /// Creates `out/<id>` (or `out/<id>-2`, `-3`, ... if taken) atomically: two processes never
 /// get the same folder, and an earlier run is never overwritten.
 pub fn claim_fresh_dir(out: &Path, id: &str) -> Result<PathBuf> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create output folder {}", out.display()))?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create output folder {}", out.display()))?;
     for n in 1.. {
-        let name = if n == 1 { id.to_string() } else { format!("{id}-{n}") };
+        let name = if n == 1 {
+            id.to_string()
+        } else {
+            format!("{id}-{n}")
+        };
         let dir = out.join(name);
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e).with_context(|| format!("cannot create run folder {}", dir.display())),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot create run folder {}", dir.display()))
+            }
         }
     }
     unreachable!()
@@ -383,9 +465,11 @@ pub fn progress_bar(quiet: bool, prefix: String) -> ProgressBar {
     }
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg} ({elapsed}, eta {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar.set_prefix(prefix);
     bar
@@ -405,7 +489,10 @@ pub fn install_stop_handler() -> Arc<AtomicBool> {
 }
 
 fn print_summary(s: &Summary, dir: &Path) {
-    println!("run {} : {:?} after {} of {} steps", s.run_id, s.status, s.steps_completed, s.steps_planned);
+    println!(
+        "run {} : {:?} after {} of {} steps",
+        s.run_id, s.status, s.steps_completed, s.steps_planned
+    );
     if let Some(l) = s.final_train_loss {
         println!("  final training loss   {l:.4}");
     }
@@ -432,14 +519,19 @@ fn print_summary(s: &Summary, dir: &Path) {
     }
     if let (Some(ms), Some(tps)) = (s.median_step_ms, s.tokens_per_s) {
         let unit = if s.task == "text" { "tokens" } else { "images" };
-        println!("  speed                 {ms:.0} ms/step (median, second half), {tps:.0} {unit}/s");
+        println!(
+            "  speed                 {ms:.0} ms/step (median, second half), {tps:.0} {unit}/s"
+        );
     }
     if let Some(d) = &s.divergence {
         println!(
             "  diverged at step {}: non-finite {}{}",
             d.step,
             d.quantity,
-            d.layer.as_ref().map(|l| format!(" in {l}")).unwrap_or_default()
+            d.layer
+                .as_ref()
+                .map(|l| format!(" in {l}"))
+                .unwrap_or_default()
         );
     }
     println!("  results in            {}", dir.display());
@@ -463,9 +555,25 @@ pub fn main_with(cli: Cli) -> Result<i32> {
             let data = train::load_data(&config)?;
             let dir = claim_fresh_dir(&cli.run.out, &config.id())?;
             let stop = install_stop_handler();
-            let progress = progress_bar(cli.run.quiet, format!("{}/{}", config.task.name(), config.norm.name()));
-            eprintln!("ablate: training {} with {} norm -> {}", config.task.name(), config.norm.name(), dir.display());
-            let summary = train::run(&config, &data, &dir, &RunControl { progress: progress.clone(), stop })?;
+            let progress = progress_bar(
+                cli.run.quiet,
+                format!("{}/{}", config.task.name(), config.norm.name()),
+            );
+            eprintln!(
+                "ablate: training {} with {} norm -> {}",
+                config.task.name(),
+                config.norm.name(),
+                dir.display()
+            );
+            let summary = train::run(
+                &config,
+                &data,
+                &dir,
+                &RunControl {
+                    progress: progress.clone(),
+                    stop,
+                },
+            )?;
             progress.finish_and_clear();
             print_summary(&summary, &dir);
             Ok(exit_code(summary.status))
@@ -481,7 +589,9 @@ pub fn clap_error_line(e: &clap::Error) -> String {
     e.to_string()
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }

@@ -193,14 +193,25 @@ impl RunConfig {
         positive("d-ff", self.d_ff)?;
         positive("eval-every", self.eval_every)?;
         if self.d_model % self.heads != 0 {
-            bail!("heads ({}) must divide d-model ({})", self.heads, self.d_model);
+            bail!(
+                "heads ({}) must divide d-model ({})",
+                self.heads,
+                self.d_model
+            );
         }
         if self.vocab_size <= crate::data::vocab::SPECIALS.len() {
-            bail!("vocab-size must exceed the {} special tokens (got {})", crate::data::vocab::SPECIALS.len(), self.vocab_size);
+            bail!(
+                "vocab-size must exceed the {} special tokens (got {})",
+                crate::data::vocab::SPECIALS.len(),
+                self.vocab_size
+            );
         }
         if let Some(t) = self.max_tokens {
             if t < self.max_len {
-                bail!("max-tokens ({t}) must be at least max-len ({}) so a full-length sentence fits", self.max_len);
+                bail!(
+                    "max-tokens ({t}) must be at least max-len ({}) so a full-length sentence fits",
+                    self.max_len
+                );
             }
         }
         in_range("dropout", self.dropout, 0.0, 0.999)?;
@@ -210,6 +221,11 @@ impl RunConfig {
         in_range("adam-beta1", self.adam_beta1, 0.0, 0.999999)?;
         in_range("adam-beta2", self.adam_beta2, 0.0, 0.999999)?;
         in_range("grad-clip", self.grad_clip, 0.0, f64::MAX)?;
+        if self.backend == BackendKind::Wgpu && !cfg!(feature = "wgpu") {
+            bail!(
+                "this build has no GPU backend: rebuild with the wgpu feature, e.g. `cargo run --features wgpu --bin ablate -- --backend wgpu ...`"
+            );
+        }
         if self.cnn_channels.is_empty() || self.cnn_channels.contains(&0) {
             bail!("cnn-channels must list at least one positive channel count");
         }
@@ -254,7 +270,10 @@ impl RunConfig {
     }
 
     pub fn cnn_config(&self) -> CnnConfig {
-        CnnConfig { channels: self.cnn_channels.clone(), classes: 10 }
+        CnnConfig {
+            channels: self.cnn_channels.clone(),
+            classes: 10,
+        }
     }
 
     pub fn to_toml(&self) -> String {
@@ -263,12 +282,26 @@ impl RunConfig {
 
     /// Parses a config file's text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", one_line(&e.to_string())))
+        toml::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{origin}: {}", friendly(&one_line(&e.to_string()))))
+    }
+
+    /// Builds a configuration from a TOML table (study files); the error is the bare message.
+    pub fn from_table(table: toml::Table) -> Result<Self> {
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("{}", friendly(&one_line(e.message()))))
     }
 
     /// Stable identity: the same configuration always gets the same id.
     pub fn id(&self) -> String {
-        format!("{}-{}-s{}-{:08x}", self.task.name(), self.norm.name(), self.seed, fnv1a(self.to_toml().as_bytes()) as u32)
+        format!(
+            "{}-{}-s{}-{:08x}",
+            self.task.name(),
+            self.norm.name(),
+            self.seed,
+            fnv1a(self.to_toml().as_bytes()) as u32
+        )
     }
 }
 
@@ -282,9 +315,79 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-/// toml's errors span several lines (with a source excerpt); keep the gist on one line.
+/// Levenshtein distance, for "did you mean" suggestions.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for j in 0..b.len() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != b[j]))
+                .min(row[j] + 1)
+                .min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, c)| *d <= (c.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Rewrites serde's "unknown field `x`, expected one of `a`, `b`" (and "unknown variant")
+/// into a short message that suggests the closest valid name.
+pub fn friendly(msg: &str) -> String {
+    for kind in ["field", "variant"] {
+        let tag = format!("unknown {kind} `");
+        let Some(start) = msg.find(&tag) else {
+            continue;
+        };
+        let rest = &msg[start + tag.len()..];
+        let Some(end) = rest.find('`') else { continue };
+        let word = &rest[..end];
+        let expected: Vec<&str> = rest[end..].split('`').skip(2).step_by(2).collect();
+        let what = if kind == "field" { "key" } else { "value" };
+        let hint = match closest(word, expected.iter().copied()) {
+            Some(c) => format!(" (did you mean `{c}`?)"),
+            None if !expected.is_empty() => format!(" (valid: {})", expected.join(", ")),
+            None => String::new(),
+        };
+        return format!("{}unknown {what} `{word}`{hint}", &msg[..start]);
+    }
+    msg.to_string()
+}
+
+/// toml's errors span several lines (position, a source excerpt with carets, the message);
+/// keep them on one line: `line L, column C: message`.
 pub fn one_line(msg: &str) -> String {
-    msg.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' ')).collect::<Vec<_>>().join(" ")
+    let excerpt = |l: &str| {
+        let l = l.trim();
+        l.starts_with('|')
+            || l.chars().all(|c| c == '^' || c == ' ')
+            || l.split_once(" |")
+                .is_some_and(|(n, _)| n.trim().chars().all(|c| c.is_ascii_digit()))
+    };
+    let mut parts: Vec<String> = Vec::new();
+    for l in msg
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !excerpt(l))
+    {
+        match l.strip_prefix("TOML parse error at ") {
+            Some(pos) => parts.push(format!("{pos}:")),
+            None => parts.push(l.to_string()),
+        }
+    }
+    parts.join(" ")
 }
 
 #[cfg(test)]
@@ -293,7 +396,11 @@ mod tests {
 
     #[test]
     fn config_round_trips_through_toml_and_id_is_stable() {
-        let mut c = RunConfig { norm: NormKind::Power, pn_groups: Some(2), ..Default::default() };
+        let mut c = RunConfig {
+            norm: NormKind::Power,
+            pn_groups: Some(2),
+            ..Default::default()
+        };
         let back = RunConfig::from_toml(&c.to_toml(), "test").unwrap();
         assert_eq!(back, c);
         assert_eq!(back.id(), c.id());
@@ -303,17 +410,49 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_rejected() {
-        let err = RunConfig::from_toml("nrom = \"batch\"\n", "x.toml").unwrap_err().to_string();
-        assert!(err.contains("x.toml") && err.contains("nrom"), "{err}");
-        let err = RunConfig::from_toml("norm = \"btach\"\n", "x.toml").unwrap_err().to_string();
-        assert!(err.contains("btach"), "{err}");
+        let err = RunConfig::from_toml("nrom = \"batch\"\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("x.toml") && err.contains("unknown key `nrom` (did you mean `norm`?)"),
+            "{err}"
+        );
+        let err = RunConfig::from_toml("norm = \"btach\"\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown value `btach` (did you mean `batch`?)"),
+            "{err}"
+        );
+        assert_eq!(closest("stpes", ["steps", "seed"]), Some("steps"));
+        assert_eq!(closest("zzzzzz", ["steps", "seed"]), None);
         for bad in [
-            RunConfig { steps: 0, ..Default::default() },
-            RunConfig { max_len: 0, ..Default::default() },
-            RunConfig { heads: 3, ..Default::default() },
-            RunConfig { norm: NormKind::Power, pn_groups: Some(3), ..Default::default() },
-            RunConfig { norm_momentum: -0.1, ..Default::default() },
-            RunConfig { norm: NormKind::Power, pn_alpha_bkw: 1.5, ..Default::default() },
+            RunConfig {
+                steps: 0,
+                ..Default::default()
+            },
+            RunConfig {
+                max_len: 0,
+                ..Default::default()
+            },
+            RunConfig {
+                heads: 3,
+                ..Default::default()
+            },
+            RunConfig {
+                norm: NormKind::Power,
+                pn_groups: Some(3),
+                ..Default::default()
+            },
+            RunConfig {
+                norm_momentum: -0.1,
+                ..Default::default()
+            },
+            RunConfig {
+                norm: NormKind::Power,
+                pn_alpha_bkw: 1.5,
+                ..Default::default()
+            },
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }

@@ -40,9 +40,20 @@ impl Shape {
     pub fn preset(name: &str, batch: u64, seq: u64) -> Result<Self> {
         let Some(&(n, vocab, hidden, layers, heads)) = PRESETS.iter().find(|p| p.0 == name) else {
             let names: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
-            bail!("unknown preset {name:?}; known presets: {}", names.join(", "));
+            bail!(
+                "unknown preset {name:?}; known presets: {}",
+                names.join(", ")
+            );
         };
-        Ok(Self { name: n.into(), vocab, hidden, layers, heads, batch, seq })
+        Ok(Self {
+            name: n.into(),
+            vocab,
+            hidden,
+            layers,
+            heads,
+            batch,
+            seq,
+        })
     }
 
     pub fn of_config(config: &RunConfig, vocab: u64) -> Self {
@@ -86,15 +97,30 @@ pub fn terms(s: &Shape) -> Vec<Term> {
     let phi = s.params();
     let act = s.activation_bytes();
     vec![
-        Term { name: "parameters", formula: "fp32 4 Phi | mixed 2 Phi", fp32: 4 * phi, mixed: 2 * phi },
-        Term { name: "gradients", formula: "fp32 4 Phi | mixed 2 Phi", fp32: 4 * phi, mixed: 2 * phi },
+        Term {
+            name: "parameters",
+            formula: "fp32 4 Phi | mixed 2 Phi",
+            fp32: 4 * phi,
+            mixed: 2 * phi,
+        },
+        Term {
+            name: "gradients",
+            formula: "fp32 4 Phi | mixed 2 Phi",
+            fp32: 4 * phi,
+            mixed: 2 * phi,
+        },
         Term {
             name: "optimizer (Adam)",
             formula: "fp32 8 Phi (2 moments) | mixed 16 Phi (fp32 params, grads, 2 moments)",
             fp32: 8 * phi,
             mixed: 16 * phi,
         },
-        Term { name: "activations", formula: "L (34 B S H + 5 B N S^2), x2 in fp32", fp32: 2 * act, mixed: act },
+        Term {
+            name: "activations",
+            formula: "L (34 B S H + 5 B N S^2), x2 in fp32",
+            fp32: 2 * act,
+            mixed: act,
+        },
     ]
 }
 
@@ -121,10 +147,20 @@ pub fn norm_params(kind: NormKind, h: u64) -> u64 {
 pub fn differences(config: &RunConfig, vocab: u64) -> Vec<(String, i64)> {
     let h = config.d_model as i64;
     let l = config.layers as i64;
-    let mut d = vec![(format!("learned positions ({} x {h})", config.max_len), config.max_len as i64 * h)];
+    let mut d = vec![(
+        format!("learned positions ({} x {h})", config.max_len),
+        config.max_len as i64 * h,
+    )];
     let per_norm = norm_params(config.norm, h as u64) as i64;
     if per_norm != 2 * h {
-        d.push((format!("{} norms have {per_norm} parameters, not 2H ({} norm layers)", config.norm, 2 * l), 2 * l * (per_norm - 2 * h)));
+        d.push((
+            format!(
+                "{} norms have {per_norm} parameters, not 2H ({} norm layers)",
+                config.norm,
+                2 * l
+            ),
+            2 * l * (per_norm - 2 * h),
+        ));
     }
     let mut norm_layers = 2 * l;
     if config.norm_position == NormPosition::Pre {
@@ -141,7 +177,10 @@ pub fn differences(config: &RunConfig, vocab: u64) -> Vec<(String, i64)> {
     let ff = config.d_ff as i64;
     if ff != 4 * h {
         // up (H x F + F) + down (F x H + H) against 8H^2 + 5H
-        d.push((format!("feed-forward width {ff}, not 4H = {}", 4 * h), l * ((2 * h * ff + ff + h) - (8 * h * h + 5 * h))));
+        d.push((
+            format!("feed-forward width {ff}, not 4H = {}", 4 * h),
+            l * ((2 * h * ff + ff + h) - (8 * h * h + 5 * h)),
+        ));
     }
     if !config.tie_embeddings {
         d.push((format!("untied LM head ({vocab} x {h})"), vocab as i64 * h));
@@ -181,14 +220,28 @@ pub fn table(s: &Shape) -> String {
         "{}: V={} H={} L={} N={} B={} S={}\nPhi = V*H + L*(12*H^2 + 13*H) = {} parameters ({:.3e})\n\n",
         s.name, s.vocab, s.hidden, s.layers, s.heads, s.batch, s.seq, s.params(), s.params() as f64
     );
-    out += &format!("{:<18} {:>12} {:>12}   {}\n", "term", "float32", "mixed", "formula (bytes)");
+    out += &format!(
+        "{:<18} {:>12} {:>12}   {}\n",
+        "term", "float32", "mixed", "formula (bytes)"
+    );
     let mut total = (0, 0);
     for t in terms(s) {
-        out += &format!("{:<18} {:>12} {:>12}   {}\n", t.name, human(t.fp32), human(t.mixed), t.formula);
+        out += &format!(
+            "{:<18} {:>12} {:>12}   {}\n",
+            t.name,
+            human(t.fp32),
+            human(t.mixed),
+            t.formula
+        );
         total.0 += t.fp32;
         total.1 += t.mixed;
     }
-    out += &format!("{:<18} {:>12} {:>12}\n", "total", human(total.0), human(total.1));
+    out += &format!(
+        "{:<18} {:>12} {:>12}\n",
+        "total",
+        human(total.0),
+        human(total.1)
+    );
     out += &format!(
         "activations per layer: {} (mixed), {} (float32)\n",
         human(s.activation_bytes_per_layer()),
@@ -224,7 +277,18 @@ mod tests {
 
     #[test]
     fn activation_term_grows_with_the_square_of_the_sequence_length() {
-        let at = |seq| Shape { name: "x".into(), vocab: 10, hidden: 64, layers: 2, heads: 4, batch: 3, seq }.activation_bytes();
+        let at = |seq| {
+            Shape {
+                name: "x".into(),
+                vocab: 10,
+                hidden: 64,
+                layers: 2,
+                heads: 4,
+                batch: 3,
+                seq,
+            }
+            .activation_bytes()
+        };
         // a(S) = aS + bS^2: the second difference is constant and equals 2b
         let (a1, a2, a3) = (at(100), at(200), at(300));
         assert_eq!((a3 - a2) - (a2 - a1), 2 * 2 * 5 * 3 * 4 * 100 * 100);
@@ -258,7 +322,11 @@ mod tests {
             let built = burn::module::Module::num_params(&model) as i64;
             let formula = Shape::of_config(&config, vocab as u64).params() as i64;
             let diff: i64 = differences(&config, vocab as u64).iter().map(|d| d.1).sum();
-            assert_eq!(built, formula + diff, "{norm} {position:?} ff {d_ff} tie {tie}");
+            assert_eq!(
+                built,
+                formula + diff,
+                "{norm} {position:?} ff {d_ff} tie {tie}"
+            );
             if norm == NormKind::Layer && position == NormPosition::Post {
                 // the formula's own assumptions: only the learned positions differ
                 assert_eq!(built - formula, 20 * 32);

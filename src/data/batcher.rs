@@ -4,8 +4,8 @@
 //! fraction, and the batch composition is controlled: by sentence count or by a padded-token
 //! budget, with sentences in random order or length-bucketed within a pool of batches.
 
-use super::vocab::{Vocab, PAD};
 use super::corpus::Sentence;
+use super::vocab::{Vocab, PAD};
 use anyhow::{bail, Result};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
@@ -61,7 +61,10 @@ pub fn encode_split(sentences: &[Sentence], vocab: &Vocab, max_len: usize) -> Re
             Example { inputs, targets }
         })
         .collect();
-    Ok(EncodedSplit { examples, truncated })
+    Ok(EncodedSplit {
+        examples,
+        truncated,
+    })
 }
 
 /// A padded batch on the host.
@@ -90,7 +93,13 @@ impl TextBatch {
                 real[b * time + t] = true;
             }
         }
-        Self { batch, time, inputs, targets, real }
+        Self {
+            batch,
+            time,
+            inputs,
+            targets,
+            real,
+        }
     }
 
     /// Real (non-pad) tokens in the batch.
@@ -107,11 +116,23 @@ impl TextBatch {
     pub fn to_device(&self, device: &Device) -> TextTensors {
         let (b, t) = (self.batch, self.time);
         let ints = |v: &[usize]| v.iter().map(|&x| x as i64).collect::<Vec<_>>();
-        let real_index: Vec<i64> =
-            self.real.iter().enumerate().filter(|(_, &r)| r).map(|(i, _)| i as i64).collect();
-        let real_targets: Vec<i64> = real_index.iter().map(|&i| self.targets[i as usize] as i64).collect();
+        let real_index: Vec<i64> = self
+            .real
+            .iter()
+            .enumerate()
+            .filter(|(_, &r)| r)
+            .map(|(i, _)| i as i64)
+            .collect();
+        let real_targets: Vec<i64> = real_index
+            .iter()
+            .map(|&i| self.targets[i as usize] as i64)
+            .collect();
         let n_real = real_index.len();
-        let mask: Vec<f32> = self.real.iter().map(|&r| if r { 1.0 } else { 0.0 }).collect();
+        let mask: Vec<f32> = self
+            .real
+            .iter()
+            .map(|&r| if r { 1.0 } else { 0.0 })
+            .collect();
         let pad: Vec<bool> = self.real.iter().map(|&r| !r).collect();
         TextTensors {
             inputs: Tensor::from_data(TensorData::new(ints(&self.inputs), [b, t]), device),
@@ -192,7 +213,12 @@ impl BatchPlan {
         if self.bucket_pool == 0 {
             return self.cut(examples, &order);
         }
-        let pool = self.bucket_pool * self.max_tokens.map(|t| t / self.max_len).unwrap_or(self.sentences).max(1);
+        let pool = self.bucket_pool
+            * self
+                .max_tokens
+                .map(|t| t / self.max_len)
+                .unwrap_or(self.sentences)
+                .max(1);
         let mut batches = Vec::new();
         for chunk in order.chunks_mut(pool) {
             chunk.sort_by_key(|&i| examples[i].inputs.len());
@@ -214,7 +240,13 @@ pub struct TrainBatches<'a> {
 
 impl<'a> TrainBatches<'a> {
     pub fn new(examples: &'a [Example], plan: BatchPlan, seed: u64) -> Self {
-        Self { examples, plan, rng: StdRng::seed_from_u64(seed), queue: Vec::new().into_iter(), epoch: 0 }
+        Self {
+            examples,
+            plan,
+            rng: StdRng::seed_from_u64(seed),
+            queue: Vec::new().into_iter(),
+            epoch: 0,
+        }
     }
 }
 
@@ -230,7 +262,10 @@ impl Iterator for TrainBatches<'_> {
                 return Some(TextBatch::from_examples(&ex));
             }
             self.epoch += 1;
-            self.queue = self.plan.epoch(self.examples, Some(&mut self.rng)).into_iter();
+            self.queue = self
+                .plan
+                .epoch(self.examples, Some(&mut self.rng))
+                .into_iter();
         }
     }
 }
@@ -238,7 +273,11 @@ impl Iterator for TrainBatches<'_> {
 /// Evaluation batches in file order (deterministic), at most `limit` of them (0: all).
 pub fn eval_batches(examples: &[Example], plan: &BatchPlan, limit: usize) -> Vec<TextBatch> {
     let batches = plan.epoch(examples, None);
-    let take = if limit == 0 { batches.len() } else { limit.min(batches.len()) };
+    let take = if limit == 0 {
+        batches.len()
+    } else {
+        limit.min(batches.len())
+    };
     batches[..take]
         .iter()
         .map(|idx| TextBatch::from_examples(&idx.iter().map(|&i| &examples[i]).collect::<Vec<_>>()))
@@ -250,7 +289,10 @@ mod tests {
     use super::*;
 
     fn example(len: usize) -> Example {
-        Example { inputs: (10..10 + len).collect(), targets: (11..11 + len).collect() }
+        Example {
+            inputs: (10..10 + len).collect(),
+            targets: (11..11 + len).collect(),
+        }
     }
 
     #[test]
@@ -281,7 +323,12 @@ mod tests {
     fn token_budget_is_respected_and_every_example_used_once() {
         let examples: Vec<Example> = (1..=40).map(|i| example(i % 13 + 1)).collect();
         for bucket_pool in [0, 4] {
-            let plan = BatchPlan { sentences: 0, max_tokens: Some(40), bucket_pool, max_len: 13 };
+            let plan = BatchPlan {
+                sentences: 0,
+                max_tokens: Some(40),
+                bucket_pool,
+                max_len: 13,
+            };
             let mut rng = StdRng::seed_from_u64(7);
             let batches = plan.epoch(&examples, Some(&mut rng));
             let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
@@ -298,19 +345,32 @@ mod tests {
     fn bucketing_reduces_padding() {
         let examples: Vec<Example> = (0..512).map(|i| example((i * 37) % 50 + 1)).collect();
         let pad = |bucket_pool| {
-            let plan = BatchPlan { sentences: 16, max_tokens: None, bucket_pool, max_len: 50 };
+            let plan = BatchPlan {
+                sentences: 16,
+                max_tokens: None,
+                bucket_pool,
+                max_len: 50,
+            };
             let mut it = TrainBatches::new(&examples, plan, 3);
             let bs: Vec<TextBatch> = (0..32).map(|_| it.next().unwrap()).collect();
             bs.iter().map(|b| b.padding_fraction()).sum::<f64>() / bs.len() as f64
         };
         let (random, bucketed) = (pad(0), pad(8));
-        assert!(bucketed < random / 2.0, "bucketed {bucketed} vs random {random}");
+        assert!(
+            bucketed < random / 2.0,
+            "bucketed {bucketed} vs random {random}"
+        );
     }
 
     #[test]
     fn same_seed_same_batches() {
         let examples: Vec<Example> = (0..100).map(|i| example(i % 9 + 1)).collect();
-        let plan = BatchPlan { sentences: 8, max_tokens: None, bucket_pool: 0, max_len: 9 };
+        let plan = BatchPlan {
+            sentences: 8,
+            max_tokens: None,
+            bucket_pool: 0,
+            max_len: 9,
+        };
         let a: Vec<_> = TrainBatches::new(&examples, plan, 5).take(30).collect();
         let b: Vec<_> = TrainBatches::new(&examples, plan, 5).take(30).collect();
         let c: Vec<_> = TrainBatches::new(&examples, plan, 6).take(30).collect();

@@ -43,20 +43,33 @@ pub fn load_corpus(path: &Path, lowercase: bool) -> Result<Vec<Sentence>> {
         .lines()
         .map(|line| {
             line.split_whitespace()
-                .map(|w| if lowercase { w.to_lowercase() } else { w.to_string() })
+                .map(|w| {
+                    if lowercase {
+                        w.to_lowercase()
+                    } else {
+                        w.to_string()
+                    }
+                })
                 .collect::<Vec<_>>()
         })
         .filter(|s| !s.is_empty())
         .collect();
     if sentences.is_empty() {
-        bail!("corpus file {} holds no sentences (it is empty or only whitespace)", path.display());
+        bail!(
+            "corpus file {} holds no sentences (it is empty or only whitespace)",
+            path.display()
+        );
     }
     Ok(sentences)
 }
 
 /// Deterministic interleaved split (see [`SPLIT_PERIOD`]).
 pub fn split(sentences: Vec<Sentence>) -> Splits {
-    let mut splits = Splits { train: Vec::new(), valid: Vec::new(), test: Vec::new() };
+    let mut splits = Splits {
+        train: Vec::new(),
+        valid: Vec::new(),
+        test: Vec::new(),
+    };
     for (i, s) in sentences.into_iter().enumerate() {
         match i % SPLIT_PERIOD {
             VALID_SLOT => splits.valid.push(s),
@@ -83,7 +96,13 @@ mod tests {
         assert_eq!(a.valid, b.valid);
         assert_eq!(a.test, b.test);
         assert_eq!((a.train.len(), a.valid.len(), a.test.len()), (900, 50, 50));
-        let mut all: Vec<_> = a.train.iter().chain(&a.valid).chain(&a.test).cloned().collect();
+        let mut all: Vec<_> = a
+            .train
+            .iter()
+            .chain(&a.valid)
+            .chain(&a.test)
+            .cloned()
+            .collect();
         all.sort();
         all.dedup();
         assert_eq!(all.len(), 1000, "every sentence lands in exactly one split");

@@ -35,17 +35,28 @@ impl ImageSet {
         for &i in idx {
             pixels.extend_from_slice(&self.pixels[i * px..(i + 1) * px]);
         }
-        ImageSet { rows: self.rows, cols: self.cols, pixels, labels: idx.iter().map(|&i| self.labels[i]).collect() }
+        ImageSet {
+            rows: self.rows,
+            cols: self.cols,
+            pixels,
+            labels: idx.iter().map(|&i| self.labels[i]).collect(),
+        }
     }
 }
 
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).with_context(|| format!("cannot read image file {}", path.display()))?;
+    let raw = std::fs::read(path)
+        .with_context(|| format!("cannot read image file {}", path.display()))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         GzDecoder::new(&raw[..])
             .read_to_end(&mut out)
-            .with_context(|| format!("image file {} is not a complete gzip stream (truncated?)", path.display()))?;
+            .with_context(|| {
+                format!(
+                    "image file {} is not a complete gzip stream (truncated?)",
+                    path.display()
+                )
+            })?;
         Ok(out)
     } else {
         Ok(raw)
@@ -61,12 +72,22 @@ pub fn load_idx(images: &Path, labels: &Path) -> Result<ImageSet> {
     let img = read_maybe_gz(images)?;
     let lab = read_maybe_gz(labels)?;
     if img.len() < 16 || be_u32(&img, 0) != 0x0803 {
-        bail!("{} is not an IDX image file (expected magic 0x00000803)", images.display());
+        bail!(
+            "{} is not an IDX image file (expected magic 0x00000803)",
+            images.display()
+        );
     }
     if lab.len() < 8 || be_u32(&lab, 0) != 0x0801 {
-        bail!("{} is not an IDX label file (expected magic 0x00000801)", labels.display());
+        bail!(
+            "{} is not an IDX label file (expected magic 0x00000801)",
+            labels.display()
+        );
     }
-    let (n, rows, cols) = (be_u32(&img, 4) as usize, be_u32(&img, 8) as usize, be_u32(&img, 12) as usize);
+    let (n, rows, cols) = (
+        be_u32(&img, 4) as usize,
+        be_u32(&img, 8) as usize,
+        be_u32(&img, 12) as usize,
+    );
     if img.len() != 16 + n * rows * cols {
         bail!(
             "{} is truncated or padded: header says {n} images of {rows}x{cols} ({} bytes), file has {}",
@@ -77,10 +98,22 @@ pub fn load_idx(images: &Path, labels: &Path) -> Result<ImageSet> {
     }
     let n_labels = be_u32(&lab, 4) as usize;
     if n_labels != n || lab.len() != 8 + n {
-        bail!("{} holds {} labels for {n} images", labels.display(), lab.len().saturating_sub(8));
+        bail!(
+            "{} holds {} labels for {n} images",
+            labels.display(),
+            lab.len().saturating_sub(8)
+        );
     }
-    let pixels = img[16..].iter().map(|&p| (p as f32 / 255.0 - PIXEL_MEAN) / PIXEL_STD).collect();
-    Ok(ImageSet { rows, cols, pixels, labels: lab[8..].to_vec() })
+    let pixels = img[16..]
+        .iter()
+        .map(|&p| (p as f32 / 255.0 - PIXEL_MEAN) / PIXEL_STD)
+        .collect();
+    Ok(ImageSet {
+        rows,
+        cols,
+        pixels,
+        labels: lab[8..].to_vec(),
+    })
 }
 
 /// Deterministic split: every 10th image (index % 10 == 9) is validation, the rest train.
@@ -100,7 +133,10 @@ pub fn image_batch(set: &ImageSet, idx: &[usize], device: &Device) -> ImageBatch
     let sub = set.subset(idx);
     let labels: Vec<i64> = sub.labels.iter().map(|&l| l as i64).collect();
     ImageBatch {
-        images: Tensor::from_data(TensorData::new(sub.pixels, [idx.len(), 1, set.rows, set.cols]), device),
+        images: Tensor::from_data(
+            TensorData::new(sub.pixels, [idx.len(), 1, set.rows, set.cols]),
+            device,
+        ),
         labels: Tensor::from_data(TensorData::new(labels, [idx.len()]), device),
         batch: idx.len(),
     }
@@ -116,7 +152,12 @@ pub struct IndexBatches {
 
 impl IndexBatches {
     pub fn new(n: usize, size: usize, seed: u64) -> Self {
-        Self { n, size: size.min(n).max(1), rng: StdRng::seed_from_u64(seed), queue: Vec::new() }
+        Self {
+            n,
+            size: size.min(n).max(1),
+            rng: StdRng::seed_from_u64(seed),
+            queue: Vec::new(),
+        }
     }
 }
 
@@ -126,7 +167,11 @@ impl Iterator for IndexBatches {
         if self.queue.is_empty() {
             let mut order: Vec<usize> = (0..self.n).collect();
             order.shuffle(&mut self.rng);
-            self.queue = order.chunks_exact(self.size).map(|c| c.to_vec()).rev().collect();
+            self.queue = order
+                .chunks_exact(self.size)
+                .map(|c| c.to_vec())
+                .rev()
+                .collect();
         }
         self.queue.pop()
     }
@@ -136,7 +181,11 @@ impl Iterator for IndexBatches {
 mod tests {
     use super::*;
 
-    fn write_idx(dir: &Path, n: usize, truncate: usize) -> (std::path::PathBuf, std::path::PathBuf) {
+    fn write_idx(
+        dir: &Path,
+        n: usize,
+        truncate: usize,
+    ) -> (std::path::PathBuf, std::path::PathBuf) {
         let mut img = vec![0, 0, 8, 3];
         img.extend((n as u32).to_be_bytes());
         img.extend(2u32.to_be_bytes());

@@ -32,6 +32,14 @@ impl TextData {
                 corpus::VALID_SLOT + 1
             );
         }
+        // +1: the model reads <bos> w1 .. wn
+        let shortest = splits.train.iter().map(|s| s.len() + 1).min().unwrap_or(0);
+        if shortest > max_len {
+            bail!(
+                "every training sentence of {} is longer than the max length {max_len} (the shortest needs {shortest} tokens): raise --max-len",
+                path.display()
+            );
+        }
         let vocab = Vocab::build(&splits.train, vocab_size)?;
         let unigram_valid_loss = vocab.unigram_cross_entropy(&splits.valid);
         Ok(Self {

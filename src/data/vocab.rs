@@ -50,8 +50,16 @@ impl Vocab {
         }
         counts[UNK] = unk_count;
         counts[EOS] = train.len() as u64;
-        let index = words.iter().enumerate().map(|(i, w)| (w.clone(), i)).collect();
-        Ok(Self { words, index, counts })
+        let index = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.clone(), i))
+            .collect();
+        Ok(Self {
+            words,
+            index,
+            counts,
+        })
     }
 
     pub fn len(&self) -> usize {

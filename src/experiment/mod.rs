@@ -50,35 +50,47 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
     text.lines()
         .position(|l| {
             let l = l.trim_start();
-            l.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
         })
         .map(|i| i + 1)
 }
 
-/// Extracts the offending key name from a serde "unknown field `x`" message.
-fn unknown_field(msg: &str) -> Option<&str> {
-    let rest = msg.split("unknown field `").nth(1)?;
-    rest.split('`').next()
+/// Extracts ("key" or "value", name) from an "unknown key `x`" / "unknown value `x`" message.
+fn unknown_name(msg: &str) -> Option<(&'static str, &str)> {
+    ["key", "value"].into_iter().find_map(|what| {
+        let rest = msg.split(&format!("unknown {what} `")).nth(1)?;
+        Some((what, rest.split('`').next()?))
+    })
 }
 
 impl Study {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read study file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read study file {}", path.display()))?;
         Self::parse(&text, path)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let file = path.display().to_string();
-        let study: StudyFile = toml::from_str(text).map_err(|e| anyhow!("{file}: {}", one_line(&e.to_string())))?;
+        let study: StudyFile =
+            toml::from_str(text).map_err(|e| anyhow!("{file}: {}", one_line(&e.to_string())))?;
         let config_error = |e: anyhow::Error, context: &str| {
             let msg = one_line(&e.to_string());
-            let line = unknown_field(&msg).and_then(|k| line_of(text, k)).map(|l| format!(" (line {l})")).unwrap_or_default();
-            anyhow!("{file}: {context}{line}: {}", msg.trim_start_matches("config: "))
+            let line = unknown_name(&msg)
+                .and_then(|(what, name)| match what {
+                    "key" => line_of(text, name),
+                    _ => text
+                        .lines()
+                        .position(|l| l.contains(&format!("\"{name}\"")))
+                        .map(|i| i + 1),
+                })
+                .map(|l| format!(" (line {l})"))
+                .unwrap_or_default();
+            anyhow!("{file}: {context}{line}: {msg}")
         };
         // the base alone must already be a valid configuration
-        let base_config: RunConfig = RunConfig::from_toml(&toml::to_string(&study.base)?, "config")
-            .map_err(|e| config_error(e, "[base]"))?;
-        let _ = base_config;
+        RunConfig::from_table(study.base.clone()).map_err(|e| config_error(e, "[base]"))?;
         if study.grid.is_empty() {
             bail!("{file}: the study has no [[grid]] table, so it has no runs");
         }
@@ -96,8 +108,12 @@ impl Study {
                 })
                 .collect();
             if let Some((k, _)) = axes.iter().find(|(_, v)| v.is_empty()) {
-                let line = line_of(text, k).map(|l| format!(" (line {l})")).unwrap_or_default();
-                bail!("{file}: {context}{line}: key `{k}` has an empty list, so the grid has no runs");
+                let line = line_of(text, k)
+                    .map(|l| format!(" (line {l})"))
+                    .unwrap_or_default();
+                bail!(
+                    "{file}: {context}{line}: key `{k}` has an empty list, so the grid has no runs"
+                );
             }
             let mut combos: Vec<toml::Table> = vec![study.base.clone()];
             for (k, values) in &axes {
@@ -113,21 +129,29 @@ impl Study {
                     .collect();
             }
             for combo in combos {
-                let config = RunConfig::from_toml(&toml::to_string(&combo)?, "config")
-                    .map_err(|e| config_error(e, &context))?;
+                let config = RunConfig::from_table(combo).map_err(|e| config_error(e, &context))?;
                 config.validate().map_err(|e| config_error(e, &context))?;
                 if !runs.iter().any(|r| r.id() == config.id()) {
                     runs.push(config);
                 }
             }
         }
-        Ok(Study { name: study.name, description: study.description, path: path.to_path_buf(), runs })
+        Ok(Study {
+            name: study.name,
+            description: study.description,
+            path: path.to_path_buf(),
+            runs,
+        })
     }
 
     /// The runs of shard `k` of `n` (1-based): a run belongs to the shard its id hashes to, so
     /// the partition does not depend on the order of the grid.
     pub fn shard(&self, k: usize, n: usize) -> Vec<RunConfig> {
-        self.runs.iter().filter(|r| shard_of(&r.id(), n) == k).cloned().collect()
+        self.runs
+            .iter()
+            .filter(|r| shard_of(&r.id(), n) == k)
+            .cloned()
+            .collect()
     }
 }
 
@@ -139,7 +163,10 @@ pub fn shard_of(id: &str, n: usize) -> usize {
 pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
     let err = || anyhow!("--shard expects k/n with 1 <= k <= n, e.g. 2/4 (got {s:?})");
     let (k, n) = s.split_once('/').ok_or_else(err)?;
-    let (k, n): (usize, usize) = (k.trim().parse().map_err(|_| err())?, n.trim().parse().map_err(|_| err())?);
+    let (k, n): (usize, usize) = (
+        k.trim().parse().map_err(|_| err())?,
+        n.trim().parse().map_err(|_| err())?,
+    );
     if n == 0 || k == 0 || k > n {
         return Err(err());
     }
@@ -169,7 +196,11 @@ impl RunLock {
     fn acquire(dir: &Path) -> Result<Option<RunLock>> {
         let path = dir.join(".lock");
         for _ in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(mut f) => {
                     use std::io::Write;
                     let _ = write!(f, "{}", std::process::id());
@@ -177,14 +208,19 @@ impl RunLock {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let pid = std::fs::read_to_string(&path).unwrap_or_default();
-                    let alive = pid.trim().parse::<u32>().is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
+                    let alive = pid
+                        .trim()
+                        .parse::<u32>()
+                        .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
                     if alive {
                         return Ok(None);
                     }
                     // stale lock of a crashed process
                     let _ = std::fs::remove_file(&path);
                 }
-                Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", path.display()))
+                }
             }
         }
         Ok(None)
@@ -201,7 +237,8 @@ impl Drop for RunLock {
 pub fn run_one(config: &RunConfig, out: &Path, force: bool, control: &RunControl) -> Outcome {
     let dir = out.join(config.id());
     let result = (|| -> Result<Outcome> {
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create run folder {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create run folder {}", dir.display()))?;
         let Some(_lock) = RunLock::acquire(&dir)? else {
             return Ok(Outcome::Busy);
         };
@@ -216,7 +253,8 @@ pub fn run_one(config: &RunConfig, out: &Path, force: bool, control: &RunControl
         for f in std::fs::read_dir(&dir)? {
             let p = f?.path();
             if p.file_name().is_some_and(|n| n != ".lock") {
-                std::fs::remove_file(&p).with_context(|| format!("cannot clear {}", p.display()))?;
+                std::fs::remove_file(&p)
+                    .with_context(|| format!("cannot clear {}", p.display()))?;
             }
         }
         let data = train::load_data(config)?;
@@ -226,27 +264,51 @@ pub fn run_one(config: &RunConfig, out: &Path, force: bool, control: &RunControl
 }
 
 /// Runs `runs` with `jobs` in parallel. Returns the outcomes in the order of `runs`.
-pub fn run_all(runs: &[RunConfig], out: &Path, jobs: usize, force: bool, quiet: bool, stop: Arc<AtomicBool>) -> Result<Vec<Outcome>> {
+pub fn run_all(
+    runs: &[RunConfig],
+    out: &Path,
+    jobs: usize,
+    force: bool,
+    quiet: bool,
+    stop: Arc<AtomicBool>,
+) -> Result<Vec<Outcome>> {
     let multi = MultiProgress::new();
     if quiet {
         multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let overall = multi.add(ProgressBar::new(runs.len() as u64));
-    overall.set_style(ProgressStyle::with_template("study [{bar:30.green/white}] {pos}/{len} runs {msg}").expect("template").progress_chars("=> "));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build().context("cannot start worker threads")?;
+    overall.set_style(
+        ProgressStyle::with_template("study [{bar:30.green/white}] {pos}/{len} runs {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .context("cannot start worker threads")?;
     let outcomes = pool.install(|| {
         runs.par_iter()
             .map(|config| {
                 if stop.load(Ordering::SeqCst) {
                     return Outcome::Failed("not started: interrupted".into());
                 }
-                let bar = multi.add(crate::cli::progress_bar(quiet, format!("{:<28}", config.id())));
-                let control = RunControl { progress: bar.clone(), stop: stop.clone() };
+                let bar = multi.add(crate::cli::progress_bar(
+                    quiet,
+                    format!("{:<28}", config.id()),
+                ));
+                let control = RunControl {
+                    progress: bar.clone(),
+                    stop: stop.clone(),
+                };
                 let outcome = run_one(config, out, force, &control);
                 bar.finish_and_clear();
                 multi.remove(&bar);
                 let line = describe(config, &outcome);
-                let _ = multi.println(line);
+                if quiet {
+                    println!("{line}");
+                } else {
+                    let _ = multi.println(line);
+                }
                 overall.inc(1);
                 outcome
             })
@@ -262,12 +324,19 @@ pub fn describe(config: &RunConfig, outcome: &Outcome) -> String {
         Outcome::Skipped(s) => format!("  skip     {id} (already {:?})", s.status),
         Outcome::Busy => format!("  busy     {id} (another ablate process is running it)"),
         Outcome::Ran(s) => {
-            let metric = s.final_eval.as_ref().map(|e| match (e.eval_ppl, e.eval_accuracy) {
-                (Some(p), _) => format!("valid ppl {p:.1}"),
-                (_, Some(a)) => format!("valid acc {:.1} %", a * 100.0),
-                _ => String::new(),
-            });
-            format!("  {:<8} {id} {}", format!("{:?}", s.status).to_lowercase(), metric.unwrap_or_default())
+            let metric = s
+                .final_eval
+                .as_ref()
+                .map(|e| match (e.eval_ppl, e.eval_accuracy) {
+                    (Some(p), _) => format!("valid ppl {p:.1}"),
+                    (_, Some(a)) => format!("valid acc {:.1} %", a * 100.0),
+                    _ => String::new(),
+                });
+            format!(
+                "  {:<8} {id} {}",
+                format!("{:?}", s.status).to_lowercase(),
+                metric.unwrap_or_default()
+            )
         }
         Outcome::Failed(e) => format!("  failed   {id}: {e}"),
     }

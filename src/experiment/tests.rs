@@ -22,7 +22,11 @@ fn grid_expands_to_the_product_and_ids_are_stable() {
     let s = parse(STUDY).unwrap();
     assert_eq!(s.runs.len(), 7);
     assert!(s.runs.iter().all(|r| r.steps == 7));
-    let text_batch: Vec<_> = s.runs.iter().filter(|r| r.norm == NormKind::Batch && r.task == crate::config::Task::Text).collect();
+    let text_batch: Vec<_> = s
+        .runs
+        .iter()
+        .filter(|r| r.norm == NormKind::Batch && r.task == crate::config::Task::Text)
+        .collect();
     assert_eq!(text_batch.len(), 3);
     let again = parse(STUDY).unwrap();
     let ids: Vec<String> = s.runs.iter().map(|r| r.id()).collect();
@@ -30,14 +34,21 @@ fn grid_expands_to_the_product_and_ids_are_stable() {
     let mut unique = ids.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), 7, "different configurations get different ids");
+    assert_eq!(
+        unique.len(),
+        7,
+        "different configurations get different ids"
+    );
 }
 
 #[test]
 fn shards_partition_the_runs() {
     let s = parse(STUDY).unwrap();
     for n in 1..=4 {
-        let mut all: Vec<String> = (1..=n).flat_map(|k| s.shard(k, n)).map(|r| r.id()).collect();
+        let mut all: Vec<String> = (1..=n)
+            .flat_map(|k| s.shard(k, n))
+            .map(|r| r.id())
+            .collect();
         all.sort();
         let mut ids: Vec<String> = s.runs.iter().map(|r| r.id()).collect();
         ids.sort();
@@ -51,17 +62,40 @@ fn shards_partition_the_runs() {
 
 #[test]
 fn bad_study_files_name_the_file_and_the_key() {
-    let err = parse("name = \"t\"\n[base\nsteps = 1\n").unwrap_err().to_string();
-    assert!(err.starts_with("experiments/test.toml:") && err.contains("line 2"), "{err}");
-    let err = parse("name = \"t\"\n[base]\nstpes = 1\n[[grid]]\nseed = [1]\n").unwrap_err().to_string();
-    assert!(err.contains("experiments/test.toml") && err.contains("stpes") && err.contains("line 3"), "{err}");
-    let err = parse("name = \"t\"\n[[grid]]\nnorm = [\"layer\", \"btach\"]\n").unwrap_err().to_string();
-    assert!(err.contains("experiments/test.toml") && err.contains("btach"), "{err}");
-    let err = parse("name = \"t\"\n[[grid]]\nnorm = []\n").unwrap_err().to_string();
-    assert!(err.contains("empty list") && err.contains("line 3") && err.contains("norm"), "{err}");
-    let err = parse("name = \"t\"\n[base]\nsteps = 3\n").unwrap_err().to_string();
+    let err = parse("name = \"t\"\n[base\nsteps = 1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("experiments/test.toml:") && err.contains("line 2"),
+        "{err}"
+    );
+    let err = parse("name = \"t\"\n[base]\nstpes = 1\n[[grid]]\nseed = [1]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "experiments/test.toml: [base] (line 3): unknown key `stpes` (did you mean `steps`?)"
+        ),
+        "{err}"
+    );
+    let err = parse("name = \"t\"\n[[grid]]\nnorm = [\"layer\", \"btach\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("experiments/test.toml: [[grid]] #1 (line 3): unknown value `btach` (did you mean `batch`?)"), "{err}");
+    let err = parse("name = \"t\"\n[[grid]]\nnorm = []\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("empty list") && err.contains("line 3") && err.contains("norm"),
+        "{err}"
+    );
+    let err = parse("name = \"t\"\n[base]\nsteps = 3\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no [[grid]]"), "{err}");
-    let err = parse("name = \"t\"\n[[grid]]\nheads = 3\n").unwrap_err().to_string();
+    let err = parse("name = \"t\"\n[[grid]]\nheads = 3\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("heads (3) must divide"), "{err}");
 }
 
@@ -105,8 +139,14 @@ fn runner_skips_finished_runs_reruns_with_force_and_survives_a_failure() {
     let modified = std::fs::metadata(&steps).unwrap().modified().unwrap();
     let again = run_all(&study.runs[..2], &out, 1, false, true, stop.clone()).unwrap();
     assert!(again.iter().all(|o| matches!(o, Outcome::Skipped(_))));
-    assert_eq!(std::fs::metadata(&steps).unwrap().modified().unwrap(), modified);
+    assert_eq!(
+        std::fs::metadata(&steps).unwrap().modified().unwrap(),
+        modified
+    );
     let forced = run_all(&study.runs[..1], &out, 1, true, true, stop).unwrap();
     assert!(matches!(&forced[0], Outcome::Ran(_)));
-    assert!(!out.join(study.runs[0].id()).join(".lock").exists(), "lock released");
+    assert!(
+        !out.join(study.runs[0].id()).join(".lock").exists(),
+        "lock released"
+    );
 }

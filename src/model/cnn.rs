@@ -21,7 +21,10 @@ pub struct CnnConfig {
 
 impl Default for CnnConfig {
     fn default() -> Self {
-        Self { channels: vec![16, 32, 64], classes: 10 }
+        Self {
+            channels: vec![16, 32, 64],
+            classes: 10,
+        }
     }
 }
 
@@ -42,7 +45,11 @@ impl Conv {
         let fan_in = kernel * kernel * cin;
         // He initialization for ReLU networks
         let std = (2.0 / fan_in as f64).sqrt();
-        Self { weight: Initializer::Normal { mean: 0.0, std }.init([fan_in, cout], device), kernel, stride }
+        Self {
+            weight: Initializer::Normal { mean: 0.0, std }.init([fan_in, cout], device),
+            kernel,
+            stride,
+        }
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
@@ -78,15 +85,35 @@ fn subsample(x: Tensor<4>) -> Tensor<4> {
     let (h2, w2) = (h.div_ceil(2), w.div_ceil(2));
     let device = x.device();
     // pad odd sizes to even, then view pairs and keep the first of each
-    let x = if h % 2 == 1 { Tensor::cat(vec![x, Tensor::zeros([b, 1, w, c], &device)], 1) } else { x };
-    let x = if w % 2 == 1 { Tensor::cat(vec![x, Tensor::zeros([b, 2 * h2, 1, c], &device)], 2) } else { x };
-    x.reshape([b, h2, 2, w2, 2, c]).narrow(2, 0, 1).narrow(4, 0, 1).reshape([b, h2, w2, c])
+    let x = if h % 2 == 1 {
+        Tensor::cat(vec![x, Tensor::zeros([b, 1, w, c], &device)], 1)
+    } else {
+        x
+    };
+    let x = if w % 2 == 1 {
+        Tensor::cat(vec![x, Tensor::zeros([b, 2 * h2, 1, c], &device)], 2)
+    } else {
+        x
+    };
+    x.reshape([b, h2, 2, w2, 2, c])
+        .narrow(2, 0, 1)
+        .narrow(4, 0, 1)
+        .reshape([b, h2, w2, c])
 }
 
 /// Applies a token-layout norm to a channels-last map.
-fn norm_map(norm: &NormLayer, x: Tensor<4>, ctx: &NormCtx, stats: &mut Vec<Option<BatchStats>>) -> Tensor<4> {
+fn norm_map(
+    norm: &NormLayer,
+    x: Tensor<4>,
+    ctx: &NormCtx,
+    stats: &mut Vec<Option<BatchStats>>,
+) -> Tensor<4> {
     let [b, h, w, c] = x.dims();
-    let ctx = NormCtx { mask: None, n_real: b * h * w, ..*ctx };
+    let ctx = NormCtx {
+        mask: None,
+        n_real: b * h * w,
+        ..*ctx
+    };
     let (y, s) = norm.forward(x.reshape([b, h * w, c]), &ctx);
     stats.push(s);
     y.reshape([b, h, w, c])
@@ -115,8 +142,18 @@ impl ResBlock {
         }
     }
 
-    fn forward(&self, x: Tensor<4>, ctx: &NormCtx, stats: &mut Vec<Option<BatchStats>>) -> Tensor<4> {
-        let h = relu(norm_map(&self.norm1, self.conv1.forward(x.clone()), ctx, stats));
+    fn forward(
+        &self,
+        x: Tensor<4>,
+        ctx: &NormCtx,
+        stats: &mut Vec<Option<BatchStats>>,
+    ) -> Tensor<4> {
+        let h = relu(norm_map(
+            &self.norm1,
+            self.conv1.forward(x.clone()),
+            ctx,
+            stats,
+        ));
         let h = norm_map(&self.norm2, self.conv2.forward(h), ctx, stats);
         let skip = match (&self.shortcut, &self.shortcut_norm) {
             (Some(conv), Some(norm)) => norm_map(norm, conv.forward(x), ctx, stats),
@@ -147,7 +184,13 @@ impl CnnConfig {
         let mut blocks = Vec::new();
         let mut cin = c0;
         for (i, &c) in self.channels.iter().enumerate() {
-            blocks.push(ResBlock::new(cin, c, if i == 0 { 1 } else { 2 }, norm, device));
+            blocks.push(ResBlock::new(
+                cin,
+                c,
+                if i == 0 { 1 } else { 2 },
+                norm,
+                device,
+            ));
             cin = c;
         }
         ImageModel {
@@ -183,10 +226,20 @@ impl ImageModel {
         norms
     }
 
-    pub fn forward_loss(&self, images: Tensor<4>, labels: Tensor<1, Int>, ctx: &NormCtx) -> ImageOutput {
+    pub fn forward_loss(
+        &self,
+        images: Tensor<4>,
+        labels: Tensor<1, Int>,
+        ctx: &NormCtx,
+    ) -> ImageOutput {
         let mut stats = Vec::new();
         // [batch, 1, h, w] -> channels-last
-        let mut x = relu(norm_map(&self.stem_norm, self.stem.forward(images.permute([0, 2, 3, 1])), ctx, &mut stats));
+        let mut x = relu(norm_map(
+            &self.stem_norm,
+            self.stem.forward(images.permute([0, 2, 3, 1])),
+            ctx,
+            &mut stats,
+        ));
         for block in &self.blocks {
             x = block.forward(x, ctx, &mut stats);
         }
@@ -196,6 +249,10 @@ impl ImageModel {
         let predicted = logp.clone().argmax(1).reshape([b]);
         let correct = predicted.equal(labels.clone()).int().sum();
         let loss = logp.gather(1, labels.reshape([b, 1])).mean().neg();
-        ImageOutput { loss, correct, stats }
+        ImageOutput {
+            loss,
+            correct,
+            stats,
+        }
     }
 }

@@ -7,7 +7,9 @@
 use crate::data::TextTensors;
 use crate::norm::{BatchStats, Norm, NormConfig, NormCtx, NormLayer};
 use burn::module::Module;
-use burn::nn::attention::{generate_autoregressive_mask, MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
+use burn::nn::attention::{
+    generate_autoregressive_mask, MhaInput, MultiHeadAttention, MultiHeadAttentionConfig,
+};
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig,
 };
@@ -49,7 +51,8 @@ pub struct FeedForward {
 
 impl FeedForward {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.down.forward(self.dropout.forward(gelu(self.up.forward(x))))
+        self.down
+            .forward(self.dropout.forward(gelu(self.up.forward(x))))
     }
 }
 
@@ -73,7 +76,9 @@ impl Block {
         stats: &mut Vec<Option<BatchStats>>,
     ) -> Tensor<3> {
         let attend = |h: Tensor<3>| {
-            let input = MhaInput::self_attn(h).mask_pad(batch.pad_mask.clone()).mask_attn(causal.clone());
+            let input = MhaInput::self_attn(h)
+                .mask_pad(batch.pad_mask.clone())
+                .mask_attn(causal.clone());
             self.dropout.forward(self.attn.forward(input).context)
         };
         let feed = |h: Tensor<3>| self.dropout.forward(self.ffn.forward(h));
@@ -119,15 +124,23 @@ impl LmConfig {
         let d = self.d_model;
         // fairseq: N(0, d^-1/2) embeddings scaled by sqrt(d) -> unit scale into the first block
         let token = EmbeddingConfig::new(self.vocab, d)
-            .with_initializer(Initializer::Normal { mean: 0.0, std: (d as f64).powf(-0.5) })
+            .with_initializer(Initializer::Normal {
+                mean: 0.0,
+                std: (d as f64).powf(-0.5),
+            })
             .init(device);
         let position = EmbeddingConfig::new(self.max_len, d)
-            .with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 })
+            .with_initializer(Initializer::Normal {
+                mean: 0.0,
+                std: 0.02,
+            })
             .init(device);
         let blocks = (0..self.layers)
             .map(|_| Block {
                 attn_norm: norm.init(d, device),
-                attn: MultiHeadAttentionConfig::new(d, self.heads).with_dropout(self.dropout).init(device),
+                attn: MultiHeadAttentionConfig::new(d, self.heads)
+                    .with_dropout(self.dropout)
+                    .init(device),
                 ffn_norm: norm.init(d, device),
                 ffn: FeedForward {
                     up: LinearConfig::new(d, self.d_ff).init(device),
@@ -143,9 +156,17 @@ impl LmConfig {
             position,
             blocks,
             final_norm: (self.norm_position == NormPosition::Pre).then(|| norm.init(d, device)),
-            head: (!self.tie_embeddings).then(|| LinearConfig::new(d, self.vocab).with_bias(false).init(device)),
+            head: (!self.tie_embeddings).then(|| {
+                LinearConfig::new(d, self.vocab)
+                    .with_bias(false)
+                    .init(device)
+            }),
             dropout: DropoutConfig::new(self.dropout).init(),
-            embed_scale: if self.embed_scale { (d as f64).sqrt() } else { 1.0 },
+            embed_scale: if self.embed_scale {
+                (d as f64).sqrt()
+            } else {
+                1.0
+            },
         }
     }
 }
@@ -166,18 +187,31 @@ impl LanguageModel {
 
     /// The norm layers, in [`Self::norm_names`] order.
     pub fn norms(&self) -> Vec<&NormLayer> {
-        let mut norms: Vec<&NormLayer> =
-            self.blocks.iter().flat_map(|b| [&b.attn_norm, &b.ffn_norm]).collect();
+        let mut norms: Vec<&NormLayer> = self
+            .blocks
+            .iter()
+            .flat_map(|b| [&b.attn_norm, &b.ffn_norm])
+            .collect();
         norms.extend(self.final_norm.as_ref());
         norms
     }
 
     /// Hidden states `[batch, time, d]` after the last block (and final norm).
-    pub fn hidden(&self, batch: &TextTensors, ctx: &NormCtx, stats: &mut Vec<Option<BatchStats>>) -> Tensor<3> {
+    pub fn hidden(
+        &self,
+        batch: &TextTensors,
+        ctx: &NormCtx,
+        stats: &mut Vec<Option<BatchStats>>,
+    ) -> Tensor<3> {
         let [b, t] = batch.inputs.dims();
         let device = batch.inputs.device();
-        let positions = Tensor::arange(0..t as i64, &device).reshape([1, t]).expand([b, t]);
-        let x = self.token.forward(batch.inputs.clone()).mul_scalar(self.embed_scale)
+        let positions = Tensor::arange(0..t as i64, &device)
+            .reshape([1, t])
+            .expand([b, t]);
+        let x = self
+            .token
+            .forward(batch.inputs.clone())
+            .mul_scalar(self.embed_scale)
             + self.position.forward(positions);
         let mut x = self.dropout.forward(x);
         let causal = generate_autoregressive_mask(b, t, &device);
@@ -219,7 +253,10 @@ impl LanguageModel {
         let logp = log_softmax(self.logits(real), 1);
         let n = batch.n_real;
         let picked = logp.gather(1, batch.real_targets.clone().reshape([n, 1]));
-        LmOutput { loss: picked.mean().neg(), stats }
+        LmOutput {
+            loss: picked.mean().neg(),
+            stats,
+        }
     }
 }
 
@@ -249,19 +286,38 @@ mod tests {
             kind,
             eps: 1e-5,
             momentum: 0.1,
-            power: PowerConfig { alpha_fwd: 0.9, alpha_bkw: 0.9, warmup: 5, groups: 2, backward_divisor: BackwardDivisor::Batch },
+            power: PowerConfig {
+                alpha_fwd: 0.9,
+                alpha_bkw: 0.9,
+                warmup: 5,
+                groups: 2,
+                backward_divisor: BackwardDivisor::Batch,
+            },
         };
         (cfg.init(&norm, &device), device)
     }
 
     fn ex(tokens: &[usize]) -> Example {
-        Example { inputs: tokens.to_vec(), targets: tokens.iter().map(|t| (t + 1) % 30).collect() }
+        Example {
+            inputs: tokens.to_vec(),
+            targets: tokens.iter().map(|t| (t + 1) % 30).collect(),
+        }
     }
 
     fn logits(model: &LanguageModel, batch: &TextBatch, device: &Device) -> Vec<f32> {
         let t = batch.to_device(device);
-        let ctx = NormCtx { mask: Some(&t.mask), n_real: t.n_real, training: true, update_running: false, step: 1 };
-        model.forward_logits(&t, &ctx).into_data().try_to_vec::<f32>().unwrap()
+        let ctx = NormCtx {
+            mask: Some(&t.mask),
+            n_real: t.n_real,
+            training: true,
+            update_running: false,
+            step: 1,
+        };
+        model
+            .forward_logits(&t, &ctx)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
     }
 
     #[test]
@@ -280,14 +336,29 @@ mod tests {
     #[test]
     fn future_tokens_do_not_change_earlier_logits() {
         let (model, device) = lm(NormKind::Layer);
-        let a = logits(&model, &TextBatch::from_examples(&[&ex(&[2, 5, 7, 9])]), &device);
-        let b = logits(&model, &TextBatch::from_examples(&[&ex(&[2, 5, 7, 21])]), &device);
+        let a = logits(
+            &model,
+            &TextBatch::from_examples(&[&ex(&[2, 5, 7, 9])]),
+            &device,
+        );
+        let b = logits(
+            &model,
+            &TextBatch::from_examples(&[&ex(&[2, 5, 7, 21])]),
+            &device,
+        );
         let per_pos = 30;
         for i in 0..3 * per_pos {
-            assert!((a[i] - b[i]).abs() < 1e-5, "position {} changed", i / per_pos);
+            assert!(
+                (a[i] - b[i]).abs() < 1e-5,
+                "position {} changed",
+                i / per_pos
+            );
         }
         let last_changed = (3 * per_pos..4 * per_pos).any(|i| (a[i] - b[i]).abs() > 1e-4);
-        assert!(last_changed, "the changed token must change its own position's logits");
+        assert!(
+            last_changed,
+            "the changed token must change its own position's logits"
+        );
     }
 
     #[test]
@@ -304,11 +375,20 @@ mod tests {
             }
             let loss = |b: &TextBatch| {
                 let t = b.to_device(&device);
-                let ctx = NormCtx { mask: Some(&t.mask), n_real: t.n_real, training: true, update_running: false, step: 1 };
+                let ctx = NormCtx {
+                    mask: Some(&t.mask),
+                    n_real: t.n_real,
+                    training: true,
+                    update_running: false,
+                    step: 1,
+                };
                 model.forward_loss(&t, &ctx).loss.into_scalar::<f64>()
             };
             let (a, b) = (loss(&batch), loss(&garbage));
-            assert!((a - b).abs() < 1e-6, "{kind}: loss changed with pad contents: {a} vs {b}");
+            assert!(
+                (a - b).abs() < 1e-6,
+                "{kind}: loss changed with pad contents: {a} vs {b}"
+            );
             // and the loss is the mean over exactly the 9 real tokens
             let t = batch.to_device(&device);
             assert_eq!(t.n_real, 9);

@@ -66,10 +66,12 @@ impl Norm for BatchNorm {
         let (mean_d, var_d) = (mean.clone().detach(), var.clone().detach());
         if ctx.update_running {
             let m = self.momentum;
-            self.running_mean
-                .update((running_mean.clone().mul_scalar(1.0 - m) + mean_d.clone().mul_scalar(m)).detach());
-            self.running_var
-                .update((running_var.clone().mul_scalar(1.0 - m) + var_d.clone().mul_scalar(m)).detach());
+            self.running_mean.update(
+                (running_mean.clone().mul_scalar(1.0 - m) + mean_d.clone().mul_scalar(m)).detach(),
+            );
+            self.running_var.update(
+                (running_var.clone().mul_scalar(1.0 - m) + var_d.clone().mul_scalar(m)).detach(),
+            );
         }
         let y = self.apply(x, mean, var);
         let stats = BatchStats {
@@ -87,14 +89,25 @@ impl Norm for BatchNorm {
     /// `dL/dvar = -sum(g xhat) / (2 (var + eps)) = -gamma dgamma / (2 (var + eps))` and
     /// `dL/dmu = -sum(g) / sqrt(var + eps) = -gamma dbeta / sqrt(var + eps)` (the variance's
     /// own dependence on mu has zero derivative).
-    fn after_backward(&self, grads: &Gradients, stats: &BatchStats, _ctx: &NormCtx) -> Option<GradStats> {
+    fn after_backward(
+        &self,
+        grads: &Gradients,
+        stats: &BatchStats,
+        _ctx: &NormCtx,
+    ) -> Option<GradStats> {
         let gamma = self.gamma.val();
         let dgamma = gamma.grad(grads)?;
         let dbeta = self.beta.val().grad(grads)?;
         let gamma = gamma.inner();
         let var_eps = stats.second.clone().add_scalar(self.eps);
-        let d_second = (gamma.clone() * dgamma).div(var_eps.clone()).mul_scalar(-0.5);
+        let d_second = (gamma.clone() * dgamma)
+            .div(var_eps.clone())
+            .mul_scalar(-0.5);
         let d_mean = (gamma * dbeta).div(var_eps.sqrt()).neg();
-        Some(GradStats { d_mean: Some(d_mean), d_second: Some(d_second), power: None })
+        Some(GradStats {
+            d_mean: Some(d_mean),
+            d_second: Some(d_second),
+            power: None,
+        })
     }
 }

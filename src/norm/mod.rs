@@ -53,7 +53,12 @@ pub trait Norm {
     /// After `loss.backward()` on a training step: gradients of the loss with respect to the
     /// batch statistics (backward probes) and any state update that needs the backward pass
     /// (PowerNorm's `nu`). Norms without batch statistics return `None`.
-    fn after_backward(&self, _grads: &Gradients, _stats: &BatchStats, _ctx: &NormCtx) -> Option<GradStats> {
+    fn after_backward(
+        &self,
+        _grads: &Gradients,
+        _stats: &BatchStats,
+        _ctx: &NormCtx,
+    ) -> Option<GradStats> {
         None
     }
 }
@@ -103,7 +108,10 @@ impl NormKind {
 
     /// Whether the norm keeps batch statistics (and so has probes).
     pub fn has_batch_stats(&self) -> bool {
-        matches!(self, NormKind::Batch | NormKind::MaskedBatch | NormKind::PnV | NormKind::Power)
+        matches!(
+            self,
+            NormKind::Batch | NormKind::MaskedBatch | NormKind::PnV | NormKind::Power
+        )
     }
 }
 
@@ -130,7 +138,10 @@ impl NormConfig {
             bail!("norm eps must be a positive number (got {})", self.eps);
         }
         if !(self.momentum.is_finite() && (0.0..=1.0).contains(&self.momentum)) {
-            bail!("norm momentum must be within [0, 1] (got {})", self.momentum);
+            bail!(
+                "norm momentum must be within [0, 1] (got {})",
+                self.momentum
+            );
         }
         if self.kind == NormKind::Power {
             self.power.validate(d)?;
@@ -144,10 +155,16 @@ impl NormConfig {
             NormKind::None => NormLayer::None(Identity::new()),
             NormKind::Layer => NormLayer::Layer(LayerNorm::new(d, self.eps, device)),
             NormKind::Rms => NormLayer::Rms(RmsNorm::new(d, self.eps, device)),
-            NormKind::Batch => NormLayer::Batch(BatchNorm::new(d, self.eps, self.momentum, false, device)),
-            NormKind::MaskedBatch => NormLayer::Batch(BatchNorm::new(d, self.eps, self.momentum, true, device)),
+            NormKind::Batch => {
+                NormLayer::Batch(BatchNorm::new(d, self.eps, self.momentum, false, device))
+            }
+            NormKind::MaskedBatch => {
+                NormLayer::Batch(BatchNorm::new(d, self.eps, self.momentum, true, device))
+            }
             NormKind::PnV => NormLayer::PnV(PnVNorm::new(d, self.eps, self.momentum, device)),
-            NormKind::Power => NormLayer::Power(PowerNorm::new(d, self.eps, self.power.clone(), device)),
+            NormKind::Power => {
+                NormLayer::Power(PowerNorm::new(d, self.eps, self.power.clone(), device))
+            }
         }
     }
 }
@@ -175,7 +192,12 @@ impl Norm for NormLayer {
         }
     }
 
-    fn after_backward(&self, grads: &Gradients, stats: &BatchStats, ctx: &NormCtx) -> Option<GradStats> {
+    fn after_backward(
+        &self,
+        grads: &Gradients,
+        stats: &BatchStats,
+        ctx: &NormCtx,
+    ) -> Option<GradStats> {
         match self {
             NormLayer::None(n) => n.after_backward(grads, stats, ctx),
             NormLayer::Layer(n) => n.after_backward(grads, stats, ctx),

@@ -43,8 +43,9 @@ impl Norm for PnVNorm {
         let psi2_d = psi2.clone().detach();
         if ctx.update_running {
             let m = self.momentum;
-            self.running_psi2
-                .update((running.clone().mul_scalar(1.0 - m) + psi2_d.clone().mul_scalar(m)).detach());
+            self.running_psi2.update(
+                (running.clone().mul_scalar(1.0 - m) + psi2_d.clone().mul_scalar(m)).detach(),
+            );
         }
         let stats = BatchStats {
             kind: StatKind::QuadraticMean,
@@ -58,12 +59,21 @@ impl Norm for PnVNorm {
     }
 
     /// `dL/dpsi2 = -sum(g x/sqrt(psi2+eps)) / (2 (psi2 + eps)) = -gamma dgamma / (2 (psi2 + eps))`.
-    fn after_backward(&self, grads: &Gradients, stats: &BatchStats, _ctx: &NormCtx) -> Option<GradStats> {
+    fn after_backward(
+        &self,
+        grads: &Gradients,
+        stats: &BatchStats,
+        _ctx: &NormCtx,
+    ) -> Option<GradStats> {
         let gamma = self.gamma.val();
         let dgamma = gamma.grad(grads)?;
         let d_second = (gamma.inner() * dgamma)
             .div(stats.second.clone().add_scalar(self.eps))
             .mul_scalar(-0.5);
-        Some(GradStats { d_mean: None, d_second: Some(d_second), power: None })
+        Some(GradStats {
+            d_mean: None,
+            d_second: Some(d_second),
+            power: None,
+        })
     }
 }

@@ -50,13 +50,19 @@ pub struct PowerConfig {
 
 impl PowerConfig {
     pub fn validate(&self, d: usize) -> Result<()> {
-        for (name, a) in [("pn-alpha-fwd", self.alpha_fwd), ("pn-alpha-bkw", self.alpha_bkw)] {
+        for (name, a) in [
+            ("pn-alpha-fwd", self.alpha_fwd),
+            ("pn-alpha-bkw", self.alpha_bkw),
+        ] {
             if !(a.is_finite() && (0.0..=1.0).contains(&a)) {
                 bail!("{name} must be within [0, 1] (got {a})");
             }
         }
         if self.groups > 0 && d % self.groups != 0 {
-            bail!("PowerNorm groups ({}) must divide the model width d = {d}", self.groups);
+            bail!(
+                "PowerNorm groups ({}) must divide the model width d = {d}",
+                self.groups
+            );
         }
         Ok(())
     }
@@ -114,7 +120,11 @@ impl Norm for PowerNorm {
         // The statistic is a constant of the step: the approximate backward ignores it.
         let psi2 = super::masked_feature_mean(x.clone().detach().square(), ctx).detach();
         let warmup = ctx.step <= self.config.warmup;
-        let s_fwd = self.inv_sqrt(if warmup { psi2.clone() } else { running.clone() });
+        let s_fwd = self.inv_sqrt(if warmup {
+            psi2.clone()
+        } else {
+            running.clone()
+        });
         let s_bwd = self.inv_sqrt(match self.config.backward_divisor {
             BackwardDivisor::Batch => psi2.clone(),
             BackwardDivisor::Running => running.clone(),
@@ -139,7 +149,11 @@ impl Norm for PowerNorm {
             second: psi2.inner(),
             running_mean: None,
             running_second: running.inner(),
-            power: Some(PowerStats { gamma_stat: gamma_stat.inner(), warmup, positions: b * t }),
+            power: Some(PowerStats {
+                gamma_stat: gamma_stat.inner(),
+                warmup,
+                positions: b * t,
+            }),
         };
         (z * gamma + beta, Some(stats))
     }
@@ -147,21 +161,31 @@ impl Norm for PowerNorm {
     /// Updates `nu` from this step's backward pass. `Lambda = mean(g z)` with `g = gamma dL/dy`
     /// equals `gamma * dL/dgamma / N` per feature, since `dL/dgamma = sum(dL/dy z)` over the same
     /// `N` positions.
-    fn after_backward(&self, grads: &Gradients, stats: &BatchStats, ctx: &NormCtx) -> Option<GradStats> {
+    fn after_backward(
+        &self,
+        grads: &Gradients,
+        stats: &BatchStats,
+        ctx: &NormCtx,
+    ) -> Option<GradStats> {
         let power = stats.power.as_ref()?;
         let gamma = self.gamma.val();
         let dgamma = gamma.grad(grads)?;
         let lambda = (gamma.inner() * dgamma).div_scalar(power.positions as f64);
         let nu = self.nu.value_sync().inner();
         let nu_new = nu.clone()
-            + (lambda.clone() - nu * power.gamma_stat.clone()).mul_scalar(1.0 - self.config.alpha_bkw);
+            + (lambda.clone() - nu * power.gamma_stat.clone())
+                .mul_scalar(1.0 - self.config.alpha_bkw);
         if ctx.update_running {
             self.nu.update(nu_new.clone());
         }
         Some(GradStats {
             d_mean: None,
             d_second: None,
-            power: Some(PowerGrad { nu: nu_new, gamma_stat: power.gamma_stat.clone(), lambda }),
+            power: Some(PowerGrad {
+                nu: nu_new,
+                gamma_stat: power.gamma_stat.clone(),
+                lambda,
+            }),
         })
     }
 }

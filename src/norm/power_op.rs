@@ -50,7 +50,12 @@ impl<B: PowerScaleBackend, C: CheckpointStrategy> PowerScaleBackend for Autodiff
             /// (z, s_bwd, nu)
             type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
 
-            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _ck: &mut Checkpointer) {
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _ck: &mut Checkpointer,
+            ) {
                 let [node_x] = ops.parents;
                 let g = grads.consume::<B>(&ops.node);
                 let (z, s_bwd, nu) = ops.state;
@@ -67,7 +72,11 @@ impl<B: PowerScaleBackend, C: CheckpointStrategy> PowerScaleBackend for Autodiff
         let s_bwd = s_bwd.into_primitive();
         let nu = nu.into_primitive();
         let (x, x_node) = x.into_parts();
-        match PowerBackward.prepare::<C>([x_node]).compute_bound().stateful() {
+        match PowerBackward
+            .prepare::<C>([x_node])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let z = B::power_scale(x, s_fwd, s_bwd.clone(), nu.clone());
                 prep.finish((z.clone(), s_bwd, nu), z)

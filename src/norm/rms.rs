@@ -13,7 +13,10 @@ pub struct RmsNorm {
 
 impl RmsNorm {
     pub fn new(d: usize, eps: f64, device: &Device) -> Self {
-        Self { gamma: Param::from_tensor(Tensor::ones([d], device)), eps }
+        Self {
+            gamma: Param::from_tensor(Tensor::ones([d], device)),
+            eps,
+        }
     }
 }
 

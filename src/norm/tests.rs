@@ -21,10 +21,14 @@ fn device() -> Device {
 
 /// Deterministic pseudo-random values in [-scale, scale] + offset.
 fn values(n: usize, seed: u64, scale: f64, offset: f64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale + offset
         })
         .collect()
@@ -35,11 +39,17 @@ fn real() -> Vec<bool> {
 }
 
 fn t1(v: &[f64]) -> Tensor<1> {
-    Tensor::from_data(TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<_>>(), [v.len()]), &device())
+    Tensor::from_data(
+        TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<_>>(), [v.len()]),
+        &device(),
+    )
 }
 
 fn t3(v: &[f64]) -> Tensor<3> {
-    Tensor::from_data(TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<_>>(), [B, T, D]), &device())
+    Tensor::from_data(
+        TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<_>>(), [B, T, D]),
+        &device(),
+    )
 }
 
 fn mask() -> Tensor<3> {
@@ -54,19 +64,32 @@ fn to_vec<const N: usize>(t: Tensor<N>) -> Vec<f64> {
 /// max |a - b| / max |b|
 fn rel_err(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    let num = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let num = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
     let den = b.iter().map(|y| y.abs()).fold(1e-12, f64::max);
     num / den
 }
 
 fn assert_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
     let e = rel_err(got, want);
-    assert!(e <= tol, "{what}: relative error {e:e} > {tol:e}\n got  {got:?}\n want {want:?}");
+    assert!(
+        e <= tol,
+        "{what}: relative error {e:e} > {tol:e}\n got  {got:?}\n want {want:?}"
+    );
 }
 
 fn ctx<'a>(mask: &'a Tensor<3>, training: bool, update: bool, step: usize) -> NormCtx<'a> {
     let n_real = real().iter().filter(|&&r| r).count();
-    NormCtx { mask: Some(mask), n_real, training, update_running: update, step }
+    NormCtx {
+        mask: Some(mask),
+        n_real,
+        training,
+        update_running: update,
+        step,
+    }
 }
 
 /// What Burn computed for `L = sum(w * y)`.
@@ -95,12 +118,16 @@ fn run(norm: &NormLayer, x: &[f64], w: &[f64], ctx: &NormCtx) -> Run {
     let (y, stats) = norm.forward(xt.clone(), ctx);
     let loss = (y.clone() * t3(w)).sum();
     let grads = loss.backward();
-    let grad_stats = stats.as_ref().and_then(|s| norm.after_backward(&grads, s, ctx));
+    let grad_stats = stats
+        .as_ref()
+        .and_then(|s| norm.after_backward(&grads, s, ctx));
     let (gamma, beta) = params(norm);
     Run {
         y: to_vec(y),
         dx: to_vec(xt.grad(&grads).unwrap()),
-        dgamma: gamma.map(|g| to_vec(g.val().grad(&grads).unwrap())).unwrap_or_default(),
+        dgamma: gamma
+            .map(|g| to_vec(g.val().grad(&grads).unwrap()))
+            .unwrap_or_default(),
         dbeta: beta.map(|b| to_vec(b.val().grad(&grads).unwrap())),
         stats,
         grad_stats,
@@ -165,39 +192,57 @@ fn bn_stats(x: &[f64], masked: bool) -> (Vec<f64>, Vec<f64>) {
     let mut var = vec![0.0; D];
     for d in 0..D {
         mean[d] = use_pos.iter().map(|&p| x[p * D + d]).sum::<f64>() / n;
-        var[d] = use_pos.iter().map(|&p| (x[p * D + d] - mean[d]).powi(2)).sum::<f64>() / n;
+        var[d] = use_pos
+            .iter()
+            .map(|&p| (x[p * D + d] - mean[d]).powi(2))
+            .sum::<f64>()
+            / n;
     }
     (mean, var)
 }
 
 fn bn_apply(x: &[f64], mean: &[f64], var: &[f64], g: &[f64], be: &[f64]) -> Vec<f64> {
-    (0..x.len()).map(|i| {
-        let d = i % D;
-        g[d] * (x[i] - mean[d]) / (var[d] + EPS).sqrt() + be[d]
-    }).collect()
+    (0..x.len())
+        .map(|i| {
+            let d = i % D;
+            g[d] * (x[i] - mean[d]) / (var[d] + EPS).sqrt() + be[d]
+        })
+        .collect()
 }
 
 fn psi2_ref(x: &[f64]) -> Vec<f64> {
     let real = real();
     let n = real.iter().filter(|&&r| r).count() as f64;
     (0..D)
-        .map(|d| (0..B * T).filter(|&p| real[p]).map(|p| x[p * D + d].powi(2)).sum::<f64>() / n)
+        .map(|d| {
+            (0..B * T)
+                .filter(|&p| real[p])
+                .map(|p| x[p * D + d].powi(2))
+                .sum::<f64>()
+                / n
+        })
         .collect()
 }
 
 fn scale_apply(x: &[f64], s: &[f64], g: &[f64], be: &[f64]) -> Vec<f64> {
-    (0..x.len()).map(|i| {
-        let d = i % D;
-        g[d] * x[i] / (s[d] + EPS).sqrt() + be[d]
-    }).collect()
+    (0..x.len())
+        .map(|i| {
+            let d = i % D;
+            g[d] * x[i] / (s[d] + EPS).sqrt() + be[d]
+        })
+        .collect()
 }
 
 fn dgamma_ref(z: &[f64], w: &[f64]) -> Vec<f64> {
-    (0..D).map(|d| (0..B * T).map(|p| w[p * D + d] * z[p * D + d]).sum()).collect()
+    (0..D)
+        .map(|d| (0..B * T).map(|p| w[p * D + d] * z[p * D + d]).sum())
+        .collect()
 }
 
 fn dbeta_ref(w: &[f64]) -> Vec<f64> {
-    (0..D).map(|d| (0..B * T).map(|p| w[p * D + d]).sum()).collect()
+    (0..D)
+        .map(|d| (0..B * T).map(|p| w[p * D + d]).sum())
+        .collect()
 }
 
 // ---------- tests ----------
@@ -207,7 +252,13 @@ fn with_params(kind: NormKind) -> NormLayer {
         kind,
         eps: EPS,
         momentum: 0.1,
-        power: PowerConfig { alpha_fwd: 0.9, alpha_bkw: 0.9, warmup: 3, groups: 0, backward_divisor: BackwardDivisor::Batch },
+        power: PowerConfig {
+            alpha_fwd: 0.9,
+            alpha_bkw: 0.9,
+            warmup: 3,
+            groups: 0,
+            backward_divisor: BackwardDivisor::Batch,
+        },
     };
     let (g, be) = gamma_beta();
     let mut n = cfg.init(D, &device());
@@ -265,7 +316,12 @@ fn rms_norm_matches_float64_reference_and_finite_differences() {
     let f = |x: &[f64]| rms_ref(x, &g);
     assert_close("RMS y", &r.y, &f(&x), 1e-5);
     assert_close("RMS dx", &r.dx, &finite_diff(&f, &x, &w), 1e-5);
-    assert_close("RMS dgamma", &r.dgamma, &dgamma_ref(&rms_ref(&x, &[1.0; D]), &w), 1e-5);
+    assert_close(
+        "RMS dgamma",
+        &r.dgamma,
+        &dgamma_ref(&rms_ref(&x, &[1.0; D]), &w),
+        1e-5,
+    );
     assert!(r.dbeta.is_none());
 }
 
@@ -273,14 +329,23 @@ fn rms_norm_matches_float64_reference_and_finite_differences() {
 fn identity_passes_through() {
     let x = values(B * T * D, 5, 1.0, 0.0);
     let w = values(B * T * D, 6, 1.0, 0.0);
-    let r = run(&with_params(NormKind::None), &x, &w, &ctx(&mask(), true, true, 1));
+    let r = run(
+        &with_params(NormKind::None),
+        &x,
+        &w,
+        &ctx(&mask(), true, true, 1),
+    );
     assert_close("identity y", &r.y, &x, 1e-7);
     assert_close("identity dx", &r.dx, &w, 1e-7);
 }
 
 fn check_batch_norm(masked: bool) {
     let (g, be) = gamma_beta();
-    let kind = if masked { NormKind::MaskedBatch } else { NormKind::Batch };
+    let kind = if masked {
+        NormKind::MaskedBatch
+    } else {
+        NormKind::Batch
+    };
     let norm = with_params(kind);
     let m = mask();
     let x = values(B * T * D, 7, 2.0, 0.7);
@@ -300,13 +365,19 @@ fn check_batch_norm(masked: bool) {
     let stats = r.stats.unwrap();
     assert_close("BN batch mean", &to_vec(stats.mean.unwrap()), &mean, 1e-5);
     assert_close("BN batch var", &to_vec(stats.second), &var, 1e-5);
-    assert_close("BN running before", &to_vec(stats.running_second), &[1.0; D], 1e-7);
+    assert_close(
+        "BN running before",
+        &to_vec(stats.running_second),
+        &[1.0; D],
+        1e-7,
+    );
     // backward probes: dL/dvar and dL/dmu with the other statistic held fixed, by finite
     // differences of the float64 forward with injected statistics
     let grad = r.grad_stats.unwrap();
     let h = 1e-6;
     let fd = |perturb_var: bool, d: usize| {
-        let (mut mp, mut vp, mut mm, mut vm) = (mean.clone(), var.clone(), mean.clone(), var.clone());
+        let (mut mp, mut vp, mut mm, mut vm) =
+            (mean.clone(), var.clone(), mean.clone(), var.clone());
         if perturb_var {
             vp[d] += h;
             vm[d] -= h;
@@ -314,7 +385,9 @@ fn check_batch_norm(masked: bool) {
             mp[d] += h;
             mm[d] -= h;
         }
-        (loss_of(&bn_apply(&x, &mp, &vp, &g, &be), &w) - loss_of(&bn_apply(&x, &mm, &vm, &g, &be), &w)) / (2.0 * h)
+        (loss_of(&bn_apply(&x, &mp, &vp, &g, &be), &w)
+            - loss_of(&bn_apply(&x, &mm, &vm, &g, &be), &w))
+            / (2.0 * h)
     };
     let dvar: Vec<f64> = (0..D).map(|d| fd(true, d)).collect();
     let dmean: Vec<f64> = (0..D).map(|d| fd(false, d)).collect();
@@ -362,10 +435,17 @@ fn pn_v_matches_float64_reference() {
             let (mut p, mut q) = (psi2.clone(), psi2.clone());
             p[d] += h;
             q[d] -= h;
-            (loss_of(&scale_apply(&x, &p, &g, &be), &w) - loss_of(&scale_apply(&x, &q, &g, &be), &w)) / (2.0 * h)
+            (loss_of(&scale_apply(&x, &p, &g, &be), &w)
+                - loss_of(&scale_apply(&x, &q, &g, &be), &w))
+                / (2.0 * h)
         })
         .collect();
-    assert_close("PN-V dL/dpsi2", &to_vec(r.grad_stats.unwrap().d_second.unwrap()), &dpsi2, 1e-5);
+    assert_close(
+        "PN-V dL/dpsi2",
+        &to_vec(r.grad_stats.unwrap().d_second.unwrap()),
+        &dpsi2,
+        1e-5,
+    );
     // evaluation uses the running quadratic mean 0.9 * 1 + 0.1 * psi2
     let running: Vec<f64> = psi2.iter().map(|p| 0.9 + 0.1 * p).collect();
     let r = run(&norm, &x, &w, &ctx(&m, false, false, 2));
@@ -411,15 +491,24 @@ impl PnRef {
 
     /// One training step; `dxs` is the gradient with respect to the group-scaled input.
     fn step(&mut self, step: usize, x: &[f64], w: &[f64], g: &[f64], be: &[f64]) -> PnStep {
-        assert_eq!(self.groups, 0, "input gradient reference without GroupScaling");
+        assert_eq!(
+            self.groups, 0,
+            "input gradient reference without GroupScaling"
+        );
         let x = self.group_scale(x);
         let psi2 = psi2_ref(&x);
-        let fwd = if step <= self.warmup { psi2.clone() } else { self.running.clone() };
+        let fwd = if step <= self.warmup {
+            psi2.clone()
+        } else {
+            self.running.clone()
+        };
         let bwd = match self.divisor {
             BackwardDivisor::Batch => psi2.clone(),
             BackwardDivisor::Running => self.running.clone(),
         };
-        let z: Vec<f64> = (0..x.len()).map(|i| x[i] / (fwd[i % D] + EPS).sqrt()).collect();
+        let z: Vec<f64> = (0..x.len())
+            .map(|i| x[i] / (fwd[i % D] + EPS).sqrt())
+            .collect();
         let y: Vec<f64> = (0..x.len()).map(|i| g[i % D] * z[i] + be[i % D]).collect();
         // running update
         let s = step as f64;
@@ -446,13 +535,24 @@ impl PnRef {
             let az = gz[d] - self.nu[d] * zz[d];
             self.nu[d] += 0.1 * az;
         }
-        PnStep { y, dx, dgamma: dgamma_ref(&z, w), dbeta: dbeta_ref(w) }
+        PnStep {
+            y,
+            dx,
+            dgamma: dgamma_ref(&z, w),
+            dbeta: dbeta_ref(w),
+        }
     }
 }
 
 fn power_norm(divisor: BackwardDivisor, groups: usize) -> NormLayer {
     let (g, be) = gamma_beta();
-    let cfg = PowerConfig { alpha_fwd: 0.9, alpha_bkw: 0.9, warmup: 3, groups, backward_divisor: divisor };
+    let cfg = PowerConfig {
+        alpha_fwd: 0.9,
+        alpha_bkw: 0.9,
+        warmup: 3,
+        groups,
+        backward_divisor: divisor,
+    };
     let mut n = PowerNorm::new(D, EPS, cfg, &device());
     n.gamma = Param::from_tensor(t1(&g));
     n.beta = Param::from_tensor(t1(&be));
@@ -464,8 +564,16 @@ fn power_norm_follows_the_float64_recursion_across_warmup() {
     for divisor in [BackwardDivisor::Batch, BackwardDivisor::Running] {
         let (g, be) = gamma_beta();
         let norm = power_norm(divisor, 0);
-        let NormLayer::Power(pn) = &norm else { unreachable!() };
-        let mut reference = PnRef { running: vec![1.0; D], nu: vec![0.0; D], warmup: 3, groups: 0, divisor };
+        let NormLayer::Power(pn) = &norm else {
+            unreachable!()
+        };
+        let mut reference = PnRef {
+            running: vec![1.0; D],
+            nu: vec![0.0; D],
+            warmup: 3,
+            groups: 0,
+            divisor,
+        };
         let m = mask();
         for step in 1..=6 {
             let x = values(B * T * D, 100 + step as u64, 2.0, 0.3 * step as f64);
@@ -476,21 +584,45 @@ fn power_norm_follows_the_float64_recursion_across_warmup() {
             assert_close(&format!("{tag} y"), &r.y, &want.y, 1e-5);
             assert_close(&format!("{tag} dx"), &r.dx, &want.dx, 1e-5);
             assert_close(&format!("{tag} dgamma"), &r.dgamma, &want.dgamma, 1e-5);
-            assert_close(&format!("{tag} dbeta"), r.dbeta.as_ref().unwrap(), &want.dbeta, 1e-5);
-            assert_close(&format!("{tag} running"), &to_vec(pn.running_psi2.value_sync()), &reference.running, 1e-5);
-            assert_close(&format!("{tag} nu"), &to_vec(pn.nu.value_sync()), &reference.nu, 1e-5);
+            assert_close(
+                &format!("{tag} dbeta"),
+                r.dbeta.as_ref().unwrap(),
+                &want.dbeta,
+                1e-5,
+            );
+            assert_close(
+                &format!("{tag} running"),
+                &to_vec(pn.running_psi2.value_sync()),
+                &reference.running,
+                1e-5,
+            );
+            assert_close(
+                &format!("{tag} nu"),
+                &to_vec(pn.nu.value_sync()),
+                &reference.nu,
+                1e-5,
+            );
             let stats = r.stats.unwrap();
             assert_eq!(stats.power.as_ref().unwrap().warmup, step <= 3);
         }
         // evaluation: running statistic, nothing updated
         let x = values(B * T * D, 300, 1.0, 0.0);
         let w = values(B * T * D, 301, 1.0, 0.0);
-        let before = (to_vec(pn.running_psi2.value_sync()), to_vec(pn.nu.value_sync()));
+        let before = (
+            to_vec(pn.running_psi2.value_sync()),
+            to_vec(pn.nu.value_sync()),
+        );
         let r = run(&norm, &x, &w, &ctx(&m, false, false, 7));
         let f = |x: &[f64]| scale_apply(x, &reference.running, &g, &be);
         assert_close("PN eval y", &r.y, &f(&x), 1e-5);
         assert_close("PN eval dx", &r.dx, &finite_diff(&f, &x, &w), 1e-5);
-        assert_eq!(before, (to_vec(pn.running_psi2.value_sync()), to_vec(pn.nu.value_sync())));
+        assert_eq!(
+            before,
+            (
+                to_vec(pn.running_psi2.value_sync()),
+                to_vec(pn.nu.value_sync())
+            )
+        );
     }
 }
 
@@ -498,7 +630,13 @@ fn power_norm_follows_the_float64_recursion_across_warmup() {
 fn power_norm_group_scaling_matches_reference_forward() {
     let (g, be) = gamma_beta();
     let norm = power_norm(BackwardDivisor::Batch, 2);
-    let reference = PnRef { running: vec![1.0; D], nu: vec![0.0; D], warmup: 3, groups: 2, divisor: BackwardDivisor::Batch };
+    let reference = PnRef {
+        running: vec![1.0; D],
+        nu: vec![0.0; D],
+        warmup: 3,
+        groups: 2,
+        divisor: BackwardDivisor::Batch,
+    };
     let x = values(B * T * D, 400, 3.0, 0.5);
     let w = values(B * T * D, 401, 1.0, 0.0);
     let m = mask();
@@ -534,20 +672,30 @@ fn padding_values_do_not_change_masked_statistics_or_real_outputs() {
     let x_pad = pad_perturbed(&x);
     let w = values(B * T * D, 22, 1.0, 0.0);
     let real = real();
-    let real_rows = |v: &[f64]| -> Vec<f64> {
-        (0..v.len()).filter(|i| real[i / D]).map(|i| v[i]).collect()
-    };
-    for kind in [NormKind::MaskedBatch, NormKind::PnV, NormKind::Power, NormKind::Batch] {
+    let real_rows =
+        |v: &[f64]| -> Vec<f64> { (0..v.len()).filter(|i| real[i / D]).map(|i| v[i]).collect() };
+    for kind in [
+        NormKind::MaskedBatch,
+        NormKind::PnV,
+        NormKind::Power,
+        NormKind::Batch,
+    ] {
         let a_norm = with_params(kind);
         let b_norm = with_params(kind);
         let m = mask();
         let a = run(&a_norm, &x, &w, &ctx(&m, true, true, 1));
         let b = run(&b_norm, &x_pad, &w, &ctx(&m, true, true, 1));
-        let (sa, sb) = (to_vec(a.stats.unwrap().second), to_vec(b.stats.unwrap().second));
+        let (sa, sb) = (
+            to_vec(a.stats.unwrap().second),
+            to_vec(b.stats.unwrap().second),
+        );
         let stats_same = rel_err(&sa, &sb) < 1e-6;
         let out_same = rel_err(&real_rows(&a.y), &real_rows(&b.y)) < 1e-6;
         if kind == NormKind::Batch {
-            assert!(!stats_same && !out_same, "naive BatchNorm must see the padding");
+            assert!(
+                !stats_same && !out_same,
+                "naive BatchNorm must see the padding"
+            );
         } else {
             assert!(stats_same, "{kind}: statistics changed with padding values");
             assert!(out_same, "{kind}: real outputs changed with padding values");
@@ -561,13 +709,23 @@ fn invalid_norm_options_are_rejected() {
         kind: NormKind::Power,
         eps: 1e-5,
         momentum: 0.1,
-        power: PowerConfig { alpha_fwd: 0.9, alpha_bkw: 0.9, warmup: 3, groups: 4, backward_divisor: BackwardDivisor::Batch },
+        power: PowerConfig {
+            alpha_fwd: 0.9,
+            alpha_bkw: 0.9,
+            warmup: 3,
+            groups: 4,
+            backward_divisor: BackwardDivisor::Batch,
+        },
     };
     assert!(cfg.validate(6).unwrap_err().to_string().contains("groups"));
     cfg.power.groups = 3;
     cfg.validate(6).unwrap();
     cfg.momentum = -0.5;
-    assert!(cfg.validate(6).unwrap_err().to_string().contains("momentum"));
+    assert!(cfg
+        .validate(6)
+        .unwrap_err()
+        .to_string()
+        .contains("momentum"));
     cfg.momentum = 0.1;
     cfg.eps = 0.0;
     assert!(cfg.validate(6).is_err());

@@ -50,11 +50,17 @@ pub fn layer_probes(stats: &BatchStats, grads: Option<&GradStats>) -> LayerProbe
     if let (Some(mu), Some(mu_r)) = (&stats.mean, &stats.running_mean) {
         let diff = l2(mu.clone() - mu_r.clone());
         push("dist_mean".into(), diff.clone().div_scalar(d));
-        push("rel_dist_mean".into(), diff / l2(stats.running_second.clone().sqrt()));
+        push(
+            "rel_dist_mean".into(),
+            diff / l2(stats.running_second.clone().sqrt()),
+        );
     }
     let diff = l2(stats.second.clone() - stats.running_second.clone());
     push(format!("dist_{s}"), diff.clone().div_scalar(d));
-    push(format!("rel_dist_{s}"), diff / l2(stats.running_second.clone()));
+    push(
+        format!("rel_dist_{s}"),
+        diff / l2(stats.running_second.clone()),
+    );
     push(format!("{s}_mean"), stats.second.clone().mean());
     push(format!("{s}_max"), stats.second.clone().max());
     if let Some(g) = grads {
@@ -72,7 +78,10 @@ pub fn layer_probes(stats: &BatchStats, grads: Option<&GradStats>) -> LayerProbe
             push("pn_lambda".into(), p.lambda.clone().mean());
         }
     }
-    LayerProbes { names, values: Tensor::cat(values, 0) }
+    LayerProbes {
+        names,
+        values: Tensor::cat(values, 0),
+    }
 }
 
 #[cfg(test)]
@@ -97,7 +106,11 @@ mod tests {
             running_second: t(&[1.0, 1.0]),
             power: None,
         };
-        let grads = GradStats { d_mean: Some(t(&[3.0, 4.0])), d_second: Some(t(&[0.0, -2.0])), power: None };
+        let grads = GradStats {
+            d_mean: Some(t(&[3.0, 4.0])),
+            d_second: Some(t(&[0.0, -2.0])),
+            power: None,
+        };
         let p = layer_probes(&stats, Some(&grads));
         let v: Vec<f32> = p.values.into_data().try_to_vec::<f32>().unwrap();
         let got: std::collections::HashMap<_, _> = p.names.iter().cloned().zip(v).collect();
@@ -114,7 +127,11 @@ mod tests {
         ];
         assert_eq!(got.len(), expect.len());
         for (name, want) in expect {
-            assert!((got[name] - want).abs() < 1e-6, "{name}: {} vs {want}", got[name]);
+            assert!(
+                (got[name] - want).abs() < 1e-6,
+                "{name}: {} vs {want}",
+                got[name]
+            );
         }
     }
 
@@ -131,7 +148,11 @@ mod tests {
         let grads = GradStats {
             d_mean: None,
             d_second: None,
-            power: Some(PowerGrad { nu: t(&[-3.0, 4.0]), gamma_stat: t(&[1.0, 3.0]), lambda: t(&[0.5, 1.5]) }),
+            power: Some(PowerGrad {
+                nu: t(&[-3.0, 4.0]),
+                gamma_stat: t(&[1.0, 3.0]),
+                lambda: t(&[0.5, 1.5]),
+            }),
         };
         let p = layer_probes(&stats, Some(&grads));
         let v: Vec<f32> = p.values.into_data().try_to_vec::<f32>().unwrap();

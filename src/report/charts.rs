@@ -74,9 +74,12 @@ fn log_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 
 /// Grouped box plots by 20 % bucket of training, log y axis.
 fn draw_boxes(area: &Area, title: &str, y_label: &str, series: &[BoxSeries]) -> Result<()> {
-    let all = series.iter().flat_map(|s| s.buckets.iter().flat_map(|b| positive(b)));
+    let all = series
+        .iter()
+        .flat_map(|s| s.buckets.iter().flat_map(|b| positive(b)));
     let Some((lo, hi)) = log_range(all) else {
-        area.titled(&format!("{title}: no data"), font(18)).map_err(err)?;
+        area.titled(&format!("{title}: no data"), font(18))
+            .map_err(err)?;
         return Ok(());
     };
     let mut chart = ChartBuilder::on(area)
@@ -111,33 +114,61 @@ fn draw_boxes(area: &Area, title: &str, y_label: &str, series: &[BoxSeries]) -> 
         let color = COLORS[si % COLORS.len()];
         for (bi, values) in s.buckets.iter().enumerate() {
             let vals: Vec<f64> = positive(values).collect();
-            let Some(b) = BoxStats::of(&vals) else { continue };
+            let Some(b) = BoxStats::of(&vals) else {
+                continue;
+            };
             let center = bi as f64 - 0.4 + width * (si as f64 + 0.5);
             let (x0, x1) = (center - width * 0.4, center + width * 0.4);
             chart
-                .draw_series(std::iter::once(Rectangle::new([(x0, b.q1), (x1, b.q3)], color.mix(0.35).filled())))
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x0, b.q1), (x1, b.q3)],
+                    color.mix(0.35).filled(),
+                )))
                 .map_err(err)?;
-            chart.draw_series(std::iter::once(Rectangle::new([(x0, b.q1), (x1, b.q3)], color.stroke_width(1)))).map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x0, b.q1), (x1, b.q3)],
+                    color.stroke_width(1),
+                )))
+                .map_err(err)?;
             let lines = vec![
                 vec![(x0, b.median), (x1, b.median)],
                 vec![(center, b.q3), (center, b.high)],
                 vec![(center, b.q1), (center, b.low)],
-                vec![(center - width * 0.2, b.high), (center + width * 0.2, b.high)],
+                vec![
+                    (center - width * 0.2, b.high),
+                    (center + width * 0.2, b.high),
+                ],
                 vec![(center - width * 0.2, b.low), (center + width * 0.2, b.low)],
             ];
             for (i, l) in lines.into_iter().enumerate() {
-                let style = if i == 0 { color.stroke_width(3) } else { color.stroke_width(1) };
-                chart.draw_series(std::iter::once(PathElement::new(l, style))).map_err(err)?;
+                let style = if i == 0 {
+                    color.stroke_width(3)
+                } else {
+                    color.stroke_width(1)
+                };
+                chart
+                    .draw_series(std::iter::once(PathElement::new(l, style)))
+                    .map_err(err)?;
             }
             chart
-                .draw_series(b.outliers.iter().map(|&y| Circle::new((center, y), 2, color.mix(0.6).filled())))
+                .draw_series(
+                    b.outliers
+                        .iter()
+                        .map(|&y| Circle::new((center, y), 2, color.mix(0.6).filled())),
+                )
                 .map_err(err)?;
         }
         chart
-            .draw_series(std::iter::once(Rectangle::new([(-10.0, lo), (-10.0, lo)], color.filled())))
+            .draw_series(std::iter::once(Rectangle::new(
+                [(-10.0, lo), (-10.0, lo)],
+                color.filled(),
+            )))
             .map_err(err)?
             .label(s.label.clone())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.mix(0.6).filled()));
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.mix(0.6).filled())
+            });
     }
     chart
         .configure_series_labels()
@@ -151,7 +182,11 @@ fn draw_boxes(area: &Area, title: &str, y_label: &str, series: &[BoxSeries]) -> 
 }
 
 /// Per-bucket values of a probe, pooled over the runs (seeds) of a group.
-fn bucketed(runs: &[&RunResult], layer: Option<&dyn Fn(&RunResult) -> Option<String>>, name: &str) -> Vec<Vec<f64>> {
+fn bucketed(
+    runs: &[&RunResult],
+    layer: Option<&dyn Fn(&RunResult) -> Option<String>>,
+    name: &str,
+) -> Vec<Vec<f64>> {
     BUCKETS
         .iter()
         .map(|&(lo, hi)| {
@@ -184,24 +219,57 @@ fn oscillation(runs: &[RunResult], out: &Path, all_layers: bool) -> Result<Optio
     if !(has_text && has_images) {
         return Ok(None);
     }
-    let file = if all_layers { "oscillation_all_layers.png" } else { "oscillation.png" };
+    let file = if all_layers {
+        "oscillation_all_layers.png"
+    } else {
+        "oscillation.png"
+    };
     let path = out.join(file);
     let root = BitMapBackend::new(&path, (1500, 1000)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let which = if all_layers { "all BN layers pooled" } else { "first BN layer of each model" };
-    let root = root.titled(&format!("BatchNorm batch statistics vs running statistics: text vs images ({which})"), font(24)).map_err(err)?;
+    let which = if all_layers {
+        "all BN layers pooled"
+    } else {
+        "first BN layer of each model"
+    };
+    let root = root
+        .titled(
+            &format!("BatchNorm batch statistics vs running statistics: text vs images ({which})"),
+            font(24),
+        )
+        .map_err(err)?;
     let panels = root.split_evenly((2, 2));
-    let layer_fn: Option<&dyn Fn(&RunResult) -> Option<String>> = if all_layers { None } else { Some(&first_layer) };
+    let layer_fn: Option<&dyn Fn(&RunResult) -> Option<String>> =
+        if all_layers { None } else { Some(&first_layer) };
     let specs = [
-        ("dist_mean", "||mu_B - mu|| / d", "Distance of the batch mean to the running one"),
-        ("dist_var", "||sigma2_B - sigma2|| / d", "Distance of the batch variance to the running one"),
-        ("rel_dist_mean", "||mu_B - mu|| / ||sqrt(sigma2)||", "Same for the mean, relative (scale-free)"),
-        ("rel_dist_var", "||sigma2_B - sigma2|| / ||sigma2||", "Same for the variance, relative (scale-free)"),
+        (
+            "dist_mean",
+            "||mu_B - mu|| / d",
+            "Distance of the batch mean to the running one",
+        ),
+        (
+            "dist_var",
+            "||sigma2_B - sigma2|| / d",
+            "Distance of the batch variance to the running one",
+        ),
+        (
+            "rel_dist_mean",
+            "||mu_B - mu|| / ||sqrt(sigma2)||",
+            "Same for the mean, relative (scale-free)",
+        ),
+        (
+            "rel_dist_var",
+            "||sigma2_B - sigma2|| / ||sigma2||",
+            "Same for the variance, relative (scale-free)",
+        ),
     ];
     for (panel, (name, axis, what)) in panels.iter().zip(specs) {
         let series: Vec<BoxSeries> = groups
             .iter()
-            .map(|(label, rs)| BoxSeries { label: label.clone(), buckets: bucketed(rs, layer_fn, name) })
+            .map(|(label, rs)| BoxSeries {
+                label: label.clone(),
+                buckets: bucketed(rs, layer_fn, name),
+            })
             .collect();
         draw_boxes(panel, what, axis, &series)?;
     }
@@ -223,7 +291,12 @@ fn bn_vs_pn(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
     let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
         .into_iter()
         .filter(|(_, rs)| rs[0].config.task == Task::Text)
-        .filter(|(_, rs)| matches!(rs[0].config.norm, NormKind::Batch | NormKind::MaskedBatch | NormKind::PnV | NormKind::Power))
+        .filter(|(_, rs)| {
+            matches!(
+                rs[0].config.norm,
+                NormKind::Batch | NormKind::MaskedBatch | NormKind::PnV | NormKind::Power
+            )
+        })
         .collect();
     let has = |k: NormKind| groups.iter().any(|(_, r)| r[0].config.norm == k);
     if !(has(NormKind::Batch) && (has(NormKind::PnV) || has(NormKind::Power))) {
@@ -233,19 +306,40 @@ fn bn_vs_pn(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
     let path = out.join(file);
     let root = BitMapBackend::new(&path, (1500, 620)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let root = root.titled("Text: BatchNorm vs PN-V / PowerNorm (all norm layers pooled)", font(24)).map_err(err)?;
+    let root = root
+        .titled(
+            "Text: BatchNorm vs PN-V / PowerNorm (all norm layers pooled)",
+            font(24),
+        )
+        .map_err(err)?;
     let panels = root.split_evenly((1, 2));
     let forward: Vec<BoxSeries> = groups
         .iter()
-        .map(|(label, rs)| BoxSeries { label: label.clone(), buckets: bucketed(rs, None, &format!("dist_{}", rs[0].second_name())) })
+        .map(|(label, rs)| BoxSeries {
+            label: label.clone(),
+            buckets: bucketed(rs, None, &format!("dist_{}", rs[0].second_name())),
+        })
         .collect();
-    draw_boxes(&panels[0], "Forward: ||s_B - s|| / d (s = sigma2 for BN, psi2 for PN)", "distance to running statistic", &forward)?;
+    draw_boxes(
+        &panels[0],
+        "Forward: ||s_B - s|| / d (s = sigma2 for BN, psi2 for PN)",
+        "distance to running statistic",
+        &forward,
+    )?;
     let backward: Vec<BoxSeries> = groups
         .iter()
         .filter(|(_, rs)| rs[0].config.norm != NormKind::Power)
-        .map(|(label, rs)| BoxSeries { label: label.clone(), buckets: bucketed(rs, None, &format!("grad_{}", rs[0].second_name())) })
+        .map(|(label, rs)| BoxSeries {
+            label: label.clone(),
+            buckets: bucketed(rs, None, &format!("grad_{}", rs[0].second_name())),
+        })
         .collect();
-    draw_boxes(&panels[1], "Backward: ||dL/ds_B|| / d", "gradient of the loss w.r.t. the statistic", &backward)?;
+    draw_boxes(
+        &panels[1],
+        "Backward: ||dL/ds_B|| / d",
+        "gradient of the loss w.r.t. the statistic",
+        &backward,
+    )?;
     save(root)?;
     Ok(Some(Chart {
         file: file.into(),
@@ -273,8 +367,10 @@ fn moving_average(v: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
 
 /// Per-step distance of the first layer's statistic, raw and smoothed, one line per norm.
 fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
-    let groups: Vec<(String, Vec<&RunResult>)> =
-        by_group(runs).into_iter().filter(|(_, rs)| rs[0].config.norm.has_batch_stats() && !rs[0].probes.is_empty()).collect();
+    let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
+        .into_iter()
+        .filter(|(_, rs)| rs[0].config.norm.has_batch_stats() && !rs[0].probes.is_empty())
+        .collect();
     if groups.is_empty() {
         return Ok(None);
     }
@@ -288,14 +384,29 @@ fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
             let r = rs[0];
             let layer = r.first_layer()?;
             let name = format!("dist_{}", r.second_name());
-            let pts: Vec<(f64, f64)> = r.probes.get(layer)?.get(&name)?.iter().map(|&(s, v)| (s as f64, v)).filter(|p| p.1 > 0.0 && p.1.is_finite()).collect();
+            let pts: Vec<(f64, f64)> = r
+                .probes
+                .get(layer)?
+                .get(&name)?
+                .iter()
+                .map(|&(s, v)| (s as f64, v))
+                .filter(|p| p.1 > 0.0 && p.1.is_finite())
+                .collect();
             Some((format!("{label} (seed {}, {layer})", r.config.seed), pts))
         })
         .collect();
-    let Some((lo, hi)) = log_range(series.iter().flat_map(|(_, p)| p.iter().map(|x| x.1))) else { return Ok(None) };
-    let max_step = series.iter().flat_map(|(_, p)| p.iter().map(|x| x.0)).fold(1.0, f64::max);
+    let Some((lo, hi)) = log_range(series.iter().flat_map(|(_, p)| p.iter().map(|x| x.1))) else {
+        return Ok(None);
+    };
+    let max_step = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|x| x.0))
+        .fold(1.0, f64::max);
     let mut chart = ChartBuilder::on(&root)
-        .caption("Per-step distance of the batch statistic to the running one (first norm layer)", font(22))
+        .caption(
+            "Per-step distance of the batch statistic to the running one (first norm layer)",
+            font(22),
+        )
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(85)
@@ -312,12 +423,22 @@ fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
         .map_err(err)?;
     for (i, (label, pts)) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        chart.draw_series(LineSeries::new(pts.iter().copied(), color.mix(0.25).stroke_width(1))).map_err(err)?;
         chart
-            .draw_series(LineSeries::new(moving_average(pts, 25), color.stroke_width(3)))
+            .draw_series(LineSeries::new(
+                pts.iter().copied(),
+                color.mix(0.25).stroke_width(1),
+            ))
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(
+                moving_average(pts, 25),
+                color.stroke_width(3),
+            ))
             .map_err(err)?
             .label(label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
     }
     chart
         .configure_series_labels()
@@ -340,8 +461,10 @@ fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
 
 /// Validation curves: mean over seeds with a min-max band; training mode vs evaluation mode.
 fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Option<Chart>> {
-    let groups: Vec<(String, Vec<&RunResult>)> =
-        by_group(runs).into_iter().filter(|(_, rs)| rs[0].config.task == task && rs.iter().any(|r| !r.eval.is_empty())).collect();
+    let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
+        .into_iter()
+        .filter(|(_, rs)| rs[0].config.task == task && rs.iter().any(|r| !r.eval.is_empty()))
+        .collect();
     if groups.is_empty() {
         return Ok(None);
     }
@@ -355,14 +478,23 @@ fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Option<Chart>> {
     let per_group: Vec<(String, Vec<(f64, Vec<f64>, Vec<f64>)>)> = groups
         .iter()
         .map(|(label, rs)| {
-            let mut steps: Vec<usize> = rs.iter().flat_map(|r| r.eval.iter().map(|e| e.step)).collect();
+            let mut steps: Vec<usize> = rs
+                .iter()
+                .flat_map(|r| r.eval.iter().map(|e| e.step))
+                .collect();
             steps.sort();
             steps.dedup();
             let pts = steps
                 .into_iter()
                 .map(|s| {
-                    let rows: Vec<_> = rs.iter().filter_map(|r| r.eval.iter().find(|e| e.step == s)).collect();
-                    let (ev, tr): (Vec<f64>, Vec<f64>) = rows.iter().map(|e| (e.eval_loss, e.train_mode_loss)).unzip();
+                    let rows: Vec<_> = rs
+                        .iter()
+                        .filter_map(|r| r.eval.iter().find(|e| e.step == s))
+                        .collect();
+                    let (ev, tr): (Vec<f64>, Vec<f64>) = rows
+                        .iter()
+                        .map(|e| (e.eval_loss, e.train_mode_loss))
+                        .unzip();
                     (s as f64, ev, tr)
                 })
                 .collect();
@@ -370,14 +502,36 @@ fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Option<Chart>> {
         })
         .collect();
     let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
-    let all: Vec<f64> = per_group.iter().flat_map(|(_, p)| p.iter().filter(|x| finite(&x.1) && finite(&x.2)).flat_map(|x| x.1.iter().chain(&x.2).copied())).collect();
+    let all: Vec<f64> = per_group
+        .iter()
+        .flat_map(|(_, p)| {
+            p.iter()
+                .filter(|x| finite(&x.1) && finite(&x.2))
+                .flat_map(|x| x.1.iter().chain(&x.2).copied())
+        })
+        .collect();
     if all.is_empty() {
         return Ok(None);
     }
-    let (lo, hi) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
-    let (lo, hi) = if text { (lo.exp() * 0.9, hi.exp() * 1.1) } else { (lo * 0.9, hi * 1.1) };
-    let max_step = per_group.iter().flat_map(|(_, p)| p.iter().map(|x| x.0)).fold(1.0, f64::max);
-    let y_desc = if text { "validation perplexity (log)" } else { "validation loss (log)" };
+    let (lo, hi) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    let (lo, hi) = if text {
+        (lo.exp() * 0.9, hi.exp() * 1.1)
+    } else {
+        (lo * 0.9, hi * 1.1)
+    };
+    let max_step = per_group
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|x| x.0))
+        .fold(1.0, f64::max);
+    let y_desc = if text {
+        "validation perplexity (log)"
+    } else {
+        "validation loss (log)"
+    };
     let to_y = |l: f64| if text { l.exp() } else { l };
     for (pi, panel) in panels.iter().enumerate() {
         let title = if pi == 0 {
@@ -403,28 +557,55 @@ fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Option<Chart>> {
             .map_err(err)?;
         for (i, (label, pts)) in per_group.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
-            let pts: Vec<_> = pts.iter().filter(|x| finite(&x.1) && finite(&x.2)).collect();
+            let pts: Vec<_> = pts
+                .iter()
+                .filter(|x| finite(&x.1) && finite(&x.2))
+                .collect();
             let mean = |v: &[f64]| to_y(v.iter().sum::<f64>() / v.len() as f64);
             if pi == 0 {
-                let upper: Vec<(f64, f64)> = pts.iter().map(|(s, e, _)| (*s, to_y(e.iter().cloned().fold(f64::MIN, f64::max)))).collect();
-                let lower: Vec<(f64, f64)> = pts.iter().rev().map(|(s, e, _)| (*s, to_y(e.iter().cloned().fold(f64::MAX, f64::min)))).collect();
+                let upper: Vec<(f64, f64)> = pts
+                    .iter()
+                    .map(|(s, e, _)| (*s, to_y(e.iter().cloned().fold(f64::MIN, f64::max))))
+                    .collect();
+                let lower: Vec<(f64, f64)> = pts
+                    .iter()
+                    .rev()
+                    .map(|(s, e, _)| (*s, to_y(e.iter().cloned().fold(f64::MAX, f64::min))))
+                    .collect();
                 let band: Vec<(f64, f64)> = upper.into_iter().chain(lower).collect();
                 if band.len() > 2 {
-                    chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.2).filled()))).map_err(err)?;
+                    chart
+                        .draw_series(std::iter::once(Polygon::new(band, color.mix(0.2).filled())))
+                        .map_err(err)?;
                 }
                 chart
-                    .draw_series(LineSeries::new(pts.iter().map(|(s, e, _)| (*s, mean(e))), color.stroke_width(3)))
+                    .draw_series(LineSeries::new(
+                        pts.iter().map(|(s, e, _)| (*s, mean(e))),
+                        color.stroke_width(3),
+                    ))
                     .map_err(err)?
                     .label(format!("{label} ({} seeds)", groups[i].1.len()))
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                    });
             } else {
                 chart
-                    .draw_series(LineSeries::new(pts.iter().map(|(s, _, t)| (*s, mean(t))), color.stroke_width(3)))
+                    .draw_series(LineSeries::new(
+                        pts.iter().map(|(s, _, t)| (*s, mean(t))),
+                        color.stroke_width(3),
+                    ))
                     .map_err(err)?
                     .label(label.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                    });
                 chart
-                    .draw_series(DashedLineSeries::new(pts.iter().map(|(s, e, _)| (*s, mean(e))), 8, 5, color.stroke_width(2)))
+                    .draw_series(DashedLineSeries::new(
+                        pts.iter().map(|(s, e, _)| (*s, mean(e))),
+                        8,
+                        5,
+                        color.stroke_width(2),
+                    ))
                     .map_err(err)?;
             }
         }
@@ -454,9 +635,13 @@ fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Option<Chart>> {
 fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
     let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
         .into_iter()
-        .filter(|(_, rs)| rs[0].config.task == Task::Text && matches!(rs[0].config.norm, NormKind::Batch | NormKind::MaskedBatch))
+        .filter(|(_, rs)| {
+            rs[0].config.task == Task::Text
+                && matches!(rs[0].config.norm, NormKind::Batch | NormKind::MaskedBatch)
+        })
         .collect();
-    let bucketing_varies = groups.iter().any(|(_, r)| r[0].config.bucket_pool > 0) && groups.iter().any(|(_, r)| r[0].config.bucket_pool == 0);
+    let bucketing_varies = groups.iter().any(|(_, r)| r[0].config.bucket_pool > 0)
+        && groups.iter().any(|(_, r)| r[0].config.bucket_pool == 0);
     if groups.is_empty() || !bucketing_varies {
         return Ok(None);
     }
@@ -470,12 +655,20 @@ fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
             let pts = rs
                 .iter()
                 .flat_map(|r| {
-                    let pad: std::collections::HashMap<usize, f64> = r.steps.iter().map(|s| (s.step, s.padding_fraction)).collect();
+                    let pad: std::collections::HashMap<usize, f64> = r
+                        .steps
+                        .iter()
+                        .map(|s| (s.step, s.padding_fraction))
+                        .collect();
                     let layer = r.first_layer().unwrap_or_default().to_string();
                     r.probes
                         .get(&layer)
                         .and_then(|p| p.get("dist_var"))
-                        .map(|v| v.iter().filter_map(|(s, d)| Some((*pad.get(s)?, *d))).collect::<Vec<_>>())
+                        .map(|v| {
+                            v.iter()
+                                .filter_map(|(s, d)| Some((*pad.get(s)?, *d)))
+                                .collect::<Vec<_>>()
+                        })
                         .unwrap_or_default()
                 })
                 .filter(|p| p.1 > 0.0 && p.1.is_finite())
@@ -483,9 +676,14 @@ fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
             (label.clone(), pts)
         })
         .collect();
-    let Some((lo, hi)) = log_range(series.iter().flat_map(|(_, p)| p.iter().map(|x| x.1))) else { return Ok(None) };
+    let Some((lo, hi)) = log_range(series.iter().flat_map(|(_, p)| p.iter().map(|x| x.1))) else {
+        return Ok(None);
+    };
     let mut chart = ChartBuilder::on(&root)
-        .caption("Padding fraction of the batch vs BatchNorm variance distance (first norm layer)", font(22))
+        .caption(
+            "Padding fraction of the batch vs BatchNorm variance distance (first norm layer)",
+            font(22),
+        )
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(85)
@@ -503,7 +701,10 @@ fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
     for (i, (label, pts)) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 2, color.mix(0.45).filled())))
+            .draw_series(
+                pts.iter()
+                    .map(|&p| Circle::new(p, 2, color.mix(0.45).filled())),
+            )
             .map_err(err)?
             .label(label.clone())
             .legend(move |(x, y)| Circle::new((x + 8, y), 5, color.filled()));

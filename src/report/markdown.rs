@@ -33,7 +33,11 @@ pub fn late_median(runs: &[&RunResult], first_layer_only: bool, name: &str) -> f
     let vals: Vec<f64> = runs
         .iter()
         .flat_map(|r| {
-            let layer = if first_layer_only { r.first_layer().map(String::from) } else { None };
+            let layer = if first_layer_only {
+                r.first_layer().map(String::from)
+            } else {
+                None
+            };
             r.probe_window(layer.as_deref(), name, 0.8, 1.0)
         })
         .collect();
@@ -52,16 +56,29 @@ fn bucket_median(runs: &[&RunResult], name: &str, bucket: usize) -> f64 {
     median(&vals)
 }
 
-fn find<'a>(groups: &'a [(String, Vec<&'a RunResult>)], task: Task, norm: NormKind) -> Option<&'a Vec<&'a RunResult>> {
+fn find<'a>(
+    groups: &'a [(String, Vec<&'a RunResult>)],
+    task: Task,
+    norm: NormKind,
+) -> Option<&'a Vec<&'a RunResult>> {
     groups
         .iter()
-        .find(|(_, rs)| rs[0].config.task == task && rs[0].config.norm == norm && rs[0].config.bucket_pool == 0)
-        .or_else(|| groups.iter().find(|(_, rs)| rs[0].config.task == task && rs[0].config.norm == norm))
+        .find(|(_, rs)| {
+            rs[0].config.task == task && rs[0].config.norm == norm && rs[0].config.bucket_pool == 0
+        })
+        .or_else(|| {
+            groups
+                .iter()
+                .find(|(_, rs)| rs[0].config.task == task && rs[0].config.norm == norm)
+        })
         .map(|(_, rs)| rs)
 }
 
 fn final_losses(rs: &[&RunResult]) -> Vec<f64> {
-    rs.iter().filter_map(|r| r.summary.as_ref()?.final_eval.as_ref().map(|e| e.eval_loss)).filter(|x| x.is_finite()).collect()
+    rs.iter()
+        .filter_map(|r| r.summary.as_ref()?.final_eval.as_ref().map(|e| e.eval_loss))
+        .filter(|x| x.is_finite())
+        .collect()
 }
 
 fn verdict_ratio(ratio: f64, strong: f64) -> &'static str {
@@ -84,10 +101,22 @@ fn findings(groups: &[(String, Vec<&RunResult>)]) -> Vec<String> {
     let pn = find(groups, Task::Text, NormKind::Power);
     let ln = find(groups, Task::Text, NormKind::Layer);
     if let (Some(t), Some(i)) = (text_bn, image_bn) {
-        for (first, scope) in [(true, "the first BN layer"), (false, "all BN layers pooled")] {
-            let (tv, iv) = (late_median(t, first, "dist_var"), late_median(i, first, "dist_var"));
-            let (tm, im) = (late_median(t, first, "dist_mean"), late_median(i, first, "dist_mean"));
-            let (tr, ir) = (late_median(t, first, "rel_dist_var"), late_median(i, first, "rel_dist_var"));
+        for (first, scope) in [
+            (true, "the first BN layer"),
+            (false, "all BN layers pooled"),
+        ] {
+            let (tv, iv) = (
+                late_median(t, first, "dist_var"),
+                late_median(i, first, "dist_var"),
+            );
+            let (tm, im) = (
+                late_median(t, first, "dist_mean"),
+                late_median(i, first, "dist_mean"),
+            );
+            let (tr, ir) = (
+                late_median(t, first, "rel_dist_var"),
+                late_median(i, first, "rel_dist_var"),
+            );
             out.push(format!(
                 "Paper: BatchNorm's batch statistics vary far more on text than on images (orders of magnitude). \
                  Here, {scope}, median over the last 20 % of training: dist_var text {} vs images {} (ratio {}), \
@@ -97,7 +126,10 @@ fn findings(groups: &[(String, Vec<&RunResult>)]) -> Vec<String> {
                 verdict_ratio(tv / iv, 10.0)
             ));
         }
-        let (first, last) = (bucket_median(t, "dist_var", 0), bucket_median(t, "dist_var", 4));
+        let (first, last) = (
+            bucket_median(t, "dist_var", 0),
+            bucket_median(t, "dist_var", 4),
+        );
         out.push(format!(
             "Paper: on text the variance distance grows over training. Here (text BN, first layer) the median dist_var \
              is {} in the first 20 % and {} in the last 20 % (ratio {}): {}.",
@@ -110,7 +142,10 @@ fn findings(groups: &[(String, Vec<&RunResult>)]) -> Vec<String> {
     if let Some(t) = text_bn {
         for (name, other) in [("PN-V", pnv), ("PowerNorm", pn)] {
             let Some(o) = other else { continue };
-            let (b, p) = (late_median(t, false, "dist_var"), late_median(o, false, "dist_psi2"));
+            let (b, p) = (
+                late_median(t, false, "dist_var"),
+                late_median(o, false, "dist_psi2"),
+            );
             out.push(format!(
                 "Paper: {name} tames the forward statistic (its psi2 stays closer to the running value than BN's variance). \
                  Here, all layers, last 20 %: BN dist_var {} vs {name} dist_psi2 {} (BN/{name} ratio {}): {}.",
@@ -118,7 +153,10 @@ fn findings(groups: &[(String, Vec<&RunResult>)]) -> Vec<String> {
             ));
         }
         if let Some(o) = pnv {
-            let (b, p) = (late_median(t, false, "grad_var"), late_median(o, false, "grad_psi2"));
+            let (b, p) = (
+                late_median(t, false, "grad_var"),
+                late_median(o, false, "grad_psi2"),
+            );
             out.push(format!(
                 "Paper: the gradient of the loss with respect to the batch statistic is much smaller for PN-V than for BN. \
                  Here, all layers, last 20 %: BN ||dL/dsigma2||/d {} vs PN-V ||dL/dpsi2||/d {} (ratio {}): {}.",
@@ -132,8 +170,16 @@ fn findings(groups: &[(String, Vec<&RunResult>)]) -> Vec<String> {
             let Some(o) = other else { continue };
             let o_loss = final_losses(o);
             let (lm, om) = (mean_std(&ln_loss).0, mean_std(&o_loss).0);
-            let claim = if name == "PowerNorm" { "PowerNorm beats LayerNorm on language modelling" } else { "BatchNorm is worse than LayerNorm on text" };
-            let holds = if name == "PowerNorm" { om < lm } else { om > lm };
+            let claim = if name == "PowerNorm" {
+                "PowerNorm beats LayerNorm on language modelling"
+            } else {
+                "BatchNorm is worse than LayerNorm on text"
+            };
+            let holds = if name == "PowerNorm" {
+                om < lm
+            } else {
+                om > lm
+            };
             out.push(format!(
                 "Paper: {claim}. Here the final validation perplexity is {} for LayerNorm and {} for {name} \
                  (mean over {} and {} seeds): {}.",
@@ -172,25 +218,53 @@ pub fn report(study: Option<&Study>, runs: &[RunResult], charts: &[Chart]) -> St
     let _ = writeln!(s, "| configuration | runs | status | steps | valid loss | valid ppl / accuracy | training-mode loss | training-mode − eval loss |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     for (label, rs) in &groups {
-        let evals: Vec<_> = rs.iter().filter_map(|r| r.summary.as_ref()?.final_eval.clone()).collect();
+        let evals: Vec<_> = rs
+            .iter()
+            .filter_map(|r| r.summary.as_ref()?.final_eval.clone())
+            .collect();
         let loss: Vec<f64> = evals.iter().map(|e| e.eval_loss).collect();
         let train: Vec<f64> = evals.iter().map(|e| e.train_mode_loss).collect();
-        let gap: Vec<f64> = evals.iter().map(|e| e.train_mode_loss - e.eval_loss).collect();
-        let second: Vec<f64> = evals.iter().filter_map(|e| e.eval_ppl.or(e.eval_accuracy.map(|a| a * 100.0))).collect();
+        let gap: Vec<f64> = evals
+            .iter()
+            .map(|e| e.train_mode_loss - e.eval_loss)
+            .collect();
+        let second: Vec<f64> = evals
+            .iter()
+            .filter_map(|e| e.eval_ppl.or(e.eval_accuracy.map(|a| a * 100.0)))
+            .collect();
         let mut statuses: Vec<String> = Vec::new();
-        for st in [RunStatus::Finished, RunStatus::Diverged, RunStatus::Interrupted, RunStatus::Failed, RunStatus::Running] {
+        for st in [
+            RunStatus::Finished,
+            RunStatus::Diverged,
+            RunStatus::Interrupted,
+            RunStatus::Failed,
+            RunStatus::Running,
+        ] {
             let n = rs.iter().filter(|r| r.status() == st).count();
             if n > 0 {
                 let mut name = format!("{st:?}").to_lowercase();
                 if st == RunStatus::Diverged {
-                    let at: Vec<String> = rs.iter().filter_map(|r| r.summary.as_ref()?.divergence.as_ref()).map(|d| format!("step {} ({})", d.step, d.quantity)).collect();
+                    let at: Vec<String> = rs
+                        .iter()
+                        .filter_map(|r| r.summary.as_ref()?.divergence.as_ref())
+                        .map(|d| format!("step {} ({})", d.step, d.quantity))
+                        .collect();
                     name = format!("diverged at {}", at.join(", "));
                 }
                 statuses.push(format!("{n} {name}"));
             }
         }
-        let steps: Vec<String> = rs.iter().map(|r| r.steps_done().to_string()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-        let unit = if rs[0].config.task == Task::Text { "" } else { " %" };
+        let steps: Vec<String> = rs
+            .iter()
+            .map(|r| r.steps_done().to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let unit = if rs[0].config.task == Task::Text {
+            ""
+        } else {
+            " %"
+        };
         let _ = writeln!(
             s,
             "| {label} | {} | {} | {} | {} | {}{unit} | {} | {} |",
@@ -203,17 +277,30 @@ pub fn report(study: Option<&Study>, runs: &[RunResult], charts: &[Chart]) -> St
             pm(&gap)
         );
     }
-    let _ = writeln!(s, "\nMean ± sample standard deviation over seeds. Perplexity for text, accuracy for images.");
+    let _ = writeln!(
+        s,
+        "\nMean ± sample standard deviation over seeds. Perplexity for text, accuracy for images."
+    );
 
-    let stat_groups: Vec<_> = groups.iter().filter(|(_, rs)| rs[0].config.norm.has_batch_stats()).collect();
+    let stat_groups: Vec<_> = groups
+        .iter()
+        .filter(|(_, rs)| rs[0].config.norm.has_batch_stats())
+        .collect();
     if !stat_groups.is_empty() {
-        let _ = writeln!(s, "\n## Oscillation of the batch statistics (median over the last 20 % of training)\n");
+        let _ = writeln!(
+            s,
+            "\n## Oscillation of the batch statistics (median over the last 20 % of training)\n"
+        );
         let _ = writeln!(s, "| configuration | layer | dist_mean | dist_var / dist_psi2 | rel_dist_var / rel_dist_psi2 | grad_var / grad_psi2 |");
         let _ = writeln!(s, "|---|---|---|---|---|---|");
         for (label, rs) in &stat_groups {
             let second = rs[0].second_name();
             for first in [true, false] {
-                let layer = if first { rs[0].first_layer().unwrap_or("-").to_string() } else { "all".to_string() };
+                let layer = if first {
+                    rs[0].first_layer().unwrap_or("-").to_string()
+                } else {
+                    "all".to_string()
+                };
                 let _ = writeln!(
                     s,
                     "| {label} | {layer} | {} | {} | {} | {} |",
@@ -230,7 +317,11 @@ pub fn report(study: Option<&Study>, runs: &[RunResult], charts: &[Chart]) -> St
     if !charts.is_empty() {
         let _ = writeln!(s, "\n## Charts\n");
         for c in charts {
-            let _ = writeln!(s, "### {}\n\n![{}]({})\n\n{}\n", c.title, c.title, c.file, c.caption);
+            let _ = writeln!(
+                s,
+                "### {}\n\n![{}]({})\n\n{}\n",
+                c.title, c.title, c.file, c.caption
+            );
         }
     }
 
@@ -239,12 +330,20 @@ pub fn report(study: Option<&Study>, runs: &[RunResult], charts: &[Chart]) -> St
         let tokens: Vec<f64> = r.steps.iter().map(|s| s.tokens as f64).collect();
         let pad: Vec<f64> = r.steps.iter().map(|s| s.padding_fraction).collect();
         let _ = writeln!(s, "\n## Distance to the paper's setting\n");
-        let _ = writeln!(s, "| | paper (IWSLT14, Transformer + BN/PN) | this study (text) |");
+        let _ = writeln!(
+            s,
+            "| | paper (IWSLT14, Transformer + BN/PN) | this study (text) |"
+        );
         let _ = writeln!(s, "|---|---|---|");
         let _ = writeln!(s, "| model | encoder-decoder, 6+6 layers, d 512, FFN 1024, 4 heads | decoder-only LM, {} layers, d {}, FFN {}, {} heads, {}-norm |", c.layers, c.d_model, c.d_ff, c.heads, format!("{:?}", c.norm_position).to_lowercase());
         let _ = writeln!(s, "| batch | about 4096 tokens | {} real tokens on average ({} sentences, max length {}, padding fraction {}) |", fmt(mean_std(&tokens).0), c.batch_size, c.max_len, fmt(mean_std(&pad).0));
         let _ = writeln!(s, "| training | tens of thousands of updates, lr 1.5e-3, 8000 warm-up | {} updates, lr {}, {} warm-up |", c.steps, c.lr, c.warmup_steps);
-        let _ = writeln!(s, "| data | IWSLT14 de-en translation | {} (word-level, vocabulary {}) |", c.corpus.display(), c.vocab_size);
+        let _ = writeln!(
+            s,
+            "| data | IWSLT14 de-en translation | {} (word-level, vocabulary {}) |",
+            c.corpus.display(),
+            c.vocab_size
+        );
     }
     s
 }

@@ -34,22 +34,50 @@ impl RunResult {
         let config = writer::read_config(dir)?;
         let summary = writer::read_summary(dir).ok();
         let read = |f: &str| dir.join(f);
-        let steps: Vec<StepRow> = if read(writer::STEPS_FILE).exists() { writer::read_csv(&read(writer::STEPS_FILE))? } else { vec![] };
-        let eval: Vec<EvalRow> = if read(writer::EVAL_FILE).exists() { writer::read_csv(&read(writer::EVAL_FILE))? } else { vec![] };
-        let rows: Vec<ProbeRow> = if read(writer::PROBES_FILE).exists() { writer::read_csv(&read(writer::PROBES_FILE))? } else { vec![] };
+        let steps: Vec<StepRow> = if read(writer::STEPS_FILE).exists() {
+            writer::read_csv(&read(writer::STEPS_FILE))?
+        } else {
+            vec![]
+        };
+        let eval: Vec<EvalRow> = if read(writer::EVAL_FILE).exists() {
+            writer::read_csv(&read(writer::EVAL_FILE))?
+        } else {
+            vec![]
+        };
+        let rows: Vec<ProbeRow> = if read(writer::PROBES_FILE).exists() {
+            writer::read_csv(&read(writer::PROBES_FILE))?
+        } else {
+            vec![]
+        };
         let mut probes: BTreeMap<String, BTreeMap<String, Vec<(usize, f64)>>> = BTreeMap::new();
         let mut layers: Vec<String> = Vec::new();
         for r in rows {
             if !layers.contains(&r.layer) {
                 layers.push(r.layer.clone());
             }
-            probes.entry(r.layer).or_default().entry(r.name).or_default().push((r.step, r.value));
+            probes
+                .entry(r.layer)
+                .or_default()
+                .entry(r.name)
+                .or_default()
+                .push((r.step, r.value));
         }
-        Ok(Self { dir: dir.to_path_buf(), config, summary, steps, eval, probes, layers })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            summary,
+            steps,
+            eval,
+            probes,
+            layers,
+        })
     }
 
     pub fn status(&self) -> RunStatus {
-        self.summary.as_ref().map(|s| s.status).unwrap_or(RunStatus::Running)
+        self.summary
+            .as_ref()
+            .map(|s| s.status)
+            .unwrap_or(RunStatus::Running)
     }
 
     /// Steps the run completed.
@@ -69,7 +97,12 @@ impl RunResult {
             .iter()
             .filter(|(l, _)| layer.is_none_or(|want| want == l.as_str()))
             .filter_map(|(_, p)| p.get(name))
-            .flat_map(|series| series.iter().filter(|(s, _)| in_window(*s)).map(|(_, v)| *v))
+            .flat_map(|series| {
+                series
+                    .iter()
+                    .filter(|(s, _)| in_window(*s))
+                    .map(|(_, v)| *v)
+            })
             .collect()
     }
 
@@ -124,7 +157,10 @@ pub fn find_run_dirs(path: &Path) -> Result<Vec<PathBuf>> {
 
 /// Loads the runs named by `inputs`: result folders, or study files whose runs are looked up
 /// by id in the `results` folders.
-pub fn load_inputs(inputs: &[PathBuf], results: &[PathBuf]) -> Result<(Option<Study>, Vec<RunResult>)> {
+pub fn load_inputs(
+    inputs: &[PathBuf],
+    results: &[PathBuf],
+) -> Result<(Option<Study>, Vec<RunResult>)> {
     let mut study = None;
     let mut dirs: Vec<PathBuf> = Vec::new();
     for input in inputs {
@@ -132,7 +168,11 @@ pub fn load_inputs(inputs: &[PathBuf], results: &[PathBuf]) -> Result<(Option<St
             let s = Study::load(input)?;
             for run in &s.runs {
                 let id = run.id();
-                if let Some(dir) = results.iter().map(|r| r.join(&id)).find(|d| d.join(writer::CONFIG_FILE).is_file()) {
+                if let Some(dir) = results
+                    .iter()
+                    .map(|r| r.join(&id))
+                    .find(|d| d.join(writer::CONFIG_FILE).is_file())
+                {
                     dirs.push(dir);
                 }
             }
@@ -140,7 +180,10 @@ pub fn load_inputs(inputs: &[PathBuf], results: &[PathBuf]) -> Result<(Option<St
         } else if input.is_dir() {
             dirs.extend(find_run_dirs(input)?);
         } else {
-            bail!("{} is neither a results folder nor a study file (.toml)", input.display());
+            bail!(
+                "{} is neither a results folder nor a study file (.toml)",
+                input.display()
+            );
         }
     }
     let mut runs = Vec::new();
@@ -153,7 +196,14 @@ pub fn load_inputs(inputs: &[PathBuf], results: &[PathBuf]) -> Result<(Option<St
         }
     }
     if runs.is_empty() {
-        bail!("no runs found in {}", inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        bail!(
+            "no runs found in {}",
+            inputs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     Ok((study, runs))
 }
@@ -185,7 +235,11 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
         return (f64::NAN, f64::NAN);
     }
     let m = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 { v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
     (m, var.sqrt())
 }
 
@@ -211,9 +265,25 @@ impl BoxStats {
         let iqr = q3 - q1;
         let (lo_fence, hi_fence) = (q1 - 1.5 * iqr, q3 + 1.5 * iqr);
         let low = *s.iter().find(|&&x| x >= lo_fence).unwrap_or(&s[0]);
-        let high = *s.iter().rev().find(|&&x| x <= hi_fence).unwrap_or(&s[s.len() - 1]);
-        let outliers = s.iter().copied().filter(|&x| x < lo_fence || x > hi_fence).collect();
-        Some(Self { q1, median, q3, low, high, outliers, n: s.len() })
+        let high = *s
+            .iter()
+            .rev()
+            .find(|&&x| x <= hi_fence)
+            .unwrap_or(&s[s.len() - 1]);
+        let outliers = s
+            .iter()
+            .copied()
+            .filter(|&x| x < lo_fence || x > hi_fence)
+            .collect();
+        Some(Self {
+            q1,
+            median,
+            q3,
+            low,
+            high,
+            outliers,
+            n: s.len(),
+        })
     }
 }
 
@@ -233,8 +303,15 @@ pub fn by_group(runs: &[RunResult]) -> Vec<(String, Vec<&RunResult>)> {
     // distinct labels for groups that differ in other settings
     let mut out: Vec<(String, Vec<&RunResult>)> = Vec::new();
     for (_, label, v) in groups {
-        let n = out.iter().filter(|(l, _)| l == &label || l.starts_with(&format!("{label} #"))).count();
-        let label = if n == 0 { label } else { format!("{label} #{}", n + 1) };
+        let n = out
+            .iter()
+            .filter(|(l, _)| l == &label || l.starts_with(&format!("{label} #")))
+            .count();
+        let label = if n == 0 {
+            label
+        } else {
+            format!("{label} #{}", n + 1)
+        };
         out.push((label, v));
     }
     out
@@ -242,7 +319,8 @@ pub fn by_group(runs: &[RunResult]) -> Vec<(String, Vec<&RunResult>)> {
 
 /// Writes charts and `REPORT.md` for `runs` into `out`; returns the chart files written.
 pub fn write_report(study: Option<&Study>, runs: &[RunResult], out: &Path) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create report folder {}", out.display()))?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create report folder {}", out.display()))?;
     let charts = charts::draw_all(runs, out)?;
     let md = markdown::report(study, runs, &charts);
     writer::write_atomic(&out.join("REPORT.md"), md.as_bytes())?;

@@ -2,41 +2,118 @@ use super::*;
 use crate::train::writer::{Divergence, EvalRow, ProbeRow, RunWriter, StepRow, Summary};
 
 /// Writes a synthetic run whose probe `dist_var` / `dist_psi2` at step s equals `scale * s`.
-fn synthetic_run(out: &Path, task: Task, norm: NormKind, seed: u64, scale: f64, status: RunStatus) -> RunConfig {
-    let config = RunConfig { task, norm, seed, steps: 50, eval_every: 10, ..Default::default() };
+fn synthetic_run(
+    out: &Path,
+    task: Task,
+    norm: NormKind,
+    seed: u64,
+    scale: f64,
+    status: RunStatus,
+) -> RunConfig {
+    let config = RunConfig {
+        task,
+        norm,
+        seed,
+        steps: 50,
+        eval_every: 10,
+        ..Default::default()
+    };
     let dir = out.join(config.id());
     std::fs::create_dir_all(&dir).unwrap();
     let mut w = RunWriter::create(&dir, &config).unwrap();
-    let second = if matches!(norm, NormKind::PnV | NormKind::Power) { "psi2" } else { "var" };
+    let second = if matches!(norm, NormKind::PnV | NormKind::Power) {
+        "psi2"
+    } else {
+        "var"
+    };
     for step in 1..=50 {
-        w.step(&StepRow { step, loss: 6.0 - step as f64 * 0.01, lr: 1e-3, grad_norm: 1.0, tokens: 500, batch: 32, time: 40,
-            padding_fraction: 0.3 + (step % 5) as f64 * 0.1, step_ms: 10.0, wall_s: step as f64 }).unwrap();
+        w.step(&StepRow {
+            step,
+            loss: 6.0 - step as f64 * 0.01,
+            lr: 1e-3,
+            grad_norm: 1.0,
+            tokens: 500,
+            batch: 32,
+            time: 40,
+            padding_fraction: 0.3 + (step % 5) as f64 * 0.1,
+            step_ms: 10.0,
+            wall_s: step as f64,
+        })
+        .unwrap();
         for layer in ["first", "second"] {
             let mult = if layer == "first" { 1.0 } else { 3.0 };
-            let mut probes = vec![(format!("dist_{second}"), scale * mult * step as f64), (format!("rel_dist_{second}"), 0.5), (format!("grad_{second}"), scale * 0.1)];
+            let mut probes = vec![
+                (format!("dist_{second}"), scale * mult * step as f64),
+                (format!("rel_dist_{second}"), 0.5),
+                (format!("grad_{second}"), scale * 0.1),
+            ];
             if second == "var" {
                 probes.push(("dist_mean".into(), scale * 0.2 * step as f64));
                 probes.push(("rel_dist_mean".into(), 0.1));
             }
             for (name, value) in probes {
-                w.probe(&ProbeRow { step, layer: layer.into(), name, value }).unwrap();
+                w.probe(&ProbeRow {
+                    step,
+                    layer: layer.into(),
+                    name,
+                    value,
+                })
+                .unwrap();
             }
         }
         if step % 10 == 0 {
-            w.eval(&EvalRow { step, eval_loss: 5.0 - step as f64 * 0.01 + seed as f64 * 0.1, eval_ppl: Some(100.0), train_mode_loss: 4.9,
-                train_mode_ppl: Some(90.0), eval_accuracy: None, train_mode_accuracy: None, tokens: 100 }).unwrap();
+            w.eval(&EvalRow {
+                step,
+                eval_loss: 5.0 - step as f64 * 0.01 + seed as f64 * 0.1,
+                eval_ppl: Some(100.0),
+                train_mode_loss: 4.9,
+                train_mode_ppl: Some(90.0),
+                eval_accuracy: None,
+                train_mode_accuracy: None,
+                tokens: 100,
+            })
+            .unwrap();
         }
     }
-    let final_eval = EvalRow { step: 50, eval_loss: 4.5 + seed as f64 * 0.1, eval_ppl: Some((4.5 + seed as f64 * 0.1f64).exp()),
-        train_mode_loss: 4.4, train_mode_ppl: None, eval_accuracy: None, train_mode_accuracy: None, tokens: 100 };
+    let final_eval = EvalRow {
+        step: 50,
+        eval_loss: 4.5 + seed as f64 * 0.1,
+        eval_ppl: Some((4.5 + seed as f64 * 0.1f64).exp()),
+        train_mode_loss: 4.4,
+        train_mode_ppl: None,
+        eval_accuracy: None,
+        train_mode_accuracy: None,
+        tokens: 100,
+    };
     w.summary(&Summary {
-        run_id: config.id(), status, task: task.name().into(), norm: norm.name().into(), seed, steps_planned: 50,
-        steps_completed: 50, final_train_loss: Some(5.5), final_eval: Some(final_eval), unigram_valid_loss: None,
-        vocab_size: None, truncated_train_sentences: None, num_params: 1, median_step_ms: None, tokens_per_s: None,
-        wall_s: 1.0, backend: "ndarray".into(), adapter: "cpu".into(), crate_version: "0".into(), git_revision: None,
-        divergence: (status == RunStatus::Diverged).then(|| Divergence { step: 40, quantity: "loss".into(), layer: None }),
+        run_id: config.id(),
+        status,
+        task: task.name().into(),
+        norm: norm.name().into(),
+        seed,
+        steps_planned: 50,
+        steps_completed: 50,
+        final_train_loss: Some(5.5),
+        final_eval: Some(final_eval),
+        unigram_valid_loss: None,
+        vocab_size: None,
+        truncated_train_sentences: None,
+        num_params: 1,
+        median_step_ms: None,
+        tokens_per_s: None,
+        wall_s: 1.0,
+        backend: "ndarray".into(),
+        adapter: "cpu".into(),
+        crate_version: "0".into(),
+        git_revision: None,
+        divergence: (status == RunStatus::Diverged).then(|| Divergence {
+            step: 40,
+            quantity: "loss".into(),
+            layer: None,
+        }),
         error: None,
-    }).unwrap();
+    })
+    .unwrap();
     config
 }
 
@@ -46,38 +123,112 @@ fn report_renders_charts_and_tables_that_match_the_csv_numbers() {
     let _ = std::fs::remove_dir_all(&root);
     let results = root.join("results");
     for seed in [1, 2] {
-        synthetic_run(&results, Task::Text, NormKind::Batch, seed, 1e-2, RunStatus::Finished);
-        synthetic_run(&results, Task::Text, NormKind::PnV, seed, 1e-3, RunStatus::Finished);
-        synthetic_run(&results, Task::Text, NormKind::Layer, seed, 1.0, RunStatus::Finished);
+        synthetic_run(
+            &results,
+            Task::Text,
+            NormKind::Batch,
+            seed,
+            1e-2,
+            RunStatus::Finished,
+        );
+        synthetic_run(
+            &results,
+            Task::Text,
+            NormKind::PnV,
+            seed,
+            1e-3,
+            RunStatus::Finished,
+        );
+        synthetic_run(
+            &results,
+            Task::Text,
+            NormKind::Layer,
+            seed,
+            1.0,
+            RunStatus::Finished,
+        );
     }
-    synthetic_run(&results, Task::Images, NormKind::Batch, 1, 1e-4, RunStatus::Finished);
-    synthetic_run(&results, Task::Text, NormKind::Power, 1, 1e-3, RunStatus::Diverged);
+    synthetic_run(
+        &results,
+        Task::Images,
+        NormKind::Batch,
+        1,
+        1e-4,
+        RunStatus::Finished,
+    );
+    synthetic_run(
+        &results,
+        Task::Text,
+        NormKind::Power,
+        1,
+        1e-3,
+        RunStatus::Diverged,
+    );
     let (_, runs) = load_inputs(&[results.clone()], &[]).unwrap();
     assert_eq!(runs.len(), 8);
     let out = root.join("report");
     let charts = write_report(None, &runs, &out).unwrap();
-    let names: Vec<String> = charts.iter().map(|c| c.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    for want in ["oscillation.png", "oscillation_all_layers.png", "bn_vs_pn.png", "dist_timeseries.png", "text_validation.png"] {
-        assert!(names.contains(&want.to_string()), "missing {want} in {names:?}");
+    let names: Vec<String> = charts
+        .iter()
+        .map(|c| c.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for want in [
+        "oscillation.png",
+        "oscillation_all_layers.png",
+        "bn_vs_pn.png",
+        "dist_timeseries.png",
+        "text_validation.png",
+    ] {
+        assert!(
+            names.contains(&want.to_string()),
+            "missing {want} in {names:?}"
+        );
     }
     for c in &charts {
         let bytes = std::fs::read(c).unwrap();
-        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is a PNG", c.display());
-        assert!(bytes.len() > 20_000 && bytes.len() < 5_000_000, "{}: {} bytes", c.display(), bytes.len());
+        assert_eq!(
+            &bytes[..8],
+            b"\x89PNG\r\n\x1a\n",
+            "{} is a PNG",
+            c.display()
+        );
+        assert!(
+            bytes.len() > 20_000 && bytes.len() < 5_000_000,
+            "{}: {} bytes",
+            c.display(),
+            bytes.len()
+        );
     }
     let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
     // last 20 % of 50 steps = steps 41..=50; first layer dist_var = 0.01 * step, median 0.455
     // images: 1e-4 * step, median 0.00455 -> ratio 100 -> reproduced
-    assert!(md.contains("dist_var text 0.4550 vs images 4.550e-3 (ratio 100.0000)"), "{md}");
-    assert!(md.contains("**reproduced** (reproduced means a ratio of at least 10)"), "{md}");
+    assert!(
+        md.contains("dist_var text 0.4550 vs images 4.550e-3 (ratio 100.0000)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("**reproduced** (reproduced means a ratio of at least 10)"),
+        "{md}"
+    );
     // dist_mean = 0.002 * step -> 0.091; grad_var = 1e-3
-    assert!(md.contains("| text batch | first | 0.0910 | 0.4550 | 0.5000 | 1.000e-3 |"), "{md}");
+    assert!(
+        md.contains("| text batch | first | 0.0910 | 0.4550 | 0.5000 | 1.000e-3 |"),
+        "{md}"
+    );
     // all layers pooled: 0.01 s and 0.03 s for s in 41..=50 -> middle values 0.5 and 1.23 -> 0.865
-    assert!(md.contains("| text batch | all | 0.0910 | 0.8650 | 0.5000 | 1.000e-3 |"), "{md}");
+    assert!(
+        md.contains("| text batch | all | 0.0910 | 0.8650 | 0.5000 | 1.000e-3 |"),
+        "{md}"
+    );
     // final metrics: seeds 1 and 2 -> eval loss 4.6 and 4.7
-    assert!(md.contains("| text batch | 2 | 2 finished | 50 | 4.6500 ± 0.0707 |"), "{md}");
+    assert!(
+        md.contains("| text batch | 2 | 2 finished | 50 | 4.6500 ± 0.0707 |"),
+        "{md}"
+    );
     assert!(md.contains("1 diverged at step 40 (loss)"), "{md}");
-    assert!(md.contains("![BatchNorm statistics on text vs images (first BN layer of each model)](oscillation.png)"));
+    assert!(md.contains(
+        "![BatchNorm statistics on text vs images (first BN layer of each model)](oscillation.png)"
+    ));
 }
 
 #[test]

@@ -34,13 +34,20 @@ pub struct RunControl {
 
 impl RunControl {
     pub fn hidden() -> Self {
-        Self { progress: ProgressBar::hidden(), stop: Arc::new(AtomicBool::new(false)) }
+        Self {
+            progress: ProgressBar::hidden(),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
     }
 }
 
 /// Global L2 norm of the gradients of `model`'s parameters, scaled in place so that the
 /// norm is at most `clip` (0: no clipping). Returns the norm before clipping, on the device.
-fn clip_gradients<M: Module>(model: &M, grads: &mut GradientsParams, clip: f64) -> Option<Tensor<1>> {
+fn clip_gradients<M: Module>(
+    model: &M,
+    grads: &mut GradientsParams,
+    clip: f64,
+) -> Option<Tensor<1>> {
     struct SumSquares<'a> {
         grads: &'a GradientsParams,
         total: Option<Tensor<1>>,
@@ -73,7 +80,12 @@ fn clip_gradients<M: Module>(model: &M, grads: &mut GradientsParams, clip: f64) 
     let norm = sum.total?.sqrt();
     if clip > 0.0 {
         // min(1, clip / norm), computed on the device: no host round trip in the step
-        let factor = norm.clone().add_scalar(1e-6).recip().mul_scalar(clip).clamp_max(1.0);
+        let factor = norm
+            .clone()
+            .add_scalar(1e-6)
+            .recip()
+            .mul_scalar(clip)
+            .clamp_max(1.0);
         model.visit(&mut Scale { grads, factor });
     }
     Some(norm)
@@ -97,7 +109,10 @@ fn read_step_values(
 ) -> StepValues {
     let device = loss.device();
     let grad_norm = grad_norm.unwrap_or_else(|| Tensor::zeros([1], &device));
-    let mut parts = vec![loss.detach().inner().reshape([1]), grad_norm.inner().reshape([1])];
+    let mut parts = vec![
+        loss.detach().inner().reshape([1]),
+        grad_norm.inner().reshape([1]),
+    ];
     let mut layout = Vec::new();
     if probes_on {
         for ((name, s), g) in layer_names.iter().zip(stats).zip(grads) {
@@ -122,27 +137,48 @@ fn read_step_values(
             (layer, names, v)
         })
         .collect();
-    StepValues { loss: values[0], grad_norm: values[1], probes }
+    StepValues {
+        loss: values[0],
+        grad_norm: values[1],
+        probes,
+    }
 }
 
 fn first_non_finite(step: usize, v: &StepValues) -> Option<Divergence> {
     if !v.loss.is_finite() {
-        return Some(Divergence { step, quantity: "loss".into(), layer: None });
+        return Some(Divergence {
+            step,
+            quantity: "loss".into(),
+            layer: None,
+        });
     }
     if !v.grad_norm.is_finite() {
-        return Some(Divergence { step, quantity: "grad_norm".into(), layer: None });
+        return Some(Divergence {
+            step,
+            quantity: "grad_norm".into(),
+            layer: None,
+        });
     }
     for (layer, names, values) in &v.probes {
         if let Some(i) = values.iter().position(|x| !x.is_finite()) {
-            return Some(Divergence { step, quantity: names[i].clone(), layer: Some(layer.clone()) });
+            return Some(Divergence {
+                step,
+                quantity: names[i].clone(),
+                layer: Some(layer.clone()),
+            });
         }
     }
     None
 }
 
 fn git_revision() -> Option<String> {
-    let out = std::process::Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -162,7 +198,12 @@ pub enum TaskData {
 /// Trains one run into `dir` (which must exist and be empty) on data from [`load_data`].
 /// Returns its summary; the summary is also written to `dir/summary.json`, whatever the
 /// outcome.
-pub fn run(config: &RunConfig, data: &TaskData, dir: &Path, control: &RunControl) -> Result<Summary> {
+pub fn run(
+    config: &RunConfig,
+    data: &TaskData,
+    dir: &Path,
+    control: &RunControl,
+) -> Result<Summary> {
     config.validate()?;
     let started = Instant::now();
     let mut writer = RunWriter::create(dir, config)?;
@@ -191,7 +232,15 @@ pub fn run(config: &RunConfig, data: &TaskData, dir: &Path, control: &RunControl
         divergence: None,
         error: None,
     };
-    let result = train(config, data, &base_device, &mut writer, &mut summary, control, started);
+    let result = train(
+        config,
+        data,
+        &base_device,
+        &mut writer,
+        &mut summary,
+        control,
+        started,
+    );
     summary.wall_s = started.elapsed().as_secs_f64();
     if let Err(e) = &result {
         summary.status = RunStatus::Failed;
@@ -201,12 +250,32 @@ pub fn run(config: &RunConfig, data: &TaskData, dir: &Path, control: &RunControl
     result.map(|()| summary)
 }
 
+/// A relative data path that does not exist from the working directory is looked up in the
+/// source checkout the binary was built from, so the shipped data is found from anywhere.
+pub fn resolve_data_path(path: &Path) -> std::path::PathBuf {
+    if path.is_relative() && !path.exists() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        if shipped.exists() {
+            return shipped;
+        }
+    }
+    path.to_path_buf()
+}
+
 /// Loads and checks a run's data: corpus, vocabulary and splits, or the image set.
 pub fn load_data(config: &RunConfig) -> Result<TaskData> {
     Ok(match config.task {
-        Task::Text => TaskData::Text(TextData::load(&config.corpus, config.lowercase, config.vocab_size, config.max_len)?),
+        Task::Text => TaskData::Text(TextData::load(
+            &resolve_data_path(&config.corpus),
+            config.lowercase,
+            config.vocab_size,
+            config.max_len,
+        )?),
         Task::Images => {
-            let set = images::load_idx(&config.images, &config.labels)?;
+            let set = images::load_idx(
+                &resolve_data_path(&config.images),
+                &resolve_data_path(&config.labels),
+            )?;
             let (train, valid) = images::split(&set);
             TaskData::Images { train, valid }
         }
@@ -240,11 +309,21 @@ fn train(
             let model = config.lm_config(text.vocab.len()).init(&norm, &device);
             summary.num_params = model.num_params();
             let mut batches = TrainBatches::new(&text.train.examples, plan, config.seed);
-            let valid: Vec<TextBatch> = crate::data::batcher::eval_batches(&text.valid.examples, &plan, config.eval_batches);
+            let valid: Vec<TextBatch> = crate::data::batcher::eval_batches(
+                &text.valid.examples,
+                &plan,
+                config.eval_batches,
+            );
             let step = |model: &crate::model::LanguageModel, step: usize| {
                 let batch = batches.next().expect("training split is not empty");
                 let t = batch.to_device(&device);
-                let ctx = NormCtx { mask: Some(&t.mask), n_real: t.n_real, training: true, update_running: true, step };
+                let ctx = NormCtx {
+                    mask: Some(&t.mask),
+                    n_real: t.n_real,
+                    training: true,
+                    update_running: true,
+                    step,
+                };
                 let out = model.forward_loss(&t, &ctx);
                 let info = BatchInfo {
                     tokens: t.n_real,
@@ -255,7 +334,9 @@ fn train(
                 };
                 (out.loss, out.stats, info)
             };
-            let eval = |model: &crate::model::LanguageModel, step: usize| evaluate_text(model, &valid, base_device, step);
+            let eval = |model: &crate::model::LanguageModel, step: usize| {
+                evaluate_text(model, &valid, base_device, step)
+            };
             train_loop(config, model, step, eval, writer, summary, control, started)
         }
         TaskData::Images { train, valid } => {
@@ -267,13 +348,32 @@ fn train(
                 let b = images::image_batch(train, &idx, &device);
                 let [_, _, h, w] = b.images.dims();
                 let positions = b.batch * h * w;
-                let ctx = NormCtx { mask: None, n_real: positions, training: true, update_running: true, step };
+                let ctx = NormCtx {
+                    mask: None,
+                    n_real: positions,
+                    training: true,
+                    update_running: true,
+                    step,
+                };
                 let out = model.forward_loss(b.images, b.labels, &ctx);
-                let info = BatchInfo { tokens: b.batch, batch: b.batch, time: 1, padding_fraction: 0.0, positions };
+                let info = BatchInfo {
+                    tokens: b.batch,
+                    batch: b.batch,
+                    time: 1,
+                    padding_fraction: 0.0,
+                    positions,
+                };
                 (out.loss, out.stats, info)
             };
             let eval = |model: &crate::model::ImageModel, step: usize| {
-                evaluate_images(model, valid, config.batch_size, config.eval_batches, base_device, step)
+                evaluate_images(
+                    model,
+                    valid,
+                    config.batch_size,
+                    config.eval_batches,
+                    base_device,
+                    step,
+                )
             };
             train_loop(config, model, step, eval, writer, summary, control, started)
         }
@@ -325,18 +425,34 @@ where
         let (loss, stats, info) = step_fn(&model, step);
         let grads = loss.backward();
         let grad_stats: Vec<Option<GradStats>> = {
-            let ctx = NormCtx { mask: None, n_real: info.positions, training: true, update_running: true, step };
+            let ctx = NormCtx {
+                mask: None,
+                n_real: info.positions,
+                training: true,
+                update_running: true,
+                step,
+            };
             model
                 .norms()
                 .iter()
                 .zip(&stats)
-                .map(|(norm, s)| s.as_ref().and_then(|s| norm.after_backward(&grads, s, &ctx)))
+                .map(|(norm, s)| {
+                    s.as_ref()
+                        .and_then(|s| norm.after_backward(&grads, s, &ctx))
+                })
                 .collect()
         };
         let mut grads = GradientsParams::from_grads(grads, &model);
         let grad_norm = clip_gradients(&model, &mut grads, config.grad_clip);
         model = optim.step(lr, model, grads);
-        let values = read_step_values(loss, grad_norm, &layer_names, &stats, &grad_stats, config.probes);
+        let values = read_step_values(
+            loss,
+            grad_norm,
+            &layer_names,
+            &stats,
+            &grad_stats,
+            config.probes,
+        );
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         step_ms.push(ms);
         train_time += ms / 1e3;
@@ -355,7 +471,12 @@ where
         })?;
         for (layer, names, vals) in &values.probes {
             for (name, value) in names.iter().zip(vals) {
-                writer.probe(&ProbeRow { step, layer: layer.clone(), name: name.clone(), value: *value })?;
+                writer.probe(&ProbeRow {
+                    step,
+                    layer: layer.clone(),
+                    name: name.clone(),
+                    value: *value,
+                })?;
             }
         }
         summary.steps_completed = step;
@@ -367,14 +488,19 @@ where
                 "run {} diverged at step {step}: non-finite {}{}",
                 summary.run_id,
                 div.quantity,
-                div.layer.as_ref().map(|l| format!(" in {l}")).unwrap_or_default()
+                div.layer
+                    .as_ref()
+                    .map(|l| format!(" in {l}"))
+                    .unwrap_or_default()
             ));
             summary.divergence = Some(div);
             summary.status = RunStatus::Diverged;
             return Ok(());
         }
         control.progress.set_position(step as u64);
-        control.progress.set_message(format!("loss {:.3} | {:.1} steps/s", values.loss, 1e3 / ms));
+        control
+            .progress
+            .set_message(format!("loss {:.3} | {:.1} steps/s", values.loss, 1e3 / ms));
         if step % config.eval_every == 0 || step == config.steps {
             let row = eval_fn(&model, step);
             writer.eval(&row)?;
@@ -390,14 +516,25 @@ where
 
 /// Loss in evaluation mode (running statistics) and in training mode (batch statistics,
 /// nothing updated, no dropout) on the same validation batches.
-fn evaluate_text(model: &crate::model::LanguageModel, batches: &[TextBatch], device: &Device, step: usize) -> EvalRow {
+fn evaluate_text(
+    model: &crate::model::LanguageModel,
+    batches: &[TextBatch],
+    device: &Device,
+    step: usize,
+) -> EvalRow {
     let model = model.valid();
     let mut sums = [0.0f64; 2];
     let mut tokens = 0usize;
     for batch in batches {
         let t = batch.to_device(device);
         for (i, training) in [false, true].into_iter().enumerate() {
-            let ctx = NormCtx { mask: Some(&t.mask), n_real: t.n_real, training, update_running: false, step };
+            let ctx = NormCtx {
+                mask: Some(&t.mask),
+                n_real: t.n_real,
+                training,
+                update_running: false,
+                step,
+            };
             let loss: f64 = model.forward_loss(&t, &ctx).loss.into_scalar::<f64>();
             sums[i] += loss * t.n_real as f64;
         }
@@ -427,13 +564,23 @@ fn evaluate_images(
     let model = model.valid();
     let idx: Vec<usize> = (0..valid.len()).collect();
     let chunks: Vec<&[usize]> = idx.chunks(batch_size).collect();
-    let take = if limit == 0 { chunks.len() } else { limit.min(chunks.len()) };
+    let take = if limit == 0 {
+        chunks.len()
+    } else {
+        limit.min(chunks.len())
+    };
     let (mut loss, mut correct, mut n) = ([0.0f64; 2], [0i64; 2], 0usize);
     for chunk in &chunks[..take] {
         let b = images::image_batch(valid, chunk, device);
         let [_, _, h, w] = b.images.dims();
         for (i, training) in [false, true].into_iter().enumerate() {
-            let ctx = NormCtx { mask: None, n_real: b.batch * h * w, training, update_running: false, step };
+            let ctx = NormCtx {
+                mask: None,
+                n_real: b.batch * h * w,
+                training,
+                update_running: false,
+                step,
+            };
             let out = model.forward_loss(b.images.clone(), b.labels.clone(), &ctx);
             loss[i] += out.loss.into_scalar::<f64>() * b.batch as f64;
             correct[i] += out.correct.into_scalar::<i64>();

@@ -124,19 +124,23 @@ pub struct Summary {
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     std::fs::write(&tmp, contents).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move {} into place", path.display()))?;
     Ok(())
 }
 
 pub fn read_summary(dir: &Path) -> Result<Summary> {
     let path = dir.join(SUMMARY_FILE);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a valid run summary", path.display()))
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid run summary", path.display()))
 }
 
 pub fn read_config(dir: &Path) -> Result<RunConfig> {
     let path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     RunConfig::from_toml(&text, &path.display().to_string())
 }
 
@@ -169,7 +173,9 @@ impl RunWriter {
     }
 
     pub fn probe(&mut self, row: &ProbeRow) -> Result<()> {
-        self.probes.serialize(row).context("cannot write probes.csv")
+        self.probes
+            .serialize(row)
+            .context("cannot write probes.csv")
     }
 
     pub fn eval(&mut self, row: &EvalRow) -> Result<()> {
@@ -193,10 +199,13 @@ impl RunWriter {
 
 /// Reads a CSV file of rows of type `T`.
 pub fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
-    let mut reader = csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
     reader
         .deserialize()
         .enumerate()
-        .map(|(i, r)| r.with_context(|| format!("{} row {}: unexpected format", path.display(), i + 2)))
+        .map(|(i, r)| {
+            r.with_context(|| format!("{} row {}: unexpected format", path.display(), i + 2))
+        })
         .collect()
 }
