@@ -43,6 +43,29 @@ pub enum Command {
     Report(ReportArgs),
     /// Training-memory accounting for the configured model (or a well-known size).
     Memory(MemoryArgs),
+    /// Time the training step of the configured model per norm (and the probes' cost).
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Norms to time, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["layer", "batch", "power"])]
+    pub norms: Vec<NormKind>,
+    /// Also time each norm with probes off, to measure the probes' overhead.
+    #[arg(long)]
+    pub probe_overhead: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+fn run_bench(args: &BenchArgs) -> Result<i32> {
+    let config = args.run.to_config()?;
+    let steps = args.run.steps.unwrap_or(40);
+    eprintln!("ablate bench: {} steps per norm (median over the second half), {} task, batch {} x max length {}", steps, config.task.name(), config.batch_size, config.max_len);
+    let rows = crate::bench::run(&config, &args.norms, steps, args.probe_overhead)?;
+    print!("{}", crate::bench::table(&rows));
+    Ok(0)
 }
 
 #[derive(Args, Debug)]
@@ -581,6 +604,7 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         Some(Command::Run(args)) => run_study(&args),
         Some(Command::Report(args)) => run_report(&args),
         Some(Command::Memory(args)) => run_memory(&args),
+        Some(Command::Bench(args)) => run_bench(&args),
     }
 }
 

@@ -7,6 +7,7 @@
 //! configurations; `cli` parses arguments and maps errors to exit codes.
 
 pub mod backend;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;

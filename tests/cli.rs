@@ -134,3 +134,77 @@ fn tiny_text_run_learns_and_writes_every_result_file() {
         "first run untouched"
     );
 }
+
+#[test]
+fn bench_times_each_norm_with_and_without_probes() {
+    let o = ablate(&[
+        "bench",
+        "--steps",
+        "6",
+        "--norms",
+        "batch,power",
+        "--probe-overhead",
+        "--d-model",
+        "16",
+        "--layers",
+        "1",
+        "--heads",
+        "2",
+        "--d-ff",
+        "32",
+        "--vocab-size",
+        "200",
+        "--batch-size",
+        "8",
+        "--max-len",
+        "12",
+    ]);
+    assert!(o.status.success(), "{}", stderr_line(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 4, "{out}");
+    assert!(
+        rows[0].starts_with("batch") && rows[0].contains(" on ") && rows[0].contains("% ("),
+        "{out}"
+    );
+    assert!(
+        rows[3].starts_with("power") && rows[3].contains(" off "),
+        "{out}"
+    );
+}
+
+#[test]
+fn memory_table_for_the_default_model_and_a_preset() {
+    let o = ablate(&["memory", "--preset", "gpt3-175b"]);
+    assert!(o.status.success(), "{}", stderr_line(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("parameters             698.3 GB     349.2 GB"),
+        "{out}"
+    );
+    assert!(
+        out.contains("activations per layer: 931.1 MB (mixed)"),
+        "{out}"
+    );
+    let o = ablate(&[
+        "memory",
+        "--norm",
+        "batch",
+        "--measure",
+        "--steps",
+        "2",
+        "--d-model",
+        "32",
+        "--heads",
+        "2",
+        "--d-ff",
+        "128",
+    ]);
+    assert!(o.status.success(), "{}", stderr_line(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("running mean and variance of 5 norm layers"),
+        "{out}"
+    );
+    assert!(out.contains("measured on 2 training steps"), "{out}");
+}

@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use writer::{Divergence, EvalRow, ProbeRow, RunStatus, RunWriter, StepRow, Summary};
+use writer::{Divergence, EvalRow, PhaseTimes, ProbeRow, RunStatus, RunWriter, StepRow, Summary};
 
 /// How a caller watches and controls a run.
 #[derive(Clone)]
@@ -223,6 +223,7 @@ pub fn run(
         truncated_train_sentences: None,
         num_params: 0,
         median_step_ms: None,
+        phase_ms: None,
         tokens_per_s: None,
         wall_s: 0.0,
         backend: config.backend.name().into(),
@@ -412,6 +413,7 @@ where
         .init();
     let layer_names = model.norm_names();
     let mut step_ms = Vec::with_capacity(config.steps);
+    let mut phases: Vec<[f64; 5]> = Vec::with_capacity(config.steps);
     let mut tokens_total = 0usize;
     let mut train_time = 0.0;
     control.progress.set_length(config.steps as u64);
@@ -423,7 +425,9 @@ where
         let t0 = Instant::now();
         let lr = schedule::inverse_sqrt(config.lr, config.warmup_steps, step);
         let (loss, stats, info) = step_fn(&model, step);
+        let t_forward = t0.elapsed();
         let grads = loss.backward();
+        let t_backward = t0.elapsed();
         let grad_stats: Vec<Option<GradStats>> = {
             let ctx = NormCtx {
                 mask: None,
@@ -444,7 +448,9 @@ where
         };
         let mut grads = GradientsParams::from_grads(grads, &model);
         let grad_norm = clip_gradients(&model, &mut grads, config.grad_clip);
+        let t_norms = t0.elapsed();
         model = optim.step(lr, model, grads);
+        let t_optimizer = t0.elapsed();
         let values = read_step_values(
             loss,
             grad_norm,
@@ -454,6 +460,14 @@ where
             config.probes,
         );
         let ms = t0.elapsed().as_secs_f64() * 1e3;
+        let at = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        phases.push([
+            at(t_forward),
+            at(t_backward - t_forward),
+            at(t_norms - t_backward),
+            at(t_optimizer - t_norms),
+            ms - at(t_optimizer),
+        ]);
         step_ms.push(ms);
         train_time += ms / 1e3;
         tokens_total += info.tokens;
@@ -482,6 +496,15 @@ where
         summary.steps_completed = step;
         summary.final_train_loss = Some(values.loss);
         summary.median_step_ms = median(step_ms[step_ms.len() / 2..].to_vec());
+        let late = &phases[phases.len() / 2..];
+        let phase = |i: usize| median(late.iter().map(|p| p[i]).collect()).unwrap_or(f64::NAN);
+        summary.phase_ms = Some(PhaseTimes {
+            forward: phase(0),
+            backward: phase(1),
+            norms_and_clip: phase(2),
+            optimizer: phase(3),
+            probes_and_read: phase(4),
+        });
         summary.tokens_per_s = Some(tokens_total as f64 / train_time.max(1e-9));
         if let Some(div) = first_non_finite(step, &values) {
             control.progress.println(format!(

@@ -90,6 +90,19 @@ pub struct Divergence {
     pub layer: Option<String>,
 }
 
+/// Where a training step's time goes (medians, milliseconds).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct PhaseTimes {
+    /// Batch to device and forward pass (ndarray computes eagerly, so this is real work).
+    pub forward: f64,
+    pub backward: f64,
+    /// Norms' after-backward work (backward probes, PowerNorm's nu), gradient collection and clipping.
+    pub norms_and_clip: f64,
+    pub optimizer: f64,
+    /// Probe computation and the single device-to-host read of the step's values.
+    pub probes_and_read: f64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Summary {
     pub run_id: String,
@@ -108,6 +121,9 @@ pub struct Summary {
     pub num_params: usize,
     /// Median step time over the second half of the run, milliseconds.
     pub median_step_ms: Option<f64>,
+    /// Median time of each phase of a step over the second half of the run, milliseconds.
+    #[serde(default)]
+    pub phase_ms: Option<PhaseTimes>,
     /// Real tokens (text) or images per second over the run's training steps.
     pub tokens_per_s: Option<f64>,
     pub wall_s: f64,

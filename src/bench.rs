@@ -1,0 +1,108 @@
+//! `ablate bench`: training-step time of the configured model per norm, with the share of
+//! each phase, and the cost of the probes (the same run with probes off).
+
+use crate::config::RunConfig;
+use crate::norm::NormKind;
+use crate::train::writer::Summary;
+use crate::train::{self, RunControl};
+use anyhow::Result;
+
+pub struct BenchRow {
+    pub norm: NormKind,
+    pub probes: bool,
+    pub summary: Summary,
+}
+
+/// Trains `steps` steps of `base` for every norm, with probes on and (if `probe_overhead`) off.
+/// Timings are medians over the second half of the steps (the first half is warm-up).
+pub fn run(
+    base: &RunConfig,
+    norms: &[NormKind],
+    steps: usize,
+    probe_overhead: bool,
+) -> Result<Vec<BenchRow>> {
+    let data = train::load_data(base)?;
+    let mut rows = Vec::new();
+    for &norm in norms {
+        for probes in [true, false] {
+            if !probes && !probe_overhead {
+                continue;
+            }
+            let config = RunConfig {
+                norm,
+                probes,
+                steps,
+                eval_every: steps,
+                eval_batches: 1,
+                ..base.clone()
+            };
+            config.validate()?;
+            let dir = std::env::temp_dir().join(format!(
+                "ablate-bench-{}-{}-{probes}",
+                std::process::id(),
+                norm.name()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir)?;
+            let summary = train::run(&config, &data, &dir, &RunControl::hidden());
+            let _ = std::fs::remove_dir_all(&dir);
+            rows.push(BenchRow {
+                norm,
+                probes,
+                summary: summary?,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// The table `ablate bench` prints.
+pub fn table(rows: &[BenchRow]) -> String {
+    let mut out = format!(
+        "{:<13} {:>6} {:>9} {:>8} {:>9}   {:>8} {:>8} {:>8} {:>8} {:>8}   {}\n",
+        "norm",
+        "probes",
+        "ms/step",
+        "steps/s",
+        "tokens/s",
+        "forward",
+        "backward",
+        "norms",
+        "optim",
+        "probes",
+        "probe overhead"
+    );
+    for r in rows {
+        let s = &r.summary;
+        let ms = s.median_step_ms.unwrap_or(f64::NAN);
+        let p = s.phase_ms;
+        let share = |x: Option<f64>| {
+            x.map(|x| format!("{:.0}%", 100.0 * x / ms))
+                .unwrap_or_default()
+        };
+        let overhead = if r.probes {
+            rows.iter()
+                .find(|o| o.norm == r.norm && !o.probes)
+                .and_then(|o| o.summary.median_step_ms)
+                .map(|off| format!("{:+.1} % ({:.0} ms off)", 100.0 * (ms - off) / off, off))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        out += &format!(
+            "{:<13} {:>6} {:>9.1} {:>8.2} {:>9.0}   {:>8} {:>8} {:>8} {:>8} {:>8}   {}\n",
+            r.norm.name(),
+            if r.probes { "on" } else { "off" },
+            ms,
+            1e3 / ms,
+            s.tokens_per_s.unwrap_or(f64::NAN),
+            share(p.map(|p| p.forward)),
+            share(p.map(|p| p.backward)),
+            share(p.map(|p| p.norms_and_clip)),
+            share(p.map(|p| p.optimizer)),
+            share(p.map(|p| p.probes_and_read)),
+            overhead
+        );
+    }
+    out
+}
