@@ -5,6 +5,7 @@ use super::{by_group, BoxStats, RunResult, BUCKETS};
 use crate::config::Task;
 use crate::norm::NormKind;
 use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -47,6 +48,57 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 
 fn font(size: u32) -> TextStyle<'static> {
     (FAMILY, size).into_font().into()
+}
+
+type LogChart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, LogCoord<f64>>>;
+
+/// A chart with a linear x axis and a logarithmic y axis, titled and labelled.
+fn log_chart<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+    caption_size: u32,
+    x: std::ops::Range<f64>,
+    (lo, hi): (f64, f64),
+    x_desc: &str,
+    y_desc: &str,
+    y_format: &dyn Fn(&f64) -> String,
+) -> Result<LogChart<'a, 'b>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, font(caption_size))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(85)
+        .build_cartesian_2d(x, (lo..hi).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .y_label_formatter(y_format)
+        .label_style(font(14))
+        .axis_desc_style(font(15))
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
+}
+
+fn sci(y: &f64) -> String {
+    format!("{y:.1e}")
+}
+
+fn draw_legend<'a, 'b: 'a>(
+    chart: &mut LogChart<'a, 'b>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(font(14))
+        .draw()
+        .map_err(err)
 }
 
 /// One series of a box chart: label, and for each 20 % bucket the values.
@@ -101,7 +153,7 @@ fn draw_boxes(area: &Area, title: &str, y_label: &str, series: &[BoxSeries]) -> 
                 String::new()
             }
         })
-        .y_label_formatter(&|y| format!("{y:.1e}"))
+        .y_label_formatter(&sci)
         .x_desc("share of training (box: quartiles, whiskers: 1.5 IQR, dots: outliers)")
         .y_desc(y_label)
         .label_style(font(14))
@@ -170,14 +222,7 @@ fn draw_boxes(area: &Area, title: &str, y_label: &str, series: &[BoxSeries]) -> 
                 Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.mix(0.6).filled())
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(font(14))
-        .draw()
-        .map_err(err)?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }
 
@@ -204,7 +249,7 @@ fn first_layer(r: &RunResult) -> Option<String> {
     r.first_layer().map(String::from)
 }
 
-fn save(root: Area) -> Result<()> {
+fn save(root: &Area) -> Result<()> {
     root.present().map_err(err)
 }
 
@@ -273,7 +318,7 @@ fn oscillation(runs: &[RunResult], out: &Path, all_layers: bool) -> Result<Optio
             .collect();
         draw_boxes(panel, what, axis, &series)?;
     }
-    save(root)?;
+    save(&root)?;
     Ok(Some(Chart {
         file: file.into(),
         title: format!("BatchNorm statistics on text vs images ({which})"),
@@ -340,7 +385,7 @@ fn bn_vs_pn(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
         "gradient of the loss w.r.t. the statistic",
         &backward,
     )?;
-    save(root)?;
+    save(&root)?;
     Ok(Some(Chart {
         file: file.into(),
         title: "BatchNorm vs PN-V and PowerNorm on text".into(),
@@ -402,25 +447,16 @@ fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
         .iter()
         .flat_map(|(_, p)| p.iter().map(|x| x.0))
         .fold(1.0, f64::max);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Per-step distance of the batch statistic to the running one (first norm layer)",
-            font(22),
-        )
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(85)
-        .build_cartesian_2d(0f64..max_step, (lo..hi).log_scale())
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("training step")
-        .y_desc("||s_B - s|| / d (thin: raw, thick: 25-step moving average)")
-        .y_label_formatter(&|y| format!("{y:.1e}"))
-        .label_style(font(14))
-        .axis_desc_style(font(15))
-        .draw()
-        .map_err(err)?;
+    let mut chart = log_chart(
+        &root,
+        "Per-step distance of the batch statistic to the running one (first norm layer)",
+        22,
+        0f64..max_step,
+        (lo, hi),
+        "training step",
+        "||s_B - s|| / d (thin: raw, thick: 25-step moving average)",
+        &sci,
+    )?;
     for (i, (label, pts)) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         chart
@@ -440,15 +476,8 @@ fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(font(14))
-        .draw()
-        .map_err(err)?;
-    save(root)?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    save(&root)?;
     Ok(Some(Chart {
         file: file.into(),
         title: "Batch-statistic distance over training".into(),
@@ -539,22 +568,16 @@ fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Option<Chart>> {
         } else {
             "Training mode (batch statistics, solid) vs evaluation mode (dashed)"
         };
-        let mut chart = ChartBuilder::on(panel)
-            .caption(title, font(18))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..max_step, (lo.max(1e-3)..hi).log_scale())
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("training step")
-            .y_desc(y_desc)
-            .y_label_formatter(&|y| format!("{y:.3}"))
-            .label_style(font(14))
-            .axis_desc_style(font(15))
-            .draw()
-            .map_err(err)?;
+        let mut chart = log_chart(
+            panel,
+            title,
+            18,
+            0f64..max_step,
+            (lo.max(1e-3), hi),
+            "training step",
+            y_desc,
+            &|y| format!("{y:.3}"),
+        )?;
         for (i, (label, pts)) in per_group.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
             let pts: Vec<_> = pts
@@ -609,16 +632,9 @@ fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Option<Chart>> {
                     .map_err(err)?;
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(font(13))
-            .draw()
-            .map_err(err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     }
-    save(root)?;
+    save(&root)?;
     Ok(Some(Chart {
         file: file.clone(),
         title: format!("Validation {} by norm ({})", if text { "perplexity" } else { "loss" }, task.name()),
@@ -679,25 +695,16 @@ fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
     let Some((lo, hi)) = log_range(series.iter().flat_map(|(_, p)| p.iter().map(|x| x.1))) else {
         return Ok(None);
     };
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Padding fraction of the batch vs BatchNorm variance distance (first norm layer)",
-            font(22),
-        )
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(85)
-        .build_cartesian_2d(0f64..1f64, (lo..hi).log_scale())
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("padding fraction of the batch (pads / (batch x time))")
-        .y_desc("||sigma2_B - sigma2|| / d")
-        .y_label_formatter(&|y| format!("{y:.1e}"))
-        .label_style(font(14))
-        .axis_desc_style(font(15))
-        .draw()
-        .map_err(err)?;
+    let mut chart = log_chart(
+        &root,
+        "Padding fraction of the batch vs BatchNorm variance distance (first norm layer)",
+        22,
+        0f64..1f64,
+        (lo, hi),
+        "padding fraction of the batch (pads / (batch x time))",
+        "||sigma2_B - sigma2|| / d",
+        &sci,
+    )?;
     for (i, (label, pts)) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         chart
@@ -709,15 +716,8 @@ fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
             .label(label.clone())
             .legend(move |(x, y)| Circle::new((x + 8, y), 5, color.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(font(14))
-        .draw()
-        .map_err(err)?;
-    save(root)?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    save(&root)?;
     Ok(Some(Chart {
         file: file.into(),
         title: "Padding and BatchNorm statistics".into(),
