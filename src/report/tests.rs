@@ -100,6 +100,7 @@ fn synthetic_run(
         truncated_train_sentences: None,
         num_params: 1,
         median_step_ms: None,
+        phase_ms: None,
         tokens_per_s: None,
         wall_s: 1.0,
         backend: "ndarray".into(),
