@@ -13,6 +13,7 @@ pub fn device(kind: BackendKind, index: usize) -> Result<Device> {
             let _ = index;
             Ok(device)
         }
+        BackendKind::Flex => Ok(Device::flex()),
         BackendKind::Wgpu => wgpu_device(index),
     }
 }
@@ -38,7 +39,9 @@ fn wgpu_device(_index: usize) -> Result<Device> {
 /// A human-readable name of the adapter a device runs on.
 pub fn adapter_name(kind: BackendKind, device: &Device) -> String {
     match kind {
-        BackendKind::Ndarray => format!("cpu ({} threads)", rayon::current_num_threads()),
+        BackendKind::Ndarray | BackendKind::Flex => {
+            format!("cpu ({} threads)", rayon::current_num_threads())
+        }
         BackendKind::Wgpu => format!("{device:?}"),
     }
 }

@@ -32,6 +32,8 @@ impl Task {
 pub enum BackendKind {
     /// CPU, burn-ndarray (the default build).
     Ndarray,
+    /// CPU, burn-flex (Burn's newer pure-Rust CPU backend).
+    Flex,
     /// GPU through burn-wgpu (build with `--features wgpu`).
     Wgpu,
 }
@@ -40,6 +42,7 @@ impl BackendKind {
     pub fn name(&self) -> &'static str {
         match self {
             BackendKind::Ndarray => "ndarray",
+            BackendKind::Flex => "flex",
             BackendKind::Wgpu => "wgpu",
         }
     }

@@ -16,10 +16,12 @@ use burn::backend::autodiff::{
     grads::Gradients,
     ops::{Backward, Ops, OpsKind},
 };
-use burn::backend::{backend_extension, tensor::FloatTensor, Autodiff, Backend, Dispatch, NdArray};
+use burn::backend::{
+    backend_extension, tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex, NdArray,
+};
 use burn::tensor::Tensor;
 
-#[backend_extension(Autodiff, NdArray, Cube: cfg(feature = "wgpu"))]
+#[backend_extension(Autodiff, NdArray, Flex, Cube: cfg(feature = "wgpu"))]
 pub trait PowerScaleBackend: Backend {
     fn power_scale(
         x: FloatTensor<Self>,
@@ -33,6 +35,7 @@ pub trait PowerScaleBackend: Backend {
 }
 
 impl PowerScaleBackend for NdArray {}
+impl PowerScaleBackend for Flex {}
 #[cfg(feature = "wgpu")]
 impl PowerScaleBackend for burn::backend::Cube {}
 

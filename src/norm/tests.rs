@@ -15,8 +15,17 @@ const D: usize = 6;
 const EPS: f64 = 1e-5;
 const LENGTHS: [usize; B] = [4, 2, 3];
 
+thread_local! {
+    /// Tests run each in their own thread: a test can switch its thread to the flex backend.
+    static FLEX: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 fn device() -> Device {
-    Device::ndarray().autodiff()
+    if FLEX.with(|f| f.get()) {
+        Device::flex().autodiff()
+    } else {
+        Device::ndarray().autodiff()
+    }
 }
 
 /// Deterministic pseudo-random values in [-scale, scale] + offset.
@@ -561,6 +570,17 @@ fn power_norm(divisor: BackwardDivisor, groups: usize) -> NormLayer {
 
 #[test]
 fn power_norm_follows_the_float64_recursion_across_warmup() {
+    check_power_norm_recursion();
+}
+
+#[test]
+fn power_norm_custom_backward_runs_on_the_flex_backend_too() {
+    FLEX.with(|f| f.set(true));
+    check_power_norm_recursion();
+    check_batch_norm(true);
+}
+
+fn check_power_norm_recursion() {
     for divisor in [BackwardDivisor::Batch, BackwardDivisor::Running] {
         let (g, be) = gamma_beta();
         let norm = power_norm(divisor, 0);
