@@ -64,6 +64,8 @@ fn log_chart<'a, 'b>(
     y_desc: &str,
     y_format: &dyn Fn(&f64) -> String,
 ) -> Result<LogChart<'a, 'b>> {
+    // steps are whole numbers; fractions need decimals
+    let x_decimals = if x.end > 10.0 { 0 } else { 1 };
     let mut chart = ChartBuilder::on(area)
         .caption(caption, font(caption_size))
         .margin(12)
@@ -73,6 +75,7 @@ fn log_chart<'a, 'b>(
         .map_err(err)?;
     chart
         .configure_mesh()
+        .x_label_formatter(&|x| format!("{x:.x_decimals$}"))
         .x_desc(x_desc)
         .y_desc(y_desc)
         .y_label_formatter(y_format)
