@@ -91,6 +91,19 @@ fn clip_gradients<M: Module>(
     Some(norm)
 }
 
+/// Moves a freshly built model to the compute device after drawing every parameter where it
+/// was built (parameters are initialized lazily; touching them fixes their values first).
+fn fork_initialized<M: Module>(model: M, device: &Device) -> M {
+    struct Touch;
+    impl ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    model.visit(&mut Touch);
+    model.fork(device)
+}
+
 /// Per-step values read back from the device in one transfer.
 struct StepValues {
     loss: f64,
@@ -292,7 +305,11 @@ fn train(
     control: &RunControl,
     started: Instant,
 ) -> Result<()> {
-    base_device.seed(config.seed);
+    // Weights are drawn on the CPU reference backend with the run's seed, then moved: every
+    // backend starts from the same weights (and sees the same batches), so their numbers can
+    // be compared. The compute device's own generator (dropout) is seeded after.
+    let init_device = crate::backend::device(crate::config::BackendKind::Ndarray, 0)?.autodiff();
+    init_device.seed(config.seed);
     let device = base_device.clone().autodiff();
     let norm = config.norm_config();
     let plan = BatchPlan {
@@ -307,7 +324,11 @@ fn train(
             summary.unigram_valid_loss = Some(text.unigram_valid_loss);
             summary.vocab_size = Some(text.vocab.len());
             summary.truncated_train_sentences = Some(text.train.truncated);
-            let model = config.lm_config(text.vocab.len()).init(&norm, &device);
+            let model = fork_initialized(
+                config.lm_config(text.vocab.len()).init(&norm, &init_device),
+                &device,
+            );
+            base_device.seed(config.seed);
             summary.num_params = model.num_params();
             let mut batches = TrainBatches::new(&text.train.examples, plan, config.seed);
             let valid: Vec<TextBatch> = crate::data::batcher::eval_batches(
@@ -341,7 +362,8 @@ fn train(
             train_loop(config, model, step, eval, writer, summary, control, started)
         }
         TaskData::Images { train, valid } => {
-            let model = config.cnn_config().init(&norm, &device);
+            let model = fork_initialized(config.cnn_config().init(&norm, &init_device), &device);
+            base_device.seed(config.seed);
             summary.num_params = model.num_params();
             let mut batches = IndexBatches::new(train.len(), config.batch_size, config.seed);
             let step = |model: &crate::model::ImageModel, step: usize| {

@@ -167,9 +167,40 @@ pub struct RunWriter {
     eval: csv::Writer<File>,
 }
 
-fn csv_writer(path: &Path) -> Result<csv::Writer<File>> {
+/// Column names, written at creation so that a file without rows (e.g. `probes.csv` of a norm
+/// without batch statistics) still has its header.
+pub const STEP_COLUMNS: [&str; 10] = [
+    "step",
+    "loss",
+    "lr",
+    "grad_norm",
+    "tokens",
+    "batch",
+    "time",
+    "padding_fraction",
+    "step_ms",
+    "wall_s",
+];
+pub const PROBE_COLUMNS: [&str; 4] = ["step", "layer", "name", "value"];
+pub const EVAL_COLUMNS: [&str; 8] = [
+    "step",
+    "eval_loss",
+    "eval_ppl",
+    "train_mode_loss",
+    "train_mode_ppl",
+    "eval_accuracy",
+    "train_mode_accuracy",
+    "tokens",
+];
+
+fn csv_writer(path: &Path, columns: &[&str]) -> Result<csv::Writer<File>> {
     let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    Ok(csv::Writer::from_writer(file))
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(file);
+    w.write_record(columns)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(w)
 }
 
 impl RunWriter {
@@ -178,9 +209,9 @@ impl RunWriter {
         write_atomic(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
         Ok(Self {
             dir: dir.to_path_buf(),
-            steps: csv_writer(&dir.join(STEPS_FILE))?,
-            probes: csv_writer(&dir.join(PROBES_FILE))?,
-            eval: csv_writer(&dir.join(EVAL_FILE))?,
+            steps: csv_writer(&dir.join(STEPS_FILE), &STEP_COLUMNS)?,
+            probes: csv_writer(&dir.join(PROBES_FILE), &PROBE_COLUMNS)?,
+            eval: csv_writer(&dir.join(EVAL_FILE), &EVAL_COLUMNS)?,
         })
     }
 
@@ -224,4 +255,56 @@ pub fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
             r.with_context(|| format!("{} row {}: unexpected format", path.display(), i + 2))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fixed headers must name the fields the rows serialize, in order.
+    #[test]
+    fn headers_match_the_row_types() {
+        fn header_of<T: Serialize>(row: &T) -> Vec<String> {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.serialize(row).unwrap();
+            let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+            text.lines()
+                .next()
+                .unwrap()
+                .split(',')
+                .map(String::from)
+                .collect()
+        }
+        let step = StepRow {
+            step: 1,
+            loss: 0.0,
+            lr: 0.0,
+            grad_norm: 0.0,
+            tokens: 0,
+            batch: 0,
+            time: 0,
+            padding_fraction: 0.0,
+            step_ms: 0.0,
+            wall_s: 0.0,
+        };
+        assert_eq!(header_of(&step), STEP_COLUMNS);
+        let probe = ProbeRow {
+            step: 1,
+            layer: "l".into(),
+            name: "n".into(),
+            value: 0.0,
+        };
+        assert_eq!(header_of(&probe), PROBE_COLUMNS);
+        let eval = EvalRow {
+            step: 1,
+            eval_loss: 0.0,
+            eval_ppl: None,
+            train_mode_loss: 0.0,
+            train_mode_ppl: None,
+            eval_accuracy: None,
+            train_mode_accuracy: None,
+            tokens: 0,
+        };
+        assert_eq!(header_of(&eval), EVAL_COLUMNS);
+    }
 }
