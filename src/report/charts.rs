@@ -579,7 +579,13 @@ fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Option<Chart>> {
             (lo.max(1e-3), hi),
             "training step",
             y_desc,
-            &|y| format!("{y:.3}"),
+            &|y| {
+                if *y >= 10.0 {
+                    format!("{y:.0}")
+                } else {
+                    format!("{y:.2}")
+                }
+            },
         )?;
         for (i, (label, pts)) in per_group.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
@@ -610,7 +616,10 @@ fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Option<Chart>> {
                         color.stroke_width(3),
                     ))
                     .map_err(err)?
-                    .label(format!("{label} ({} seeds)", groups[i].1.len()))
+                    .label(match groups[i].1.len() {
+                        1 => format!("{label} (1 seed)"),
+                        n => format!("{label} ({n} seeds)"),
+                    })
                     .legend(move |(x, y)| {
                         PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
                     });

@@ -81,17 +81,23 @@ fn final_losses(rs: &[&RunResult]) -> Vec<f64> {
         .collect()
 }
 
+/// A ratio that the paper says is large: at least `strong` reproduces it, above
+/// [`PARTLY`] is the right direction with a smaller effect, anything else is not reproduced
+/// (within 20 % of 1 is no effect).
 fn verdict_ratio(ratio: f64, strong: f64) -> &'static str {
     if !ratio.is_finite() {
         "could not be measured"
     } else if ratio >= strong {
         "**reproduced**"
-    } else if ratio > 1.0 {
+    } else if ratio >= PARTLY {
         "**partly reproduced** (right direction, smaller effect)"
     } else {
         "**not reproduced**"
     }
 }
+
+/// Smallest ratio that counts as an effect in the paper's direction.
+const PARTLY: f64 = 1.2;
 
 fn findings(groups: &[(String, Vec<&RunResult>)]) -> Vec<String> {
     let mut out = Vec::new();
@@ -131,10 +137,11 @@ fn findings(groups: &[(String, Vec<&RunResult>)]) -> Vec<String> {
             bucket_median(t, "dist_var", 4),
         );
         out.push(format!(
-            "Paper: on text the variance distance grows over training. Here (text BN, first layer) the median dist_var \
-             is {} in the first 20 % and {} in the last 20 % (ratio {}): {}.",
+            "Paper: on text the variance distance grows over training (its BN medians grow about 28-fold from the \
+             first to the last 20 %). Here (text BN, first layer) the median dist_var is {} in the first 20 % and {} \
+             in the last 20 % (ratio {}): {} (reproduced means a ratio of at least 2).",
             fmt(first), fmt(last), fmt(last / first),
-            if last > first { "**reproduced**" } else { "**not reproduced**" }
+            verdict_ratio(last / first, 2.0)
         ));
     } else {
         out.push("The text-vs-image comparison needs runs of `batch` on both tasks; this report has none.".into());
