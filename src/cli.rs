@@ -316,7 +316,7 @@ pub struct RunArgs {
     /// Longest input sequence in tokens; longer sentences are truncated (and counted). [default: 64]
     #[arg(long, help_heading = "Data")]
     pub max_len: Option<usize>,
-    /// Sentences (text) or images per batch. [default: 32]
+    /// Sentences (text) or images per batch. [default: 32 for text, 64 for images]
     #[arg(long, help_heading = "Data")]
     pub batch_size: Option<usize>,
     /// Text: batch by a padded-token budget (batch x time) instead of a sentence count.
