@@ -247,6 +247,11 @@ pub fn table(s: &Shape) -> String {
         human(s.activation_bytes_per_layer()),
         human(2 * s.activation_bytes_per_layer())
     );
+    out += &format!(
+        "not in the formulas: the LM head's logits, B*S*V floats = {} in float32 (its softmax and their \
+         gradients are as large again)\n",
+        human(4 * s.batch * s.seq * s.vocab)
+    );
     out
 }
 
