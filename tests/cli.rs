@@ -1,21 +1,9 @@
 //! End-to-end tests through the `ablate` binary on tiny configurations.
 
+mod common;
+
+use common::{ablate, stderr, temp_dir};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn ablate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ablate"))
-        .args(args)
-        .output()
-        .expect("run ablate")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ablate-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A model small enough to train in seconds.
 const TINY: &[&str] = &[
@@ -53,10 +41,6 @@ fn run_dir(out: &Path) -> PathBuf {
     dirs[0].clone()
 }
 
-fn stderr_line(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).trim().to_string()
-}
-
 #[test]
 fn tiny_text_run_learns_and_writes_every_result_file() {
     let out = temp_dir("tiny");
@@ -70,7 +54,7 @@ fn tiny_text_run_learns_and_writes_every_result_file() {
     ];
     args.extend_from_slice(TINY);
     let o = ablate(&args);
-    assert!(o.status.success(), "{}", stderr_line(&o));
+    assert!(o.status.success(), "{}", stderr(&o));
     let dir = run_dir(&out);
     for f in [
         "config.toml",
@@ -126,7 +110,7 @@ fn tiny_text_run_learns_and_writes_every_result_file() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr_line(&o));
+    assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 2);
     assert_eq!(
         std::fs::read_to_string(dir.join("steps.csv")).unwrap(),
@@ -159,7 +143,7 @@ fn bench_times_each_norm_with_and_without_probes() {
         "--max-len",
         "12",
     ]);
-    assert!(o.status.success(), "{}", stderr_line(&o));
+    assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     let rows: Vec<&str> = out.lines().skip(1).collect();
     assert_eq!(rows.len(), 4, "{out}");
@@ -176,7 +160,7 @@ fn bench_times_each_norm_with_and_without_probes() {
 #[test]
 fn memory_table_for_the_default_model_and_a_preset() {
     let o = ablate(&["memory", "--preset", "gpt3-175b"]);
-    assert!(o.status.success(), "{}", stderr_line(&o));
+    assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         out.contains("parameters             698.3 GB     349.2 GB"),
@@ -200,7 +184,7 @@ fn memory_table_for_the_default_model_and_a_preset() {
         "--d-ff",
         "128",
     ]);
-    assert!(o.status.success(), "{}", stderr_line(&o));
+    assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         out.contains("running mean and variance of 5 norm layers"),

@@ -1,28 +1,12 @@
 //! Reliability through the binary: bad input, divergence, interruption, concurrency and
 //! reproducibility.
 
+mod common;
+
+use common::{ablate, bin, stderr, temp_dir};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ablate"))
-}
-
-fn ablate(args: &[&str]) -> Output {
-    bin().args(args).output().expect("run ablate")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ablate-rel-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).trim().to_string()
-}
 
 const TINY: &[&str] = &[
     "--quiet",
