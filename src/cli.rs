@@ -285,7 +285,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub quiet: bool,
 
-    /// Normalization in every norm slot of the model.
+    /// Normalization in every norm slot of the model. [default: layer]
     #[arg(long, value_enum, help_heading = "Run")]
     pub norm: Option<NormKind>,
     /// Text: transformer LM on padded sentences. Images: ResNet on Fashion-MNIST. [default: text]
@@ -297,7 +297,7 @@ pub struct RunArgs {
     /// Seed of initialization, dropout and batch order. [default: 1]
     #[arg(long, help_heading = "Run")]
     pub seed: Option<u64>,
-    /// Compute backend: ndarray (CPU) or wgpu (GPU, needs a build with --features wgpu). [default: ndarray]
+    /// Compute backend: ndarray (CPU), flex (CPU, faster) or wgpu (GPU, needs a build with --features wgpu). [default: ndarray]
     #[arg(long, value_enum, help_heading = "Run")]
     pub backend: Option<BackendKind>,
     /// GPU to use with --backend wgpu: 0 = the default adapter, N = the N-th discrete GPU.
