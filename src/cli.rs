@@ -3,7 +3,7 @@
 
 use crate::config::{BackendKind, RunConfig, Task};
 use crate::model::NormPosition;
-use crate::norm::{BackwardDivisor, NormKind};
+use crate::norm::{BackwardDivisor, BackwardMeans, NormKind};
 use crate::train::writer::{RunStatus, Summary};
 use crate::train::{self, RunControl};
 use anyhow::{Context, Result};
@@ -379,6 +379,9 @@ pub struct RunArgs {
     /// PowerNorm backward divisor: batch (authors' code) or running (paper's algorithm). [default: batch]
     #[arg(long, value_enum, help_heading = "Norms")]
     pub pn_backward_divisor: Option<BackwardDivisor>,
+    /// PowerNorm backward means (Gamma, Lambda, nu) over all positions (authors' code) or real tokens only. [default: all]
+    #[arg(long, value_enum, help_heading = "Norms")]
+    pub pn_backward_means: Option<BackwardMeans>,
 
     /// Evaluate on the validation split every N steps (and at the end). [default: 100]
     #[arg(long, help_heading = "Logging")]
@@ -431,6 +434,7 @@ impl RunArgs {
             pn_alpha_fwd,
             pn_alpha_bkw,
             pn_backward_divisor,
+            pn_backward_means,
             eval_every,
             eval_batches,
             bucket_pool

@@ -2,7 +2,7 @@
 //! `results/<run-id>/config.toml`; experiment files set the same keys.
 
 use crate::model::{CnnConfig, LmConfig, NormPosition};
-use crate::norm::{BackwardDivisor, NormConfig, NormKind, PowerConfig};
+use crate::norm::{BackwardDivisor, BackwardMeans, NormConfig, NormKind, PowerConfig};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -104,6 +104,10 @@ pub struct RunConfig {
     /// GroupScaling groups (default: the number of heads; 0: off).
     pub pn_groups: Option<usize>,
     pub pn_backward_divisor: BackwardDivisor,
+    /// Positions PowerNorm's backward means (Gamma, Lambda, nu) average over. Left out of
+    /// config.toml when it is the default, so run ids from before the option existed hold.
+    #[serde(skip_serializing_if = "is_default")]
+    pub pn_backward_means: BackwardMeans,
 
     // ---- optimization
     /// Peak learning rate (reached at the end of warm-up, then inverse-sqrt decay).
@@ -157,6 +161,7 @@ impl Default for RunConfig {
             pn_warmup: None,
             pn_groups: None,
             pn_backward_divisor: BackwardDivisor::Batch,
+            pn_backward_means: BackwardMeans::All,
             lr: 1e-3,
             warmup_steps: 100,
             adam_beta1: 0.9,
@@ -168,6 +173,10 @@ impl Default for RunConfig {
             probes: true,
         }
     }
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 fn positive(name: &str, v: usize) -> Result<()> {
@@ -253,6 +262,7 @@ impl RunConfig {
                 warmup: self.pn_warmup.unwrap_or(self.warmup_steps),
                 groups: self.pn_groups.unwrap_or(self.heads),
                 backward_divisor: self.pn_backward_divisor,
+                backward_means: self.pn_backward_means,
             },
         }
     }

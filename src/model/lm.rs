@@ -265,7 +265,7 @@ mod tests {
     #![allow(deprecated)]
     use super::*;
     use crate::data::batcher::{Example, TextBatch};
-    use crate::norm::{BackwardDivisor, NormKind, PowerConfig};
+    use crate::norm::{BackwardDivisor, BackwardMeans, NormKind, PowerConfig};
 
     fn lm(kind: NormKind) -> (LanguageModel, Device) {
         let device = Device::ndarray(); // no autodiff: dropout is off
@@ -292,6 +292,7 @@ mod tests {
                 warmup: 5,
                 groups: 2,
                 backward_divisor: BackwardDivisor::Batch,
+                backward_means: BackwardMeans::All,
             },
         };
         (cfg.init(&norm, &device), device)

@@ -20,7 +20,7 @@ pub use batch::BatchNorm;
 pub use identity::Identity;
 pub use layer::LayerNorm;
 pub use pnv::PnVNorm;
-pub use power::{BackwardDivisor, PowerConfig, PowerNorm};
+pub use power::{BackwardDivisor, BackwardMeans, PowerConfig, PowerNorm};
 pub use rms::RmsNorm;
 pub use stats::{BatchStats, GradStats, PowerGrad, PowerStats, StatKind};
 

@@ -35,6 +35,19 @@ pub enum BackwardDivisor {
     Running,
 }
 
+/// Which positions the backward pass's `Gamma` and `Lambda` (and so `nu`) average over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackwardMeans {
+    /// Every batch x time position, padding included (the authors' code). Under heavy padding
+    /// `Gamma` can exceed 1/(1-a_bkw) at padded positions and `nu` explodes.
+    #[default]
+    All,
+    /// Real tokens only, like the forward statistic (assumes padded positions get no gradient,
+    /// which holds in every model here).
+    Real,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PowerConfig {
     /// Forward momentum of the running quadratic mean (paper: 0.9).
@@ -46,6 +59,7 @@ pub struct PowerConfig {
     /// GroupScaling groups (the number of attention heads by default); 0 switches it off.
     pub groups: usize,
     pub backward_divisor: BackwardDivisor,
+    pub backward_means: BackwardMeans,
 }
 
 impl PowerConfig {
@@ -131,7 +145,16 @@ impl Norm for PowerNorm {
         });
         let nu = self.nu.value_sync().to_device(&x.device());
         let z = super::power_op::power_scale(x, s_fwd, s_bwd, per_feature(nu));
-        let gamma_stat = super::feature_mean(z.clone().detach().square());
+        let (gamma_stat, positions) = match (self.config.backward_means, ctx.mask) {
+            (BackwardMeans::Real, Some(_)) => (
+                super::masked_feature_mean(z.clone().detach().square(), ctx),
+                ctx.n_real,
+            ),
+            _ => {
+                let [b, t, _] = z.dims();
+                (super::feature_mean(z.clone().detach().square()), b * t)
+            }
+        };
         if ctx.update_running {
             let step = ctx.step.max(1) as f64;
             let mut r = running.clone();
@@ -142,7 +165,6 @@ impl Norm for PowerNorm {
             r = r.mul_scalar(a) + psi2.clone().mul_scalar(1.0 - a);
             self.running_psi2.update(r.detach());
         }
-        let [b, t, _] = z.dims();
         let stats = BatchStats {
             kind: StatKind::QuadraticMean,
             mean: None,
@@ -152,7 +174,7 @@ impl Norm for PowerNorm {
             power: Some(PowerStats {
                 gamma_stat: gamma_stat.inner(),
                 warmup,
-                positions: b * t,
+                positions,
             }),
         };
         (z * gamma + beta, Some(stats))

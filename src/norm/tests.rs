@@ -267,6 +267,7 @@ fn with_params(kind: NormKind) -> NormLayer {
             warmup: 3,
             groups: 0,
             backward_divisor: BackwardDivisor::Batch,
+            backward_means: BackwardMeans::All,
         },
     };
     let (g, be) = gamma_beta();
@@ -470,6 +471,8 @@ struct PnRef {
     warmup: usize,
     groups: usize,
     divisor: BackwardDivisor,
+    /// Gamma and Lambda over real tokens only (`BackwardMeans::Real`).
+    real_only: bool,
 }
 
 struct PnStep {
@@ -527,8 +530,10 @@ impl PnRef {
             }
             self.running[d] = 0.9 * self.running[d] + 0.1 * psi2[d];
         }
-        // approximate backward, means over all B*T positions (padding included)
-        let n = (B * T) as f64;
+        // approximate backward, means over all B*T positions (padding included) or real ones
+        let real = real();
+        let counted = |i: usize| !self.real_only || real[i / D];
+        let n = (0..B * T).filter(|&p| counted(p * D)).count() as f64;
         let mut dx = vec![0.0; x.len()];
         let mut gz = vec![0.0; D];
         let mut zz = vec![0.0; D];
@@ -536,8 +541,10 @@ impl PnRef {
             let d = i % D;
             let gi = g[d] * w[i];
             dx[i] = (gi - self.nu[d] * z[i]) / (bwd[d] + EPS).sqrt();
-            gz[d] += gi * z[i] / n;
-            zz[d] += z[i] * z[i] / n;
+            if counted(i) {
+                gz[d] += gi * z[i] / n;
+                zz[d] += z[i] * z[i] / n;
+            }
         }
         // the code's form: ema_gz += mean(a z), nu = 0.1 ema_gz
         for d in 0..D {
@@ -554,6 +561,10 @@ impl PnRef {
 }
 
 fn power_norm(divisor: BackwardDivisor, groups: usize) -> NormLayer {
+    power_norm_with(divisor, groups, BackwardMeans::All)
+}
+
+fn power_norm_with(divisor: BackwardDivisor, groups: usize, means: BackwardMeans) -> NormLayer {
     let (g, be) = gamma_beta();
     let cfg = PowerConfig {
         alpha_fwd: 0.9,
@@ -561,6 +572,7 @@ fn power_norm(divisor: BackwardDivisor, groups: usize) -> NormLayer {
         warmup: 3,
         groups,
         backward_divisor: divisor,
+        backward_means: means,
     };
     let mut n = PowerNorm::new(D, EPS, cfg, &device());
     n.gamma = Param::from_tensor(t1(&g));
@@ -580,10 +592,21 @@ fn power_norm_custom_backward_runs_on_the_flex_backend_too() {
     check_batch_norm(true);
 }
 
+#[test]
+fn power_norm_real_token_backward_means_follow_their_recursion() {
+    // padded positions get no gradient in the models; the reference then averages over real tokens
+    check_power_norm_recursion_with(BackwardMeans::Real);
+}
+
 fn check_power_norm_recursion() {
+    check_power_norm_recursion_with(BackwardMeans::All);
+}
+
+fn check_power_norm_recursion_with(means: BackwardMeans) {
+    let real_only = means == BackwardMeans::Real;
     for divisor in [BackwardDivisor::Batch, BackwardDivisor::Running] {
         let (g, be) = gamma_beta();
-        let norm = power_norm(divisor, 0);
+        let norm = power_norm_with(divisor, 0, means);
         let NormLayer::Power(pn) = &norm else {
             unreachable!()
         };
@@ -593,11 +616,20 @@ fn check_power_norm_recursion() {
             warmup: 3,
             groups: 0,
             divisor,
+            real_only,
         };
         let m = mask();
         for step in 1..=6 {
             let x = values(B * T * D, 100 + step as u64, 2.0, 0.3 * step as f64);
-            let w = values(B * T * D, 200 + step as u64, 1.0, 0.1);
+            let mut w = values(B * T * D, 200 + step as u64, 1.0, 0.1);
+            if real_only {
+                let real = real();
+                for (i, wi) in w.iter_mut().enumerate() {
+                    if !real[i / D] {
+                        *wi = 0.0;
+                    }
+                }
+            }
             let r = run(&norm, &x, &w, &ctx(&m, true, true, step));
             let want = reference.step(step, &x, &w, &g, &be);
             let tag = format!("{divisor:?} step {step}");
@@ -656,6 +688,7 @@ fn power_norm_group_scaling_matches_reference_forward() {
         warmup: 3,
         groups: 2,
         divisor: BackwardDivisor::Batch,
+        real_only: false,
     };
     let x = values(B * T * D, 400, 3.0, 0.5);
     let w = values(B * T * D, 401, 1.0, 0.0);
@@ -735,6 +768,7 @@ fn invalid_norm_options_are_rejected() {
             warmup: 3,
             groups: 4,
             backward_divisor: BackwardDivisor::Batch,
+            backward_means: BackwardMeans::All,
         },
     };
     assert!(cfg.validate(6).unwrap_err().to_string().contains("groups"));
