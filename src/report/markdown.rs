@@ -191,7 +191,13 @@ fn findings(groups: &[(String, Vec<&RunResult>)]) -> Vec<String> {
                 "Paper: {claim}. Here the final validation perplexity is {} for LayerNorm and {} for {name} \
                  (mean over {} and {} seeds): {}.",
                 fmt(lm.exp()), fmt(om.exp()), ln_loss.len(), o_loss.len(),
-                if holds { "**reproduced**" } else { "**not reproduced**" }
+                if ln_loss.is_empty() || o_loss.is_empty() {
+                    "could not be measured (no run of one of them finished)"
+                } else if holds {
+                    "**reproduced**"
+                } else {
+                    "**not reproduced**"
+                }
             ));
         }
     }
