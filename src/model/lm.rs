@@ -264,7 +264,7 @@ impl LanguageModel {
 mod tests {
     #![allow(deprecated)]
     use super::*;
-    use crate::data::batcher::{Example, TextBatch};
+    use crate::data::batcher::{Example, TextBatch, TextTensors};
     use crate::norm::{BackwardDivisor, BackwardMeans, NormKind, PowerConfig};
 
     fn lm(kind: NormKind) -> (LanguageModel, Device) {
@@ -305,15 +305,20 @@ mod tests {
         }
     }
 
-    fn logits(model: &LanguageModel, batch: &TextBatch, device: &Device) -> Vec<f32> {
-        let t = batch.to_device(device);
-        let ctx = NormCtx {
+    /// Training-mode statistics that update nothing: what the tests compare.
+    fn probe_ctx(t: &TextTensors) -> NormCtx<'_> {
+        NormCtx {
             mask: Some(&t.mask),
             n_real: t.n_real,
             training: true,
             update_running: false,
             step: 1,
-        };
+        }
+    }
+
+    fn logits(model: &LanguageModel, batch: &TextBatch, device: &Device) -> Vec<f32> {
+        let t = batch.to_device(device);
+        let ctx = probe_ctx(&t);
         model
             .forward_logits(&t, &ctx)
             .into_data()
@@ -376,14 +381,10 @@ mod tests {
             }
             let loss = |b: &TextBatch| {
                 let t = b.to_device(&device);
-                let ctx = NormCtx {
-                    mask: Some(&t.mask),
-                    n_real: t.n_real,
-                    training: true,
-                    update_running: false,
-                    step: 1,
-                };
-                model.forward_loss(&t, &ctx).loss.into_scalar::<f64>()
+                model
+                    .forward_loss(&t, &probe_ctx(&t))
+                    .loss
+                    .into_scalar::<f64>()
             };
             let (a, b) = (loss(&batch), loss(&garbage));
             assert!(
