@@ -29,6 +29,26 @@ fn wgpu_device(index: usize) -> Result<Device> {
     Ok(Device::wgpu(kind))
 }
 
+/// The name the adapter behind `--device index` gives itself, asked of the wgpu runtime's
+/// client for the very device `wgpu_device` builds (same kind, automatic graphics API).
+#[cfg(feature = "wgpu")]
+fn wgpu_adapter(index: usize) -> String {
+    use burn_cubecl::cubecl::wgpu::{WgpuDevice, WgpuDeviceKind};
+    use burn_cubecl::CubeDevice;
+    let kind = if index == 0 {
+        WgpuDeviceKind::DefaultDevice
+    } else {
+        WgpuDeviceKind::DiscreteGpu(index - 1)
+    };
+    let client = CubeDevice::from(WgpuDevice::new(kind)).client();
+    format!("{} (wgpu)", client.properties().identity.name)
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_adapter(_index: usize) -> String {
+    unreachable!("a wgpu device cannot be built without the wgpu feature")
+}
+
 #[cfg(not(feature = "wgpu"))]
 fn wgpu_device(_index: usize) -> Result<Device> {
     anyhow::bail!(
@@ -36,12 +56,12 @@ fn wgpu_device(_index: usize) -> Result<Device> {
     )
 }
 
-/// A human-readable name of the adapter a device runs on.
-pub fn adapter_name(kind: BackendKind, device: &Device) -> String {
+/// A human-readable name of the adapter a run's device (`--device index`) runs on.
+pub fn adapter_name(kind: BackendKind, index: usize) -> String {
     match kind {
         BackendKind::Ndarray | BackendKind::Flex => {
             format!("cpu ({} threads)", rayon::current_num_threads())
         }
-        BackendKind::Wgpu => format!("{device:?}"),
+        BackendKind::Wgpu => wgpu_adapter(index),
     }
 }

@@ -379,7 +379,7 @@ pub struct RunArgs {
     /// PowerNorm backward divisor: batch (authors' code) or running (paper's algorithm). [default: batch]
     #[arg(long, value_enum, help_heading = "Norms")]
     pub pn_backward_divisor: Option<BackwardDivisor>,
-    /// PowerNorm backward means (Gamma, Lambda, nu) over all positions (authors' code) or real tokens only. [default: all]
+    /// PowerNorm backward means (Gamma, Lambda, nu) over real tokens, or over all positions as the authors' code does (diverges under heavy padding). [default: real]
     #[arg(long, value_enum, help_heading = "Norms")]
     pub pn_backward_means: Option<BackwardMeans>,
 
@@ -434,13 +434,15 @@ impl RunArgs {
             pn_alpha_fwd,
             pn_alpha_bkw,
             pn_backward_divisor,
-            pn_backward_means,
             eval_every,
             eval_batches,
             bucket_pool
         );
         if self.max_tokens.is_some() {
             c.max_tokens = self.max_tokens;
+        }
+        if self.pn_backward_means.is_some() {
+            c.pn_backward_means = self.pn_backward_means;
         }
         if self.pn_warmup.is_some() {
             c.pn_warmup = self.pn_warmup;

@@ -104,10 +104,12 @@ pub struct RunConfig {
     /// GroupScaling groups (default: the number of heads; 0: off).
     pub pn_groups: Option<usize>,
     pub pn_backward_divisor: BackwardDivisor,
-    /// Positions PowerNorm's backward means (Gamma, Lambda, nu) average over. Left out of
-    /// config.toml when it is the default, so run ids from before the option existed hold.
-    #[serde(skip_serializing_if = "is_default")]
-    pub pn_backward_means: BackwardMeans,
+    /// Positions PowerNorm's backward means (Gamma, Lambda, nu) average over; unset means
+    /// real tokens. Written to config.toml (and so into the run id) for PowerNorm runs only:
+    /// other norms keep the ids they had before the option existed, and PowerNorm runs from
+    /// before the default changed (all positions, no key) never pass for runs of the new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pn_backward_means: Option<BackwardMeans>,
 
     // ---- optimization
     /// Peak learning rate (reached at the end of warm-up, then inverse-sqrt decay).
@@ -161,7 +163,7 @@ impl Default for RunConfig {
             pn_warmup: None,
             pn_groups: None,
             pn_backward_divisor: BackwardDivisor::Batch,
-            pn_backward_means: BackwardMeans::All,
+            pn_backward_means: None,
             lr: 1e-3,
             warmup_steps: 100,
             adam_beta1: 0.9,
@@ -173,10 +175,6 @@ impl Default for RunConfig {
             probes: true,
         }
     }
-}
-
-fn is_default<T: Default + PartialEq>(v: &T) -> bool {
-    *v == T::default()
 }
 
 fn positive(name: &str, v: usize) -> Result<()> {
@@ -262,7 +260,7 @@ impl RunConfig {
                 warmup: self.pn_warmup.unwrap_or(self.warmup_steps),
                 groups: self.pn_groups.unwrap_or(self.heads),
                 backward_divisor: self.pn_backward_divisor,
-                backward_means: self.pn_backward_means,
+                backward_means: self.backward_means(),
             },
         }
     }
@@ -289,8 +287,16 @@ impl RunConfig {
         }
     }
 
+    /// PowerNorm's backward means, resolved: real tokens unless set.
+    pub fn backward_means(&self) -> BackwardMeans {
+        self.pn_backward_means.unwrap_or(BackwardMeans::Real)
+    }
+
+    /// The configuration as TOML; this text is what the run id hashes.
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).expect("a run config always serializes")
+        let mut c = self.clone();
+        c.pn_backward_means = (c.norm == NormKind::Power).then(|| self.backward_means());
+        toml::to_string(&c).expect("a run config always serializes")
     }
 
     /// Parses a config file's text; `origin` names it in errors.
@@ -415,10 +421,58 @@ mod tests {
             ..Default::default()
         };
         let back = RunConfig::from_toml(&c.to_toml(), "test").unwrap();
-        assert_eq!(back, c);
+        // the written file names PowerNorm's resolved backward means
+        assert_eq!(back.pn_backward_means, Some(BackwardMeans::Real));
+        assert_eq!(
+            RunConfig {
+                pn_backward_means: None,
+                ..back.clone()
+            },
+            c
+        );
         assert_eq!(back.id(), c.id());
         c.seed = 2;
         assert_ne!(back.id(), c.id());
+    }
+
+    #[test]
+    fn powernorm_backward_means_default_to_real_and_enter_only_powernorm_ids() {
+        let power = RunConfig {
+            norm: NormKind::Power,
+            ..Default::default()
+        };
+        assert_eq!(power.backward_means(), BackwardMeans::Real);
+        assert_eq!(
+            power.norm_config().power.backward_means,
+            BackwardMeans::Real
+        );
+        assert!(power.to_toml().contains("pn_backward_means = \"real\""));
+        let all = RunConfig {
+            pn_backward_means: Some(BackwardMeans::All),
+            ..power.clone()
+        };
+        assert_ne!(all.id(), power.id());
+        // a PowerNorm config.toml from before the key existed ran the authors' means: its id
+        // (hash of a file without the key) must differ from every run of the new default
+        let old_text: String = power
+            .to_toml()
+            .lines()
+            .filter(|l| !l.starts_with("pn_backward_means"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(
+            fnv1a(old_text.as_bytes()),
+            fnv1a(power.to_toml().as_bytes())
+        );
+        assert_ne!(fnv1a(old_text.as_bytes()), fnv1a(all.to_toml().as_bytes()));
+        // other norms ignore the option: same file, same id
+        let layer = RunConfig::default();
+        let layer_all = RunConfig {
+            pn_backward_means: Some(BackwardMeans::All),
+            ..Default::default()
+        };
+        assert!(!layer.to_toml().contains("pn_backward_means"));
+        assert_eq!(layer.id(), layer_all.id());
     }
 
     #[test]

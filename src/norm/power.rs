@@ -41,10 +41,11 @@ pub enum BackwardDivisor {
 pub enum BackwardMeans {
     /// Every batch x time position, padding included (the authors' code). Under heavy padding
     /// `Gamma` can exceed 1/(1-a_bkw) at padded positions and `nu` explodes.
-    #[default]
     All,
     /// Real tokens only, like the forward statistic (assumes padded positions get no gradient,
-    /// which holds in every model here).
+    /// which holds in every model here). The default: the authors' means diverge on the
+    /// default, heavily padded configuration.
+    #[default]
     Real,
 }
 

@@ -9,7 +9,7 @@ pub mod markdown;
 
 use crate::config::{RunConfig, Task};
 use crate::experiment::Study;
-use crate::norm::NormKind;
+use crate::norm::{BackwardMeans, NormKind};
 use crate::train::writer::{self, EvalRow, ProbeRow, RunStatus, StepRow, Summary};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -129,6 +129,9 @@ pub fn group_label(c: &RunConfig) -> String {
     let mut s = format!("{} {}", c.task.name(), c.norm.name());
     if c.task == Task::Text && c.bucket_pool > 0 {
         s.push_str(" bucketed");
+    }
+    if c.norm == NormKind::Power && c.backward_means() == BackwardMeans::All {
+        s.push_str(" (means over all positions)");
     }
     s
 }

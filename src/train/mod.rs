@@ -240,7 +240,7 @@ pub fn run(
         tokens_per_s: None,
         wall_s: 0.0,
         backend: config.backend.name().into(),
-        adapter: crate::backend::adapter_name(config.backend, &base_device),
+        adapter: crate::backend::adapter_name(config.backend, config.device),
         crate_version: env!("CARGO_PKG_VERSION").into(),
         git_revision: git_revision(),
         divergence: None,
