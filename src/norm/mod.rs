@@ -79,7 +79,7 @@ pub enum NormKind {
     MaskedBatch,
     /// PN-V: divide by the batch quadratic mean over real tokens, ordinary autograd.
     PnV,
-    /// PowerNorm (Shen et al. 2020) as the authors' code runs it, custom backward.
+    /// PowerNorm (Shen et al. 2020) with its custom backward, after the authors' code (see --pn-backward-means).
     Power,
 }
 

@@ -11,8 +11,12 @@
 //! - backward (custom, [`super::power_op`]): `a = g - nu z`, `dx = a / sqrt(psi2_B + eps)`
 //!   (the code; `BackwardDivisor::Running` divides by the running value as the paper's
 //!   algorithm does), and `nu <- nu + (1-a_bkw) (Lambda - nu Gamma)` with
-//!   `Gamma = mean(z^2)`, `Lambda = mean(g z)` over all positions. The code keeps
-//!   `ema_gz` with `nu = (1-a_bkw) ema_gz`; the numbers are identical.
+//!   `Gamma = mean(z^2)`, `Lambda = mean(g z)`. The code keeps `ema_gz` with
+//!   `nu = (1-a_bkw) ema_gz`; the numbers are identical. The code averages `Gamma` and
+//!   `Lambda` over all positions, padding included (`BackwardMeans::All`); the default here
+//!   averages over real tokens (`BackwardMeans::Real`), because under heavy padding the
+//!   padded positions push `Gamma` past `1/(1-a_bkw)` and `nu` explodes (the authors' known
+//!   failure mode, reproduced by the default configuration).
 //! - evaluation: `y = gamma x / sqrt(running + eps) + beta`, nothing updated.
 
 use super::stats::PowerGrad;

@@ -299,6 +299,10 @@ pub fn report(study: Option<&Study>, runs: &[RunResult], charts: &[Chart]) -> St
         .iter()
         .filter(|(_, rs)| rs[0].config.norm.has_batch_stats())
         .collect();
+    // a group none of whose runs finished has no last 20 % to take medians over
+    let (stat_groups, unfinished): (Vec<_>, Vec<_>) = stat_groups
+        .into_iter()
+        .partition(|(_, rs)| rs.iter().any(|r| r.status() == RunStatus::Finished));
     if !stat_groups.is_empty() {
         let _ = writeln!(
             s,
@@ -325,6 +329,12 @@ pub fn report(study: Option<&Study>, runs: &[RunResult], charts: &[Chart]) -> St
             }
         }
         let _ = writeln!(s, "\nn/a: the norm has no such statistic (PN-V and PowerNorm keep no mean; PowerNorm's statistic gets no gradient).");
+        for (label, _) in &unfinished {
+            let _ = writeln!(
+                s,
+                "{label}: left out, no run finished (see the final metrics above)."
+            );
+        }
     }
 
     if !charts.is_empty() {

@@ -436,8 +436,7 @@ where
     let layer_names = model.norm_names();
     let mut step_ms = Vec::with_capacity(config.steps);
     let mut phases: Vec<[f64; 5]> = Vec::with_capacity(config.steps);
-    let mut tokens_total = 0usize;
-    let mut train_time = 0.0;
+    let mut step_tokens: Vec<usize> = Vec::with_capacity(config.steps);
     control.progress.set_length(config.steps as u64);
     for step in 1..=config.steps {
         if control.stop.load(Ordering::SeqCst) {
@@ -491,8 +490,7 @@ where
             ms - at(t_optimizer),
         ]);
         step_ms.push(ms);
-        train_time += ms / 1e3;
-        tokens_total += info.tokens;
+        step_tokens.push(info.tokens);
         writer.step(&StepRow {
             step,
             loss: values.loss,
@@ -527,7 +525,11 @@ where
             optimizer: phase(3),
             probes_and_read: phase(4),
         });
-        summary.tokens_per_s = Some(tokens_total as f64 / train_time.max(1e-9));
+        // over the same second half as the median: the first steps of a GPU run compile kernels
+        let half = step_ms.len() / 2;
+        let late_s: f64 = step_ms[half..].iter().sum::<f64>() / 1e3;
+        let late_tokens: usize = step_tokens[half..].iter().sum();
+        summary.tokens_per_s = Some(late_tokens as f64 / late_s.max(1e-9));
         if let Some(div) = first_non_finite(step, &values) {
             control.progress.println(format!(
                 "run {} diverged at step {step}: non-finite {}{}",
