@@ -9,7 +9,7 @@ gradient-norm clip 1.0. Batches are 32 sentences of the shipped corpus, padded t
 as ablate draws them, so the padding fraction matches.
 
 Usage (from the repository root, torch installed, e.g. in a virtual environment):
-    python3 benches/compare_pytorch.py [--steps 40] [--threads 2]
+    python3 benches/compare_pytorch.py [--steps 40] [--threads 2] [--backend flex]
 It first runs `cargo run --bin ablate -- bench --norms layer,batch,power --steps N`, then times PyTorch
 with the same shapes, then prints the ratio ablate / PyTorch for each norm.
 """
@@ -118,8 +118,9 @@ def time_torch(kind, steps, corpus):
     return statistics.median(times[steps // 2:])
 
 
-def time_ablate(steps):
-    cmd = ["cargo", "run", "--quiet", "--bin", "ablate", "--", "bench", "--norms", "layer,batch,power", "--steps", str(steps)]
+def time_ablate(steps, backend):
+    cmd = ["cargo", "run", "--quiet", "--bin", "ablate", "--", "bench", "--norms", "layer,batch,power",
+           "--steps", str(steps), "--backend", backend]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     result = {}
     for line in out.splitlines()[1:]:
@@ -134,9 +135,10 @@ def main():
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--corpus", default="data/austen.sents.txt")
+    ap.add_argument("--backend", default="ndarray", help="ablate's CPU backend: ndarray (default) or flex")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    ablate, table = time_ablate(args.steps)
+    ablate, table = time_ablate(args.steps, args.backend)
     print(table)
     rows = []
     for kind in ["layer", "batch"]:
