@@ -184,14 +184,10 @@ fn first_non_finite(step: usize, v: &StepValues) -> Option<Divergence> {
     None
 }
 
+/// The git revision the binary was built from (`-dirty`: with uncommitted changes), recorded
+/// by build.rs; None when it was built outside a git checkout.
 fn git_revision() -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    Some(env!("ABLATE_GIT_REVISION").to_string()).filter(|r| !r.is_empty())
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
