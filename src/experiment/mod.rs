@@ -208,10 +208,15 @@ impl RunLock {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let pid = std::fs::read_to_string(&path).unwrap_or_default();
-                    let alive = pid
-                        .trim()
-                        .parse::<u32>()
-                        .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
+                    let alive = match pid.trim().parse::<u32>() {
+                        Ok(p) => Path::new(&format!("/proc/{p}")).exists(),
+                        // no pid yet: its owner created the file and is writing its pid
+                        // (a crash in that instant leaves an empty file, stale after a while)
+                        Err(_) => std::fs::metadata(&path)
+                            .and_then(|m| m.modified())
+                            .map(|t| t.elapsed().unwrap_or_default().as_secs() < 30)
+                            .unwrap_or(false),
+                    };
                     if alive {
                         return Ok(None);
                     }
