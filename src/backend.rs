@@ -29,23 +29,20 @@ fn wgpu_device(index: usize) -> Result<Device> {
     Ok(Device::wgpu(kind))
 }
 
-/// The name the adapter behind `--device index` gives itself, asked of the wgpu runtime's
-/// client for the very device `wgpu_device` builds (same kind, automatic graphics API).
+/// The name the adapter behind a wgpu device gives itself, asked of the runtime's client for
+/// that very device.
 #[cfg(feature = "wgpu")]
-fn wgpu_adapter(index: usize) -> String {
-    use burn_cubecl::cubecl::wgpu::{WgpuDevice, WgpuDeviceKind};
-    use burn_cubecl::CubeDevice;
-    let kind = if index == 0 {
-        WgpuDeviceKind::DefaultDevice
-    } else {
-        WgpuDeviceKind::DiscreteGpu(index - 1)
-    };
-    let client = CubeDevice::from(WgpuDevice::new(kind)).client();
-    format!("{} (wgpu)", client.properties().identity.name)
+fn wgpu_adapter(device: &Device) -> String {
+    match device.as_dispatch() {
+        burn::backend::DispatchDevice::Cube(cube) => {
+            format!("{} (wgpu)", cube.client().properties().identity.name)
+        }
+        other => format!("{other:?}"),
+    }
 }
 
 #[cfg(not(feature = "wgpu"))]
-fn wgpu_adapter(_index: usize) -> String {
+fn wgpu_adapter(_device: &Device) -> String {
     unreachable!("a wgpu device cannot be built without the wgpu feature")
 }
 
@@ -56,12 +53,12 @@ fn wgpu_device(_index: usize) -> Result<Device> {
     )
 }
 
-/// A human-readable name of the adapter a run's device (`--device index`) runs on.
-pub fn adapter_name(kind: BackendKind, index: usize) -> String {
+/// A human-readable name of the adapter a device runs on.
+pub fn adapter_name(kind: BackendKind, device: &Device) -> String {
     match kind {
         BackendKind::Ndarray | BackendKind::Flex => {
             format!("cpu ({} threads)", rayon::current_num_threads())
         }
-        BackendKind::Wgpu => wgpu_adapter(index),
+        BackendKind::Wgpu => wgpu_adapter(device),
     }
 }

@@ -287,9 +287,9 @@ impl RunConfig {
         }
     }
 
-    /// PowerNorm's backward means, resolved: real tokens unless set.
+    /// PowerNorm's backward means, resolved: `BackwardMeans`' default (real tokens) unless set.
     pub fn backward_means(&self) -> BackwardMeans {
-        self.pn_backward_means.unwrap_or(BackwardMeans::Real)
+        self.pn_backward_means.unwrap_or_default()
     }
 
     /// The configuration as TOML; this text is what the run id hashes.

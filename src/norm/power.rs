@@ -150,14 +150,12 @@ impl Norm for PowerNorm {
         });
         let nu = self.nu.value_sync().to_device(&x.device());
         let z = super::power_op::power_scale(x, s_fwd, s_bwd, per_feature(nu));
+        let z2 = z.clone().detach().square();
         let (gamma_stat, positions) = match (self.config.backward_means, ctx.mask) {
-            (BackwardMeans::Real, Some(_)) => (
-                super::masked_feature_mean(z.clone().detach().square(), ctx),
-                ctx.n_real,
-            ),
+            (BackwardMeans::Real, Some(_)) => (super::masked_feature_mean(z2, ctx), ctx.n_real),
             _ => {
                 let [b, t, _] = z.dims();
-                (super::feature_mean(z.clone().detach().square()), b * t)
+                (super::feature_mean(z2), b * t)
             }
         };
         if ctx.update_running {

@@ -236,7 +236,7 @@ pub fn run(
         tokens_per_s: None,
         wall_s: 0.0,
         backend: config.backend.name().into(),
-        adapter: crate::backend::adapter_name(config.backend, config.device),
+        adapter: crate::backend::adapter_name(config.backend, &base_device),
         crate_version: env!("CARGO_PKG_VERSION").into(),
         git_revision: git_revision(),
         divergence: None,
@@ -511,8 +511,10 @@ where
         }
         summary.steps_completed = step;
         summary.final_train_loss = Some(values.loss);
-        summary.median_step_ms = median(step_ms[step_ms.len() / 2..].to_vec());
-        let late = &phases[phases.len() / 2..];
+        // timings over the second half: the first steps warm caches (and compile GPU kernels)
+        let half = step_ms.len() / 2;
+        summary.median_step_ms = median(step_ms[half..].to_vec());
+        let late = &phases[half..];
         let phase = |i: usize| median(late.iter().map(|p| p[i]).collect()).unwrap_or(f64::NAN);
         summary.phase_ms = Some(PhaseTimes {
             forward: phase(0),
@@ -521,8 +523,6 @@ where
             optimizer: phase(3),
             probes_and_read: phase(4),
         });
-        // over the same second half as the median: the first steps of a GPU run compile kernels
-        let half = step_ms.len() / 2;
         let late_s: f64 = step_ms[half..].iter().sum::<f64>() / 1e3;
         let late_tokens: usize = step_tokens[half..].iter().sum();
         summary.tokens_per_s = Some(late_tokens as f64 / late_s.max(1e-9));
