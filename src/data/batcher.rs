@@ -7,7 +7,7 @@
 use super::corpus::Sentence;
 use super::vocab::{Vocab, PAD};
 use anyhow::{bail, Result};
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -133,13 +133,13 @@ impl TextBatch {
             .iter()
             .map(|&r| if r { 1.0 } else { 0.0 })
             .collect();
-        let pad: Vec<bool> = self.real.iter().map(|&r| !r).collect();
+        let attn_bias = attention_bias(&self.real, b, t);
         TextTensors {
             inputs: Tensor::from_data(TensorData::new(ints(&self.inputs), [b, t]), device),
             real_index: Tensor::from_data(TensorData::new(real_index, [n_real]), device),
             real_targets: Tensor::from_data(TensorData::new(real_targets, [n_real]), device),
             mask: Tensor::from_data(TensorData::new(mask, [b, t, 1]), device),
-            pad_mask: Tensor::from_data(TensorData::new(pad, [b, t]), device),
+            attn_bias: Tensor::from_data(TensorData::new(attn_bias, [b, 1, t, t]), device),
             n_real,
         }
     }
@@ -156,8 +156,9 @@ pub struct TextTensors {
     pub real_targets: Tensor<1, Int>,
     /// `[batch, time, 1]`: 1.0 at real tokens, 0.0 at padding (what norms use).
     pub mask: Tensor<3>,
-    /// `[batch, time]`: `true` at padding (what attention uses).
-    pub pad_mask: Tensor<2, Bool>,
+    /// `[batch, 1, time, time]`: 0 where a query may attend to a key, a large negative number
+    /// where the key is later or padding (what attention adds to its scores).
+    pub attn_bias: Tensor<4>,
     pub n_real: usize,
 }
 
@@ -282,6 +283,28 @@ pub fn eval_batches(examples: &[Example], plan: &BatchPlan, limit: usize) -> Vec
         .iter()
         .map(|idx| TextBatch::from_examples(&idx.iter().map(|&i| &examples[i]).collect::<Vec<_>>()))
         .collect()
+}
+
+/// What masked attention scores become (as Burn's `MultiHeadAttentionConfig::min_float`):
+/// `exp` of it is exactly 0 in float32, and it stays finite so no NaN can arise.
+pub const MASKED: f32 = -1.0e4;
+
+/// The additive attention bias `[batch, 1, time, time]` for a batch whose real positions are
+/// `real` (`[batch * time]`, row-major): key `j` is visible from query `i` when `j <= i` and `j`
+/// is a real token.
+pub fn attention_bias(real: &[bool], batch: usize, time: usize) -> Vec<f32> {
+    let mut bias = vec![MASKED; batch * time * time];
+    for s in 0..batch {
+        for i in 0..time {
+            let row = &mut bias[(s * time + i) * time..][..time];
+            for j in 0..=i {
+                if real[s * time + j] {
+                    row[j] = 0.0;
+                }
+            }
+        }
+    }
+    bias
 }
 
 #[cfg(test)]

@@ -4,15 +4,12 @@
 //! causal self-attention and feed-forward (pre-norm or post-norm) -> final norm (pre-norm)
 //! -> LM head (tied to the token embedding by default) -> cross-entropy over real tokens.
 
+use super::attention::SelfAttention;
+use super::dropout::DropoutRng;
 use crate::data::TextTensors;
 use crate::norm::{BatchStats, Norm, NormConfig, NormCtx, NormLayer};
 use burn::module::Module;
-use burn::nn::attention::{
-    generate_autoregressive_mask, MhaInput, MultiHeadAttention, MultiHeadAttentionConfig,
-};
-use burn::nn::{
-    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig,
-};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::activation::{gelu, log_softmax};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -46,23 +43,37 @@ pub struct LmConfig {
 pub struct FeedForward {
     pub up: Linear,
     pub down: Linear,
-    pub dropout: Dropout,
 }
 
 impl FeedForward {
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    fn forward(&self, x: Tensor<3>, dropout: Option<&Dropout>) -> Tensor<3> {
         self.down
-            .forward(self.dropout.forward(gelu(self.up.forward(x))))
+            .forward(Dropout::apply(dropout, gelu(self.up.forward(x))))
+    }
+}
+
+/// Dropout of one training step: its masks and the probability. `None` in evaluation.
+#[derive(Clone, Copy)]
+pub struct Dropout<'a> {
+    pub rng: &'a DropoutRng,
+    pub prob: f64,
+}
+
+impl Dropout<'_> {
+    fn apply<const D: usize>(dropout: Option<&Self>, x: Tensor<D>) -> Tensor<D> {
+        match dropout {
+            Some(d) => d.rng.apply(x, d.prob),
+            None => x,
+        }
     }
 }
 
 #[derive(Module, Debug)]
 pub struct Block {
     pub attn_norm: NormLayer,
-    pub attn: MultiHeadAttention,
+    pub attn: SelfAttention,
     pub ffn_norm: NormLayer,
     pub ffn: FeedForward,
-    pub dropout: Dropout,
     pub pre_norm: bool,
 }
 
@@ -71,17 +82,18 @@ impl Block {
         &self,
         x: Tensor<3>,
         batch: &TextTensors,
-        causal: &Tensor<3, burn::tensor::Bool>,
         ctx: &NormCtx,
+        dropout: Option<&Dropout>,
         stats: &mut Vec<Option<BatchStats>>,
     ) -> Tensor<3> {
         let attend = |h: Tensor<3>| {
-            let input = MhaInput::self_attn(h)
-                .mask_pad(batch.pad_mask.clone())
-                .mask_attn(causal.clone());
-            self.dropout.forward(self.attn.forward(input).context)
+            let attn_dropout = dropout.map(|d| d.rng);
+            Dropout::apply(
+                dropout,
+                self.attn.forward(h, &batch.attn_bias, attn_dropout),
+            )
         };
-        let feed = |h: Tensor<3>| self.dropout.forward(self.ffn.forward(h));
+        let feed = |h: Tensor<3>| Dropout::apply(dropout, self.ffn.forward(h, dropout));
         if self.pre_norm {
             let (h, s) = self.attn_norm.forward(x.clone(), ctx);
             stats.push(s);
@@ -107,7 +119,8 @@ pub struct LanguageModel {
     pub final_norm: Option<NormLayer>,
     /// `None` when the head is tied to the token embedding.
     pub head: Option<Linear>,
-    pub dropout: Dropout,
+    /// Dropout probability (embeddings, attention weights, sublayer outputs, FFN inner).
+    pub dropout: f64,
     pub embed_scale: f64,
 }
 
@@ -138,16 +151,12 @@ impl LmConfig {
         let blocks = (0..self.layers)
             .map(|_| Block {
                 attn_norm: norm.init(d, device),
-                attn: MultiHeadAttentionConfig::new(d, self.heads)
-                    .with_dropout(self.dropout)
-                    .init(device),
+                attn: SelfAttention::new(d, self.heads, self.dropout, device),
                 ffn_norm: norm.init(d, device),
                 ffn: FeedForward {
                     up: LinearConfig::new(d, self.d_ff).init(device),
                     down: LinearConfig::new(self.d_ff, d).init(device),
-                    dropout: DropoutConfig::new(self.dropout).init(),
                 },
-                dropout: DropoutConfig::new(self.dropout).init(),
                 pre_norm: self.norm_position == NormPosition::Pre,
             })
             .collect();
@@ -161,7 +170,7 @@ impl LmConfig {
                     .with_bias(false)
                     .init(device)
             }),
-            dropout: DropoutConfig::new(self.dropout).init(),
+            dropout: self.dropout,
             embed_scale: if self.embed_scale {
                 (d as f64).sqrt()
             } else {
@@ -196,13 +205,20 @@ impl LanguageModel {
         norms
     }
 
-    /// Hidden states `[batch, time, d]` after the last block (and final norm).
+    /// Hidden states `[batch, time, d]` after the last block (and final norm). Dropout only
+    /// when `dropout` gives the step's masks (training).
     pub fn hidden(
         &self,
         batch: &TextTensors,
         ctx: &NormCtx,
+        dropout: Option<&DropoutRng>,
         stats: &mut Vec<Option<BatchStats>>,
     ) -> Tensor<3> {
+        let dropout = dropout.map(|rng| Dropout {
+            rng,
+            prob: self.dropout,
+        });
+        let dropout = dropout.as_ref();
         let [b, t] = batch.inputs.dims();
         let device = batch.inputs.device();
         let positions = Tensor::arange(0..t as i64, &device)
@@ -213,10 +229,9 @@ impl LanguageModel {
             .forward(batch.inputs.clone())
             .mul_scalar(self.embed_scale)
             + self.position.forward(positions);
-        let mut x = self.dropout.forward(x);
-        let causal = generate_autoregressive_mask(b, t, &device);
+        let mut x = Dropout::apply(dropout, x);
         for block in &self.blocks {
-            x = block.forward(x, batch, &causal, ctx, stats);
+            x = block.forward(x, batch, ctx, dropout, stats);
         }
         if let Some(norm) = &self.final_norm {
             let (h, s) = norm.forward(x, ctx);
@@ -236,18 +251,29 @@ impl LanguageModel {
 
     /// Logits at every position `[batch, time, vocab]` (tests and inspection).
     pub fn forward_logits(&self, batch: &TextTensors, ctx: &NormCtx) -> Tensor<3> {
-        let h = self.hidden(batch, ctx, &mut Vec::new());
+        let h = self.hidden(batch, ctx, None, &mut Vec::new());
         let [b, t, d] = h.dims();
         let logits = self.logits(h.reshape([b * t, d]));
         let v = logits.dims()[1];
         logits.reshape([b, t, v])
     }
 
-    /// Mean cross-entropy over real tokens. The head runs on real positions only: padded
-    /// positions never reach the loss (and cost nothing there).
+    /// Mean cross-entropy over real tokens, without dropout (evaluation, probes).
     pub fn forward_loss(&self, batch: &TextTensors, ctx: &NormCtx) -> LmOutput {
+        self.forward_loss_dropout(batch, ctx, None)
+    }
+
+    /// Mean cross-entropy over real tokens, with the dropout masks of a training step. The
+    /// head runs on real positions only: padded positions never reach the loss (and cost
+    /// nothing there).
+    pub fn forward_loss_dropout(
+        &self,
+        batch: &TextTensors,
+        ctx: &NormCtx,
+        dropout: Option<&DropoutRng>,
+    ) -> LmOutput {
         let mut stats = Vec::new();
-        let h = self.hidden(batch, ctx, &mut stats);
+        let h = self.hidden(batch, ctx, dropout, &mut stats);
         let [b, t, d] = h.dims();
         let real = h.reshape([b * t, d]).select(0, batch.real_index.clone());
         let logp = log_softmax(self.logits(real), 1);

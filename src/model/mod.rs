@@ -1,10 +1,13 @@
 //! Models. They know norms only through the [`crate::norm::Norm`] trait and the
 //! [`crate::norm::NormLayer`] that [`crate::norm::NormConfig`] builds by name.
 
+pub mod attention;
 pub mod cnn;
+pub mod dropout;
 pub mod lm;
 
 pub use cnn::{CnnConfig, ImageModel, ImageOutput};
+pub use dropout::DropoutRng;
 pub use lm::{LanguageModel, LmConfig, LmOutput, NormPosition};
 
 use crate::norm::NormLayer;

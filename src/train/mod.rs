@@ -10,7 +10,7 @@ pub mod writer;
 use crate::config::{RunConfig, Task};
 use crate::data::images::{self, ImageSet, IndexBatches};
 use crate::data::{BatchPlan, TextBatch, TextData, TrainBatches};
-use crate::model::NormedModel;
+use crate::model::{DropoutRng, NormedModel};
 use crate::norm::{BatchStats, GradStats, Norm, NormCtx};
 use crate::probe;
 use anyhow::{Context, Result};
@@ -342,7 +342,8 @@ fn train(
                     update_running: true,
                     step,
                 };
-                let out = model.forward_loss(&t, &ctx);
+                let dropout = DropoutRng::new(config.seed, step);
+                let out = model.forward_loss_dropout(&t, &ctx, Some(&dropout));
                 let info = BatchInfo {
                     tokens: t.n_real,
                     batch: batch.batch,
