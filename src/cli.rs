@@ -137,9 +137,10 @@ fn run_memory(args: &MemoryArgs) -> Result<i32> {
         let peak = memory::peak_rss().unwrap_or(0);
         let estimate: u64 = memory::terms(&shape).iter().map(|t| t.fp32).sum();
         println!(
-            "\nmeasured on {} training steps (ndarray, float32): peak resident memory {}, {} above the {} held \
+            "\nmeasured on {} training steps ({}, float32): peak resident memory {}, {} above the {} held \
              before training (data, vocabulary); float32 estimate: {}",
             config.steps,
+            config.backend.name(),
             human(peak),
             human(peak.saturating_sub(before)),
             human(before),
@@ -297,7 +298,7 @@ pub struct RunArgs {
     /// Seed of initialization, dropout and batch order. [default: 1]
     #[arg(long, help_heading = "Run")]
     pub seed: Option<u64>,
-    /// Compute backend: ndarray (CPU), flex (CPU, faster) or wgpu (GPU, needs a build with --features wgpu). [default: ndarray]
+    /// Compute backend: flex (CPU), ndarray (CPU, slower) or wgpu (GPU, needs a build with --features wgpu). [default: flex]
     #[arg(long, value_enum, help_heading = "Run")]
     pub backend: Option<BackendKind>,
     /// GPU to use with --backend wgpu: 0 = the default adapter, N = the N-th discrete GPU.

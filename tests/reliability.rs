@@ -499,3 +499,61 @@ fn same_configuration_and_seed_reproduce_the_loss_columns() {
         .path();
     assert_ne!(columns(&runs[0]), columns(&other));
 }
+
+#[test]
+fn runs_trained_side_by_side_reproduce_runs_trained_alone() {
+    // `--jobs 2` trains two runs in one process at once: their weights, batches and dropout
+    // masks must not depend on what the other run draws.
+    let dir = temp_dir("jobs");
+    let study = dir.join("side.toml");
+    std::fs::write(
+        &study,
+        format!(
+            "name = \"side\"\n[base]\nsteps = 12\nwarmup_steps = 3\neval_every = 12\n{TINY_TOML}[[grid]]\nnorm = [\"layer\", \"power\"]\nseed = [1, 2]\n"
+        ),
+    )
+    .unwrap();
+    let mut outputs = Vec::new();
+    for jobs in ["1", "2"] {
+        let out = dir.join(format!("jobs{jobs}"));
+        let o = bin()
+            .args([
+                "run",
+                study.to_str().unwrap(),
+                "--quiet",
+                "--jobs",
+                jobs,
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        outputs.push(out);
+    }
+    let mut ids: Vec<String> = std::fs::read_dir(&outputs[0])
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    ids.sort();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    let columns = |r: &Path| -> Vec<String> {
+        std::fs::read_to_string(r.join("steps.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| l.split(',').take(8).collect::<Vec<_>>().join(","))
+            .collect()
+    };
+    for id in &ids {
+        let (a, b) = (outputs[0].join(id), outputs[1].join(id));
+        assert_eq!(columns(&a), columns(&b), "{id}: steps.csv");
+        for f in ["probes.csv", "eval.csv"] {
+            assert_eq!(
+                std::fs::read_to_string(a.join(f)).unwrap(),
+                std::fs::read_to_string(b.join(f)).unwrap(),
+                "{id}: {f}"
+            );
+        }
+    }
+}

@@ -5,12 +5,13 @@
 //! -> LM head (tied to the token embedding by default) -> cross-entropy over real tokens.
 
 use super::attention::SelfAttention;
+use super::cross_entropy::cross_entropy;
 use super::dropout::DropoutRng;
 use crate::data::TextTensors;
 use crate::norm::{BatchStats, Norm, NormConfig, NormCtx, NormLayer};
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, log_softmax};
+use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -276,13 +277,8 @@ impl LanguageModel {
         let h = self.hidden(batch, ctx, dropout, &mut stats);
         let [b, t, d] = h.dims();
         let real = h.reshape([b * t, d]).select(0, batch.real_index.clone());
-        let logp = log_softmax(self.logits(real), 1);
-        let n = batch.n_real;
-        let picked = logp.gather(1, batch.real_targets.clone().reshape([n, 1]));
-        LmOutput {
-            loss: picked.mean().neg(),
-            stats,
-        }
+        let loss = cross_entropy(self.logits(real), batch.real_targets.clone());
+        LmOutput { loss, stats }
     }
 }
 

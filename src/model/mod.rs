@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod cnn;
+pub mod cross_entropy;
 pub mod dropout;
 pub mod lm;
 

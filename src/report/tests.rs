@@ -111,6 +111,7 @@ fn synthetic_run(
             step: 40,
             quantity: "loss".into(),
             layer: None,
+            value: None,
         }),
         error: None,
     })

@@ -93,6 +93,22 @@ fn clip_gradients<M: Module>(
 
 /// Moves a freshly built model to the compute device after drawing every parameter where it
 /// was built (parameters are initialized lazily; touching them fixes their values first).
+/// Burn's CPU generator is process-wide, and a study trains several runs at once: seeding it and
+/// drawing a run's weights must not interleave with another run's draws.
+static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The model `make` builds on `init_device` with weights drawn from `seed`, moved to `device`.
+fn seeded_init<M: Module>(
+    seed: u64,
+    init_device: &Device,
+    device: &Device,
+    make: impl FnOnce(&Device) -> M,
+) -> M {
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    init_device.seed(seed);
+    fork_initialized(make(init_device), device)
+}
+
 fn fork_initialized<M: Module>(model: M, device: &Device) -> M {
     struct Touch;
     impl ModuleVisitor for Touch {
@@ -157,12 +173,16 @@ fn read_step_values(
     }
 }
 
-fn first_non_finite(step: usize, v: &StepValues) -> Option<Divergence> {
-    if !v.loss.is_finite() {
+/// Divergence: a non-finite loss, gradient norm or probe value, or a loss above `loss_limit`
+/// (100 x the loss of a uniform guess, ln(classes): far beyond anything a training run
+/// passes through, and on some backends an exploding run stays finite for a long time).
+fn divergence(step: usize, v: &StepValues, loss_limit: f64) -> Option<Divergence> {
+    if !v.loss.is_finite() || v.loss > loss_limit {
         return Some(Divergence {
             step,
             quantity: "loss".into(),
             layer: None,
+            value: v.loss.is_finite().then_some(v.loss),
         });
     }
     if !v.grad_norm.is_finite() {
@@ -170,6 +190,7 @@ fn first_non_finite(step: usize, v: &StepValues) -> Option<Divergence> {
             step,
             quantity: "grad_norm".into(),
             layer: None,
+            value: None,
         });
     }
     for (layer, names, values) in &v.probes {
@@ -178,6 +199,7 @@ fn first_non_finite(step: usize, v: &StepValues) -> Option<Divergence> {
                 step,
                 quantity: names[i].clone(),
                 layer: Some(layer.clone()),
+                value: None,
             });
         }
     }
@@ -303,9 +325,8 @@ fn train(
 ) -> Result<()> {
     // Weights are drawn on the CPU reference backend with the run's seed, then moved: every
     // backend starts from the same weights (and sees the same batches), so their numbers can
-    // be compared. The compute device's own generator (dropout) is seeded after.
+    // be compared. Dropout draws from its own generator keyed by seed and step (DropoutRng).
     let init_device = crate::backend::device(crate::config::BackendKind::Ndarray, 0)?.autodiff();
-    init_device.seed(config.seed);
     let device = base_device.clone().autodiff();
     let norm = config.norm_config();
     let plan = BatchPlan {
@@ -320,11 +341,9 @@ fn train(
             summary.unigram_valid_loss = Some(text.unigram_valid_loss);
             summary.vocab_size = Some(text.vocab.len());
             summary.truncated_train_sentences = Some(text.train.truncated);
-            let model = fork_initialized(
-                config.lm_config(text.vocab.len()).init(&norm, &init_device),
-                &device,
-            );
-            base_device.seed(config.seed);
+            let model = seeded_init(config.seed, &init_device, &device, |d| {
+                config.lm_config(text.vocab.len()).init(&norm, d)
+            });
             summary.num_params = model.num_params();
             let mut batches = TrainBatches::new(&text.train.examples, plan, config.seed);
             let valid: Vec<TextBatch> = crate::data::batcher::eval_batches(
@@ -356,11 +375,15 @@ fn train(
             let eval = |model: &crate::model::LanguageModel, step: usize| {
                 evaluate_text(model, &valid, base_device, step)
             };
-            train_loop(config, model, step, eval, writer, summary, control, started)
+            let loss_limit = 100.0 * (text.vocab.len() as f64).ln();
+            train_loop(
+                config, model, step, eval, loss_limit, writer, summary, control, started,
+            )
         }
         TaskData::Images { train, valid } => {
-            let model = fork_initialized(config.cnn_config().init(&norm, &init_device), &device);
-            base_device.seed(config.seed);
+            let model = seeded_init(config.seed, &init_device, &device, |d| {
+                config.cnn_config().init(&norm, d)
+            });
             summary.num_params = model.num_params();
             let mut batches = IndexBatches::new(train.len(), config.batch_size, config.seed);
             let step = |model: &crate::model::ImageModel, step: usize| {
@@ -395,7 +418,10 @@ fn train(
                     step,
                 )
             };
-            train_loop(config, model, step, eval, writer, summary, control, started)
+            let loss_limit = 100.0 * (config.cnn_config().classes as f64).ln();
+            train_loop(
+                config, model, step, eval, loss_limit, writer, summary, control, started,
+            )
         }
     }
 }
@@ -415,6 +441,7 @@ fn train_loop<M, S, E>(
     mut model: M,
     mut step_fn: S,
     mut eval_fn: E,
+    loss_limit: f64,
     writer: &mut RunWriter,
     summary: &mut Summary,
     control: &RunControl,
@@ -527,11 +554,14 @@ where
         let late_s: f64 = step_ms[half..].iter().sum::<f64>() / 1e3;
         let late_tokens: usize = step_tokens[half..].iter().sum();
         summary.tokens_per_s = Some(late_tokens as f64 / late_s.max(1e-9));
-        if let Some(div) = first_non_finite(step, &values) {
+        if let Some(div) = divergence(step, &values, loss_limit) {
+            let what = match div.value {
+                Some(v) => format!("{} {v:.4e} above {loss_limit:.1}", div.quantity),
+                None => format!("non-finite {}", div.quantity),
+            };
             control.progress.println(format!(
-                "run {} diverged at step {step}: non-finite {}{}",
+                "run {} diverged at step {step}: {what}{}",
                 summary.run_id,
-                div.quantity,
                 div.layer
                     .as_ref()
                     .map(|l| format!(" in {l}"))

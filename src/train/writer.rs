@@ -88,6 +88,9 @@ pub struct Divergence {
     pub quantity: String,
     /// Norm layer, when the quantity is a probe.
     pub layer: Option<String>,
+    /// The finite value that crossed the divergence bound (a loss); absent when non-finite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
 }
 
 /// Where a training step's time goes (medians, milliseconds).
