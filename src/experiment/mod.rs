@@ -17,11 +17,10 @@ use crate::train::writer::{read_summary, RunStatus, Summary};
 use crate::train::{self, RunControl};
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -268,7 +267,13 @@ pub fn run_one(config: &RunConfig, out: &Path, force: bool, control: &RunControl
     result.unwrap_or_else(|e| Outcome::Failed(one_line(&format!("{e:#}"))))
 }
 
-/// Runs `runs` with `jobs` in parallel. Returns the outcomes in the order of `runs`.
+/// Runs `runs`, `jobs` at a time. Returns the outcomes in the order of `runs`.
+///
+/// The jobs are tasks in one rayon pool with a thread per core (more if `jobs` is larger), and
+/// the runs' own parallel work (matrix products, dropout masks, the loss) goes to the same pool:
+/// one job uses every core, and several jobs share them by work stealing. (A pool of `jobs`
+/// threads would confine each run to it: with one job, one thread. Plain threads for the jobs
+/// beside the global pool measured 12 % slower than this with two jobs on two cores.)
 pub fn run_all(
     runs: &[RunConfig],
     out: &Path,
@@ -287,40 +292,60 @@ pub fn run_all(
             .expect("template")
             .progress_chars("=> "),
     );
+    let next = AtomicUsize::new(0);
+    let outcomes: Vec<Mutex<Option<Outcome>>> = runs.iter().map(|_| Mutex::new(None)).collect();
+    let run_at = |i: usize| {
+        let config = &runs[i];
+        if stop.load(Ordering::SeqCst) {
+            return Outcome::Failed("not started: interrupted".into());
+        }
+        let bar = multi.add(crate::cli::progress_bar(
+            quiet,
+            format!("{:<28}", config.id()),
+        ));
+        let control = RunControl {
+            progress: bar.clone(),
+            stop: stop.clone(),
+        };
+        let outcome = run_one(config, out, force, &control);
+        bar.finish_and_clear();
+        multi.remove(&bar);
+        let line = describe(config, &outcome);
+        if quiet {
+            println!("{line}");
+        } else {
+            let _ = multi.println(line);
+        }
+        overall.inc(1);
+        outcome
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = jobs.clamp(1, runs.len().max(1));
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
+        .num_threads(jobs.max(cores))
         .build()
         .context("cannot start worker threads")?;
-    let outcomes = pool.install(|| {
-        runs.par_iter()
-            .map(|config| {
-                if stop.load(Ordering::SeqCst) {
-                    return Outcome::Failed("not started: interrupted".into());
+    pool.scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|_| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= runs.len() {
+                    break;
                 }
-                let bar = multi.add(crate::cli::progress_bar(
-                    quiet,
-                    format!("{:<28}", config.id()),
-                ));
-                let control = RunControl {
-                    progress: bar.clone(),
-                    stop: stop.clone(),
-                };
-                let outcome = run_one(config, out, force, &control);
-                bar.finish_and_clear();
-                multi.remove(&bar);
-                let line = describe(config, &outcome);
-                if quiet {
-                    println!("{line}");
-                } else {
-                    let _ = multi.println(line);
-                }
-                overall.inc(1);
-                outcome
-            })
-            .collect()
+                let outcome = run_at(i);
+                *outcomes[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+            });
+        }
     });
     overall.finish_and_clear();
-    Ok(outcomes)
+    Ok(outcomes
+        .into_iter()
+        .map(|o| {
+            o.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(|| Outcome::Failed("the job thread panicked".into()))
+        })
+        .collect())
 }
 
 pub fn describe(config: &RunConfig, outcome: &Outcome) -> String {
