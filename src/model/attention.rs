@@ -6,6 +6,7 @@
 //! [`DropoutRng`] like every other dropout.
 
 use super::dropout::DropoutRng;
+use super::gemm;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::softmax;
@@ -50,8 +51,7 @@ impl SelfAttention {
         let (h, dk) = (self.heads, d / self.heads);
         // [b, t, d] -> [b, h, t, dk]
         let heads = |linear: &Linear| {
-            linear
-                .forward(x.clone())
+            gemm::linear(linear, x.clone())
                 .reshape([b, t, h, dk])
                 .swap_dims(1, 2)
         };
@@ -62,7 +62,7 @@ impl SelfAttention {
             weights = rng.apply(weights, self.dropout);
         }
         let context = weights.matmul(v).swap_dims(1, 2).reshape([b, t, d]);
-        self.output.forward(context)
+        gemm::linear(&self.output, context)
     }
 }
 

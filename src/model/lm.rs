@@ -7,6 +7,7 @@
 use super::attention::SelfAttention;
 use super::cross_entropy::cross_entropy;
 use super::dropout::DropoutRng;
+use super::gemm;
 use crate::data::TextTensors;
 use crate::norm::{BatchStats, Norm, NormConfig, NormCtx, NormLayer};
 use burn::module::Module;
@@ -48,8 +49,8 @@ pub struct FeedForward {
 
 impl FeedForward {
     fn forward(&self, x: Tensor<3>, dropout: Option<&Dropout>) -> Tensor<3> {
-        self.down
-            .forward(Dropout::apply(dropout, gelu(self.up.forward(x))))
+        let h = gelu(gemm::linear(&self.up, x));
+        gemm::linear(&self.down, Dropout::apply(dropout, h))
     }
 }
 
@@ -245,8 +246,8 @@ impl LanguageModel {
     /// Logits `[n, vocab]` for hidden states `[n, d]`.
     pub fn logits(&self, h: Tensor<2>) -> Tensor<2> {
         match &self.head {
-            Some(head) => head.forward(h),
-            None => h.matmul(self.token.weight.val().transpose()),
+            Some(head) => gemm::linear(head, h),
+            None => gemm::gemm(h, self.token.weight.val(), false, true),
         }
     }
 
