@@ -1,6 +1,6 @@
 //! Records the git revision the binary is built from (with `-dirty` when the work tree had
 //! uncommitted changes), so every run's summary.json names the code that produced it rather
-//! than whatever repository the run happened to start in. Links OpenBLAS for `--features openblas`.
+//! than whatever repository the run happened to start in.
 
 use std::process::Command;
 
@@ -12,10 +12,6 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    // `--features openblas`: link the system OpenBLAS (src/model/gemm.rs declares cblas_sgemm)
-    if std::env::var_os("CARGO_FEATURE_OPENBLAS").is_some() {
-        println!("cargo:rustc-link-lib=openblas");
-    }
     for path in ["src", "Cargo.toml", "build.rs", ".git/HEAD", ".git/index"] {
         println!("cargo:rerun-if-changed={path}");
     }
