@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side-by-side step time: ablate (Burn, ndarray) vs the same model in PyTorch, one invocation.
+"""Side-by-side step time: ablate (Burn, flex by default) vs the same model in PyTorch, one invocation.
 
 The PyTorch model mirrors ablate's default text model: token embedding x sqrt(d) + learned positions,
 2 pre-norm blocks (norm -> causal self-attention with key padding mask -> dropout -> residual;
@@ -9,7 +9,7 @@ gradient-norm clip 1.0. Batches are 32 sentences of the shipped corpus, padded t
 as ablate draws them, so the padding fraction matches.
 
 Usage (from the repository root, torch installed, e.g. in a virtual environment):
-    python3 benches/compare_pytorch.py [--steps 40] [--threads 2] [--backend flex]
+    python3 benches/compare_pytorch.py [--steps 40] [--threads 2] [--backend ndarray]
 It first runs `cargo run --bin ablate -- bench --norms layer,batch,power --steps N`, then times PyTorch
 with the same shapes, then prints the ratio ablate / PyTorch for each norm.
 """
@@ -135,7 +135,7 @@ def main():
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--corpus", default="data/austen.sents.txt")
-    ap.add_argument("--backend", default="ndarray", help="ablate's CPU backend: ndarray (default) or flex")
+    ap.add_argument("--backend", default="flex", help="ablate's CPU backend: flex (default) or ndarray")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ablate, table = time_ablate(args.steps, args.backend)

@@ -26,7 +26,7 @@ pub struct SelfAttention {
 impl SelfAttention {
     pub fn new(d_model: usize, heads: usize, dropout: f64, device: &Device) -> Self {
         assert!(
-            d_model % heads == 0,
+            d_model.is_multiple_of(heads),
             "d_model {d_model} is not divisible by {heads} heads"
         );
         Self {
@@ -68,6 +68,7 @@ impl SelfAttention {
 
 #[cfg(test)]
 mod tests {
+    #![allow(deprecated)] // Device::ndarray (the reference backend), TensorData::to_vec
     use super::*;
     use crate::data::batcher::{attention_bias, MASKED};
     use burn::nn::attention::{generate_autoregressive_mask, MhaInput, MultiHeadAttentionConfig};

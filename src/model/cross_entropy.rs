@@ -23,7 +23,6 @@ use burn::backend::{
     Autodiff, AutodiffBackend, Backend, Dispatch, Flex, NdArray, TensorMetadata,
 };
 use burn::tensor::{read_sync, FloatDType, IndexingUpdateOp, Int, Shape, Tensor, TensorData};
-use rayon::prelude::*;
 
 #[backend_extension(Autodiff, NdArray, Flex, Cube: cfg(feature = "wgpu"))]
 pub trait CrossEntropyBackend: Backend {
@@ -103,9 +102,6 @@ impl CrossEntropyBackend for Flex {
 #[cfg(feature = "wgpu")]
 impl CrossEntropyBackend for burn::backend::Cube {}
 
-/// Rows per parallel task.
-const ROWS: usize = 16;
-
 fn host_floats<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
     read_sync(B::float_into_data(t))
         .expect("reading a CPU tensor cannot fail")
@@ -133,22 +129,8 @@ fn host_forward<B: Backend>(
     let [n, v] = dims2(&logits.shape());
     let x = host_floats::<B>(logits);
     let targets = host_targets::<B>(targets);
-    let mut lse = vec![0.0f32; n];
-    let mut losses = vec![0.0f64; n];
-    lse.par_chunks_mut(ROWS)
-        .zip(losses.par_chunks_mut(ROWS))
-        .enumerate()
-        .for_each(|(c, (lse, losses))| {
-            for (k, (lse, loss)) in lse.iter_mut().zip(losses.iter_mut()).enumerate() {
-                let r = c * ROWS + k;
-                let row = &x[r * v..][..v];
-                let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let sum: f32 = row.iter().map(|&z| (z - m).exp()).sum();
-                *lse = m + sum.ln();
-                *loss = (*lse - row[targets[r]]) as f64;
-            }
-        });
-    let mean = losses.iter().sum::<f64>() / n.max(1) as f64;
+    let (lse, losses) = ablate_kernels::cross_entropy_rows(&x, v, &targets);
+    let mean = losses.iter().map(|&l| l as f64).sum::<f64>() / n.max(1) as f64;
     (
         B::float_from_data(TensorData::new(vec![mean as f32], [1]), &device),
         B::float_from_data(TensorData::new(lse, [n]), &device),
@@ -167,17 +149,7 @@ fn host_backward<B: Backend>(
     let lse = host_floats::<B>(lse);
     let targets = host_targets::<B>(targets);
     let scale = host_floats::<B>(grad)[0] / n as f32;
-    x.par_chunks_mut(ROWS * v)
-        .enumerate()
-        .for_each(|(c, rows)| {
-            for (k, row) in rows.chunks_mut(v).enumerate() {
-                let r = c * ROWS + k;
-                for z in row.iter_mut() {
-                    *z = (*z - lse[r]).exp() * scale;
-                }
-                row[targets[r]] -= scale;
-            }
-        });
+    ablate_kernels::cross_entropy_backward(&mut x, v, &lse, &targets, scale);
     B::float_from_data(TensorData::new(x, [n, v]), &device)
 }
 
@@ -235,6 +207,7 @@ pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(deprecated)] // Device::ndarray (the reference backend), TensorData::to_vec
     use super::*;
     use burn::tensor::Device;
 

@@ -7,8 +7,8 @@
 //! hash), so masks are drawn in parallel, do not depend on the number of threads, are the same
 //! on every backend, and a run's masks depend on nothing but its seed and the step.
 
+use ablate_kernels::{dropout_mask, mix, GOLDEN};
 use burn::tensor::{Tensor, TensorData};
-use rayon::prelude::*;
 use std::cell::Cell;
 
 /// The dropout masks of one forward pass (one training step).
@@ -18,19 +18,6 @@ pub struct DropoutRng {
     /// How many masks this pass has drawn: the index of the next one.
     draws: Cell<u64>,
 }
-
-/// SplitMix64's output function: a bijective mixer whose outputs on consecutive inputs pass
-/// BigCrush (Steele, Lea and Flood 2014).
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
-
-/// Elements per parallel task: large enough that scheduling costs nothing.
-const CHUNK: usize = 1 << 15;
 
 impl DropoutRng {
     /// The masks of training step `step` of a run seeded with `seed`.
@@ -58,21 +45,7 @@ impl DropoutRng {
         let draw = self.draws.get();
         self.draws.set(draw + 1);
         let key = mix(self.key.wrapping_add(draw.wrapping_mul(GOLDEN)));
-        let n: usize = dims.iter().product();
-        // keep when the top 32 bits of the hash are >= prob * 2^32
-        let threshold = (prob * 4_294_967_296.0).round() as u64;
-        let keep = (1.0 / (1.0 - prob)) as f32;
-        let mut out = vec![0.0f32; n];
-        out.par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(c, chunk)| {
-                let base = (c * CHUNK) as u64;
-                for (j, v) in chunk.iter_mut().enumerate() {
-                    let r = mix(key ^ (base + j as u64).wrapping_mul(GOLDEN)) >> 32;
-                    *v = if r >= threshold { keep } else { 0.0 };
-                }
-            });
-        out
+        dropout_mask(key, dims.iter().product(), prob)
     }
 }
 

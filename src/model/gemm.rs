@@ -280,6 +280,7 @@ pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(deprecated)] // Device::ndarray (the reference backend), TensorData::to_vec
     use super::*;
     use burn::tensor::{Device, TensorData};
 

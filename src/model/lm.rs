@@ -7,12 +7,12 @@
 use super::attention::SelfAttention;
 use super::cross_entropy::cross_entropy;
 use super::dropout::DropoutRng;
+use super::gelu::gelu;
 use super::gemm;
 use crate::data::TextTensors;
 use crate::norm::{BatchStats, Norm, NormConfig, NormCtx, NormLayer};
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
-use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 

@@ -5,6 +5,7 @@ pub mod attention;
 pub mod cnn;
 pub mod cross_entropy;
 pub mod dropout;
+pub mod gelu;
 pub mod gemm;
 pub mod lm;
 

@@ -1,0 +1,176 @@
+//! ablate's host compute loops on `f32` slices: the bodies of the custom operations that
+//! burn-flex would otherwise run element by element on one thread with scalar `expf`/`erff`.
+//!
+//! A separate crate so that it is always compiled with optimizations (the workspace's dev
+//! profile sets opt-level 3 for it; loops like these only vectorize from opt-level 2), and so
+//! that its numerics are tested on their own against float64 references. On x86-64 the loops
+//! also run in an AVX2 copy of themselves when the CPU has AVX2 (chosen at run time); no
+//! fused multiply-add is used, so both copies give identical results.
+
+pub mod math;
+
+use rayon::prelude::*;
+
+/// Elements per parallel task.
+const CHUNK: usize = 1 << 14;
+
+/// Runs `f` on matching chunks of `x` and `out`, over the rayon pool.
+fn zip_chunks(x: &[f32], out: &mut [f32], f: impl Fn(&[f32], &mut [f32]) + Sync) {
+    assert_eq!(x.len(), out.len());
+    out.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(o, x)| f(x, o));
+}
+
+/// Calls `$body` (a block using the slices) compiled for AVX2 when the CPU has it.
+macro_rules! dispatch {
+    (( $($arg:ident : $ty:ty),* ) -> $ret:ty $body:block) => {
+        #[inline(always)]
+        fn generic($($arg: $ty),*) -> $ret $body
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2($($arg: $ty),*) -> $ret { generic($($arg),*) }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { avx2($($arg),*) };
+        }
+        return generic($($arg),*);
+    };
+}
+
+/// GELU, `0.5 x (1 + erf(x / sqrt 2))`, into `out`.
+pub fn gelu(x: &[f32], out: &mut [f32]) {
+    zip_chunks(x, out, |x, out| {
+        fn run(x: &[f32], out: &mut [f32]) {
+            dispatch!((x: &[f32], out: &mut [f32]) -> () {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = 0.5 * v * (1.0 + math::erf(v * std::f32::consts::FRAC_1_SQRT_2));
+                }
+            });
+        }
+        run(x, out)
+    });
+}
+
+/// The gradient of [`gelu`] at `x` times `grad`, into `grad` (in place):
+/// `g (Phi(x) + x phi(x))` with `Phi` the normal distribution function and `phi` its density.
+pub fn gelu_backward(x: &[f32], grad: &mut [f32]) {
+    zip_chunks(x, grad, |x, grad| {
+        fn run(x: &[f32], grad: &mut [f32]) {
+            dispatch!((x: &[f32], grad: &mut [f32]) -> () {
+                const INV_SQRT_2PI: f32 = 0.398_942_3;
+                for (g, &v) in grad.iter_mut().zip(x) {
+                    let cdf = 0.5 * (1.0 + math::erf(v * std::f32::consts::FRAC_1_SQRT_2));
+                    let pdf = INV_SQRT_2PI * math::exp(-0.5 * v * v);
+                    *g *= cdf + v * pdf;
+                }
+            });
+        }
+        run(x, grad)
+    });
+}
+
+/// Rows per parallel task of the row-wise kernels.
+const ROWS: usize = 16;
+
+/// For each row of `logits` (`[n, v]`, row-major): its log-sum-exp, and the cross-entropy
+/// `lse - logits[target]`. Returns `(lse, loss)`, each of length `n`.
+pub fn cross_entropy_rows(logits: &[f32], v: usize, targets: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    let n = targets.len();
+    assert_eq!(logits.len(), n * v);
+    let mut lse = vec![0.0f32; n];
+    let mut loss = vec![0.0f32; n];
+    lse.par_chunks_mut(ROWS)
+        .zip(loss.par_chunks_mut(ROWS))
+        .enumerate()
+        .for_each(|(c, (lse, loss))| {
+            for k in 0..lse.len() {
+                let r = c * ROWS + k;
+                let row = &logits[r * v..][..v];
+                lse[k] = log_sum_exp(row);
+                loss[k] = lse[k] - row[targets[r]];
+            }
+        });
+    (lse, loss)
+}
+
+fn log_sum_exp(row: &[f32]) -> f32 {
+    dispatch!((row: &[f32]) -> f32 {
+        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        // eight partial sums: a vectorizable reduction with a fixed order
+        let mut acc = [0.0f32; 8];
+        let mut chunks = row.chunks_exact(8);
+        for c in &mut chunks {
+            for j in 0..8 {
+                acc[j] += math::exp(c[j] - m);
+            }
+        }
+        let mut sum: f32 = chunks.remainder().iter().map(|&z| math::exp(z - m)).sum();
+        sum += acc.iter().sum::<f32>();
+        m + sum.ln()
+    });
+}
+
+/// In place on `logits` (`[n, v]`): `(softmax(row) - onehot(target)) * scale`, the gradient of
+/// the mean cross-entropy when `scale = g / n`. `lse` is [`cross_entropy_rows`]'s.
+pub fn cross_entropy_backward(
+    logits: &mut [f32],
+    v: usize,
+    lse: &[f32],
+    targets: &[usize],
+    scale: f32,
+) {
+    assert_eq!(logits.len(), targets.len() * v);
+    logits
+        .par_chunks_mut(ROWS * v)
+        .enumerate()
+        .for_each(|(c, rows)| {
+            for (k, row) in rows.chunks_mut(v).enumerate() {
+                let r = c * ROWS + k;
+                softmax_scaled(row, lse[r], scale);
+                row[targets[r]] -= scale;
+            }
+        });
+}
+
+fn softmax_scaled(row: &mut [f32], lse: f32, scale: f32) {
+    dispatch!((row: &mut [f32], lse: f32, scale: f32) -> () {
+        for z in row.iter_mut() {
+            *z = math::exp(*z - lse) * scale;
+        }
+    });
+}
+
+/// SplitMix64's output function: a bijective mixer whose outputs on consecutive inputs pass
+/// BigCrush (Steele, Lea and Flood 2014).
+#[inline(always)]
+pub fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The golden-ratio increment of SplitMix64.
+pub const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// A dropout mask: element `i` is `0` (dropped) when the top 32 bits of
+/// `mix(key ^ i * GOLDEN)` fall below `prob * 2^32`, else `1 / (1 - prob)`.
+pub fn dropout_mask(key: u64, n: usize, prob: f64) -> Vec<f32> {
+    let threshold = (prob * 4_294_967_296.0).round() as u64;
+    let keep = (1.0 / (1.0 - prob)) as f32;
+    let mut out = vec![0.0f32; n];
+    out.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            let base = (c * CHUNK) as u64;
+            for (j, v) in chunk.iter_mut().enumerate() {
+                let r = mix(key ^ (base + j as u64).wrapping_mul(GOLDEN)) >> 32;
+                *v = if r >= threshold { keep } else { 0.0 };
+            }
+        });
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,127 @@
+use super::*;
+
+/// Points across the range, dense near 0.
+fn points(lo: f32, hi: f32, n: usize) -> Vec<f32> {
+    (0..=n)
+        .map(|i| lo + (hi - lo) * i as f32 / n as f32)
+        .collect()
+}
+
+fn ulps(a: f32, b: f64) -> f64 {
+    let b32 = b as f32;
+    let ulp = (f32::from_bits(b32.abs().to_bits() + 1) - b32.abs()) as f64;
+    (a as f64 - b).abs() / ulp
+}
+
+#[test]
+fn exp_is_within_two_ulp_on_the_normal_range() {
+    let mut worst = 0.0f64;
+    for x in points(-87.0, 88.0, 400_000) {
+        let e = ulps(math::exp(x), (x as f64).exp());
+        worst = worst.max(e);
+        assert!(
+            e <= 2.0,
+            "exp({x}) = {} vs {}",
+            math::exp(x),
+            (x as f64).exp()
+        );
+    }
+    assert!(worst > 0.0);
+    assert_eq!(math::exp(0.0), 1.0);
+    assert_eq!(math::exp(-1.0e4), 0.0);
+    assert_eq!(math::exp(-100.0), 0.0);
+    assert_eq!(math::exp(100.0), f32::INFINITY);
+}
+
+#[test]
+fn erf_is_within_its_bound_of_float64() {
+    for x in points(-6.0, 6.0, 200_000) {
+        let want = libm::erf(x as f64);
+        let got = math::erf(x) as f64;
+        assert!((got - want).abs() < 4e-7, "erf({x}) = {got} vs {want}");
+    }
+    assert_eq!(math::erf(0.0), 0.0);
+    assert_eq!(math::erf(10.0), 1.0);
+    assert_eq!(math::erf(-10.0), -1.0);
+}
+
+fn gelu64(x: f64) -> f64 {
+    0.5 * x * (1.0 + libm::erf(x / 2f64.sqrt()))
+}
+
+#[test]
+fn gelu_and_its_gradient_match_float64_and_finite_differences() {
+    let x = points(-8.0, 8.0, 100_001); // several parallel chunks and a remainder
+    let mut y = vec![0.0; x.len()];
+    gelu(&x, &mut y);
+    let g: Vec<f32> = (0..x.len()).map(|i| 0.5 + (i % 7) as f32 * 0.25).collect();
+    let mut dx = g.clone();
+    gelu_backward(&x, &mut dx);
+    for i in 0..x.len() {
+        let xi = x[i] as f64;
+        let want = gelu64(xi);
+        assert!(
+            (y[i] as f64 - want).abs() < 1e-6 * want.abs().max(1.0),
+            "gelu({xi}) = {} vs {want}",
+            y[i]
+        );
+        let h = 1e-4;
+        let slope = (gelu64(xi + h) - gelu64(xi - h)) / (2.0 * h);
+        let want = g[i] as f64 * slope;
+        assert!(
+            (dx[i] as f64 - want).abs() < 2e-6 * want.abs().max(1.0),
+            "gelu'({xi}) * {} = {} vs {want}",
+            g[i],
+            dx[i]
+        );
+    }
+}
+
+#[test]
+fn cross_entropy_rows_and_gradient_match_float64() {
+    let (n, v) = (37, 1003);
+    let logits: Vec<f32> = (0..n * v)
+        .map(|i| ((i * 7919 % 1009) as f32 - 504.0) / 40.0)
+        .collect();
+    let targets: Vec<usize> = (0..n).map(|r| (r * 131 + 7) % v).collect();
+    let (lse, loss) = cross_entropy_rows(&logits, v, &targets);
+    let mut grad = logits.clone();
+    cross_entropy_backward(&mut grad, v, &lse, &targets, 0.25);
+    for r in 0..n {
+        let row: Vec<f64> = logits[r * v..][..v].iter().map(|&z| z as f64).collect();
+        let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let l = m + row.iter().map(|z| (z - m).exp()).sum::<f64>().ln();
+        assert!(
+            (lse[r] as f64 - l).abs() < 2e-6 * l.abs().max(1.0),
+            "lse row {r}"
+        );
+        assert!(
+            (loss[r] as f64 - (l - row[targets[r]])).abs() < 1e-5,
+            "loss row {r}"
+        );
+        for j in 0..v {
+            let onehot = if j == targets[r] { 1.0 } else { 0.0 };
+            let want = 0.25 * ((row[j] - l).exp() - onehot);
+            assert!(
+                (grad[r * v + j] as f64 - want).abs() < 1e-7,
+                "grad [{r},{j}]"
+            );
+        }
+    }
+}
+
+#[test]
+fn dropout_masks_keep_the_expected_share_independently_of_threads() {
+    let draw = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| dropout_mask(42, 300_001, 0.25))
+    };
+    let a = draw(1);
+    assert_eq!(a, draw(3));
+    let kept = a.iter().filter(|&&v| v > 0.0).count() as f64 / a.len() as f64;
+    assert!((kept - 0.75).abs() < 0.004, "{kept}");
+    assert!(a.iter().all(|&v| v == 0.0 || v == (1.0f64 / 0.75) as f32));
+}
