@@ -142,6 +142,77 @@ fn softmax_scaled(row: &mut [f32], lse: f32, scale: f32) {
     });
 }
 
+/// Attention weights: for each row of `scores` (`[batch, heads, t, t]`, row-major),
+/// `softmax(scale * row + bias_row)`, where the bias (`[batch, 1, t, t]`) is shared by the heads.
+pub fn attention_softmax(
+    scores: &[f32],
+    bias: &[f32],
+    heads: usize,
+    t: usize,
+    scale: f32,
+) -> Vec<f32> {
+    let rows = scores.len() / t.max(1);
+    assert_eq!(scores.len(), bias.len() * heads);
+    let mut out = vec![0.0f32; scores.len()];
+    out.par_chunks_mut(ROWS * t)
+        .enumerate()
+        .for_each(|(c, block)| {
+            for (k, row) in block.chunks_mut(t).enumerate() {
+                let r = c * ROWS + k;
+                // row r is (batch b, head, query i): its bias row is (b, i)
+                let (b, i) = (r / (heads * t), r % t);
+                softmax_row(
+                    &scores[r * t..][..t],
+                    &bias[(b * t + i) * t..][..t],
+                    scale,
+                    row,
+                );
+            }
+        });
+    debug_assert_eq!(rows * t, out.len());
+    out
+}
+
+fn softmax_row(s: &[f32], bias: &[f32], scale: f32, out: &mut [f32]) {
+    dispatch!((s: &[f32], bias: &[f32], scale: f32, out: &mut [f32]) -> () {
+        for ((o, &x), &b) in out.iter_mut().zip(s).zip(bias) {
+            *o = x * scale + b;
+        }
+        let m = out.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0f32;
+        for o in out.iter_mut() {
+            *o = math::exp(*o - m);
+            sum += *o;
+        }
+        let inv = 1.0 / sum;
+        for o in out.iter_mut() {
+            *o *= inv;
+        }
+    });
+}
+
+/// The gradient of [`attention_softmax`] with respect to the scores, in place on `grad`
+/// (`dL/dp`, same shape as the weights `p`): `scale * p * (grad - sum(grad * p))` per row.
+pub fn attention_softmax_backward(p: &[f32], grad: &mut [f32], t: usize, scale: f32) {
+    assert_eq!(p.len(), grad.len());
+    grad.par_chunks_mut(ROWS * t)
+        .zip(p.par_chunks(ROWS * t))
+        .for_each(|(g, p)| {
+            for (g, p) in g.chunks_mut(t).zip(p.chunks(t)) {
+                softmax_row_backward(p, g, scale);
+            }
+        });
+}
+
+fn softmax_row_backward(p: &[f32], g: &mut [f32], scale: f32) {
+    dispatch!((p: &[f32], g: &mut [f32], scale: f32) -> () {
+        let dot: f32 = g.iter().zip(p).map(|(g, p)| g * p).sum();
+        for (g, &p) in g.iter_mut().zip(p) {
+            *g = scale * p * (*g - dot);
+        }
+    });
+}
+
 /// SplitMix64's output function: a bijective mixer whose outputs on consecutive inputs pass
 /// BigCrush (Steele, Lea and Flood 2014).
 #[inline(always)]

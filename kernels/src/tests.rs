@@ -125,3 +125,51 @@ fn dropout_masks_keep_the_expected_share_independently_of_threads() {
     assert!((kept - 0.75).abs() < 0.004, "{kept}");
     assert!(a.iter().all(|&v| v == 0.0 || v == (1.0f64 / 0.75) as f32));
 }
+
+#[test]
+fn attention_softmax_and_gradient_match_float64() {
+    let (b, h, t) = (3, 2, 21);
+    let scores: Vec<f32> = (0..b * h * t * t)
+        .map(|i| ((i * 7919 % 97) as f32 - 48.0) / 9.0)
+        .collect();
+    // causal bias with the last 5 keys of batch 1 masked
+    let bias: Vec<f32> = (0..b * t * t)
+        .map(|i| {
+            let (bb, q, k) = (i / (t * t), (i / t) % t, i % t);
+            if k > q || (bb == 1 && k >= t - 5 && q >= t - 5 && k != 0) {
+                -1.0e4
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let scale = 0.35;
+    let p = attention_softmax(&scores, &bias, h, t, scale);
+    let g: Vec<f32> = (0..p.len())
+        .map(|i| ((i * 31 % 17) as f32 - 8.0) / 8.0)
+        .collect();
+    let mut ds = g.clone();
+    attention_softmax_backward(&p, &mut ds, t, scale);
+    for r in 0..b * h * t {
+        let (bb, q) = (r / (h * t), r % t);
+        let z: Vec<f64> = (0..t)
+            .map(|k| scores[r * t + k] as f64 * scale as f64 + bias[(bb * t + q) * t + k] as f64)
+            .collect();
+        let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        let want: Vec<f64> = e.iter().map(|v| v / sum).collect();
+        let dot: f64 = (0..t).map(|k| g[r * t + k] as f64 * want[k]).sum();
+        for k in 0..t {
+            assert!(
+                (p[r * t + k] as f64 - want[k]).abs() < 1e-6,
+                "p row {r} key {k}"
+            );
+            let dw = scale as f64 * want[k] * (g[r * t + k] as f64 - dot);
+            assert!(
+                (ds[r * t + k] as f64 - dw).abs() < 1e-6,
+                "ds row {r} key {k}"
+            );
+        }
+    }
+}

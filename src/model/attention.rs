@@ -7,9 +7,9 @@
 
 use super::dropout::DropoutRng;
 use super::gemm;
+use super::softmax::attention_softmax;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
 #[derive(Module, Debug)]
@@ -56,8 +56,8 @@ impl SelfAttention {
                 .swap_dims(1, 2)
         };
         let (q, k, v) = (heads(&self.query), heads(&self.key), heads(&self.value));
-        let scores = q.matmul(k.transpose()).mul_scalar(1.0 / (dk as f64).sqrt()) + bias.clone();
-        let mut weights = softmax(scores, 3);
+        let scale = 1.0 / (dk as f32).sqrt();
+        let mut weights = attention_softmax(q.matmul(k.transpose()), bias.clone(), scale);
         if let Some(rng) = dropout {
             weights = rng.apply(weights, self.dropout);
         }
@@ -76,7 +76,13 @@ mod tests {
 
     #[test]
     fn matches_burns_multi_head_attention_with_pad_and_causal_masks() {
-        let device = Device::ndarray();
+        // ndarray: the softmax in tensor operations; flex: the fused host kernel
+        for device in [Device::ndarray(), Device::flex()] {
+            matches_burns_mha_on(device);
+        }
+    }
+
+    fn matches_burns_mha_on(device: Device) {
         device.seed(11);
         let (b, t, d, h) = (3, 5, 8, 2);
         let burn_mha = MultiHeadAttentionConfig::new(d, h).init(&device);

@@ -8,6 +8,7 @@ pub mod dropout;
 pub mod gelu;
 pub mod gemm;
 pub mod lm;
+pub mod softmax;
 
 pub use cnn::{CnnConfig, ImageModel, ImageOutput};
 pub use dropout::DropoutRng;
