@@ -9,9 +9,11 @@ gradient-norm clip 1.0. Batches are 32 sentences of the shipped corpus, padded t
 as ablate draws them, so the padding fraction matches.
 
 Usage (from the repository root, torch installed, e.g. in a virtual environment):
-    python3 benches/compare_pytorch.py [--steps 40] [--threads 2] [--backend ndarray]
-It first runs `cargo run --bin ablate -- bench --norms layer,batch,power --steps N`, then times PyTorch
-with the same shapes, then prints the ratio ablate / PyTorch for each norm.
+    python3 benches/compare_pytorch.py [--steps 40] [--rounds 3] [--threads 2] [--backend ndarray]
+Each round runs `cargo run --bin ablate -- bench --norms layer,batch,power --steps N`, then times
+PyTorch with the same shapes; rounds alternate so that both see the same machine (a shared VM's speed
+drifts by 10-20 % over minutes). It prints every round and the medians over rounds, with the ratio
+ablate / PyTorch for each norm.
 """
 import argparse
 import math
@@ -133,22 +135,31 @@ def time_ablate(steps, backend):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--corpus", default="data/austen.sents.txt")
     ap.add_argument("--backend", default="flex", help="ablate's CPU backend: flex (default) or ndarray")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    ablate, table = time_ablate(args.steps, args.backend)
-    print(table)
-    rows = []
-    for kind in ["layer", "batch"]:
-        rows.append((kind, ablate.get(kind), time_torch(kind, args.steps, args.corpus)))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; medians over the second half of {args.steps} steps")
+    ours = {"layer": [], "batch": [], "power": []}
+    theirs = {"layer": [], "batch": []}
+    for r in range(args.rounds):
+        ablate, table = time_ablate(args.steps, args.backend)
+        if r == 0:
+            print(table)
+        for k in ours:
+            ours[k].append(ablate[k])
+        for k in theirs:
+            theirs[k].append(time_torch(k, args.steps, args.corpus))
+        print(f"round {r + 1}: " + ", ".join(
+            f"{k} ablate {ours[k][-1]:.1f} / pytorch {theirs[k][-1]:.1f} ms" for k in theirs))
+    med = statistics.median
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ablate backend {args.backend}; "
+          f"medians over the second half of {args.steps} steps, then over {args.rounds} rounds")
     print(f"{'norm':<8} {'ablate ms':>10} {'pytorch ms':>11} {'ratio':>7}")
-    for kind, a, p in rows:
-        print(f"{kind:<8} {a:>10.1f} {p:>11.1f} {a / p:>7.2f}")
-    if "power" in ablate and "layer" in ablate:
-        print(f"power / layer (ablate): {ablate['power'] / ablate['layer']:.2f}")
+    for k in theirs:
+        print(f"{k:<8} {med(ours[k]):>10.1f} {med(theirs[k]):>11.1f} {med(ours[k]) / med(theirs[k]):>7.2f}")
+    print(f"power / layer (ablate): {med(ours['power']) / med(ours['layer']):.2f}")
 
 
 if __name__ == "__main__":

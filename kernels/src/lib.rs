@@ -156,37 +156,40 @@ pub fn attention_softmax(
     let mut out = vec![0.0f32; scores.len()];
     out.par_chunks_mut(ROWS * t)
         .enumerate()
-        .for_each(|(c, block)| {
-            for (k, row) in block.chunks_mut(t).enumerate() {
-                let r = c * ROWS + k;
-                // row r is (batch b, head, query i): its bias row is (b, i)
-                let (b, i) = (r / (heads * t), r % t);
-                softmax_row(
-                    &scores[r * t..][..t],
-                    &bias[(b * t + i) * t..][..t],
-                    scale,
-                    row,
-                );
-            }
-        });
+        .for_each(|(c, block)| softmax_rows(scores, bias, heads, t, scale, c * ROWS, block));
     debug_assert_eq!(rows * t, out.len());
     out
 }
 
-fn softmax_row(s: &[f32], bias: &[f32], scale: f32, out: &mut [f32]) {
-    dispatch!((s: &[f32], bias: &[f32], scale: f32, out: &mut [f32]) -> () {
-        for ((o, &x), &b) in out.iter_mut().zip(s).zip(bias) {
-            *o = x * scale + b;
-        }
-        let m = out.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0f32;
-        for o in out.iter_mut() {
-            *o = math::exp(*o - m);
-            sum += *o;
-        }
-        let inv = 1.0 / sum;
-        for o in out.iter_mut() {
-            *o *= inv;
+/// Rows `first..` of [`attention_softmax`], into `out` (whole rows).
+fn softmax_rows(
+    s: &[f32],
+    bias: &[f32],
+    heads: usize,
+    t: usize,
+    scale: f32,
+    first: usize,
+    out: &mut [f32],
+) {
+    dispatch!((s: &[f32], bias: &[f32], heads: usize, t: usize, scale: f32, first: usize, out: &mut [f32]) -> () {
+        for (k, out) in out.chunks_mut(t).enumerate() {
+            let r = first + k;
+            // row r is (batch b, head, query i): its bias row is (b, i)
+            let (b, i) = (r / (heads * t), r % t);
+            let (s, bias) = (&s[r * t..][..t], &bias[(b * t + i) * t..][..t]);
+            for ((o, &x), &b) in out.iter_mut().zip(s).zip(bias) {
+                *o = x * scale + b;
+            }
+            let m = out.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0f32;
+            for o in out.iter_mut() {
+                *o = math::exp(*o - m);
+                sum += *o;
+            }
+            let inv = 1.0 / sum;
+            for o in out.iter_mut() {
+                *o *= inv;
+            }
         }
     });
 }
@@ -197,18 +200,16 @@ pub fn attention_softmax_backward(p: &[f32], grad: &mut [f32], t: usize, scale: 
     assert_eq!(p.len(), grad.len());
     grad.par_chunks_mut(ROWS * t)
         .zip(p.par_chunks(ROWS * t))
-        .for_each(|(g, p)| {
-            for (g, p) in g.chunks_mut(t).zip(p.chunks(t)) {
-                softmax_row_backward(p, g, scale);
-            }
-        });
+        .for_each(|(g, p)| softmax_rows_backward(p, g, t, scale));
 }
 
-fn softmax_row_backward(p: &[f32], g: &mut [f32], scale: f32) {
-    dispatch!((p: &[f32], g: &mut [f32], scale: f32) -> () {
-        let dot: f32 = g.iter().zip(p).map(|(g, p)| g * p).sum();
-        for (g, &p) in g.iter_mut().zip(p) {
-            *g = scale * p * (*g - dot);
+fn softmax_rows_backward(p: &[f32], g: &mut [f32], t: usize, scale: f32) {
+    dispatch!((p: &[f32], g: &mut [f32], t: usize, scale: f32) -> () {
+        for (g, p) in g.chunks_mut(t).zip(p.chunks(t)) {
+            let dot: f32 = g.iter().zip(p).map(|(g, p)| g * p).sum();
+            for (g, &p) in g.iter_mut().zip(p) {
+                *g = scale * p * (*g - dot);
+            }
         }
     });
 }
@@ -225,10 +226,21 @@ pub fn mix(mut z: u64) -> u64 {
 /// The golden-ratio increment of SplitMix64.
 pub const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
 
+/// Whether dropout keeps element `i`: the top 32 bits of `mix(key ^ i * GOLDEN)` are at least
+/// `threshold` (`prob * 2^32`).
+#[inline(always)]
+fn kept(key: u64, i: u64, threshold: u64) -> bool {
+    mix(key ^ i.wrapping_mul(GOLDEN)) >> 32 >= threshold
+}
+
+fn threshold(prob: f64) -> u64 {
+    (prob * 4_294_967_296.0).round() as u64
+}
+
 /// A dropout mask: element `i` is `0` (dropped) when the top 32 bits of
 /// `mix(key ^ i * GOLDEN)` fall below `prob * 2^32`, else `1 / (1 - prob)`.
 pub fn dropout_mask(key: u64, n: usize, prob: f64) -> Vec<f32> {
-    let threshold = (prob * 4_294_967_296.0).round() as u64;
+    let threshold = threshold(prob);
     let keep = (1.0 / (1.0 - prob)) as f32;
     let mut out = vec![0.0f32; n];
     out.par_chunks_mut(CHUNK)
@@ -236,11 +248,35 @@ pub fn dropout_mask(key: u64, n: usize, prob: f64) -> Vec<f32> {
         .for_each(|(c, chunk)| {
             let base = (c * CHUNK) as u64;
             for (j, v) in chunk.iter_mut().enumerate() {
-                let r = mix(key ^ (base + j as u64).wrapping_mul(GOLDEN)) >> 32;
-                *v = if r >= threshold { keep } else { 0.0 };
+                *v = if kept(key, base + j as u64, threshold) {
+                    keep
+                } else {
+                    0.0
+                };
             }
         });
     out
+}
+
+/// `x` times [`dropout_mask`]`(key, x.len(), prob)`, into `out`, without building the mask.
+/// Also the backward pass: the gradient times the same mask.
+pub fn dropout_apply(key: u64, prob: f64, x: &[f32], out: &mut [f32]) {
+    assert_eq!(x.len(), out.len());
+    let threshold = threshold(prob);
+    let keep = (1.0 / (1.0 - prob)) as f32;
+    out.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .enumerate()
+        .for_each(|(c, (out, x))| {
+            let base = (c * CHUNK) as u64;
+            for (j, (o, &v)) in out.iter_mut().zip(x).enumerate() {
+                *o = if kept(key, base + j as u64, threshold) {
+                    v * keep
+                } else {
+                    0.0
+                };
+            }
+        });
 }
 
 #[cfg(test)]

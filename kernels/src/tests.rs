@@ -173,3 +173,14 @@ fn attention_softmax_and_gradient_match_float64() {
         }
     }
 }
+
+#[test]
+fn dropout_apply_multiplies_by_the_mask() {
+    let x: Vec<f32> = (0..70_001).map(|i| (i % 13) as f32 - 6.0).collect();
+    let mut y = vec![0.0; x.len()];
+    dropout_apply(9, 0.3, &x, &mut y);
+    let mask = dropout_mask(9, x.len(), 0.3);
+    for i in 0..x.len() {
+        assert_eq!(y[i], x[i] * mask[i], "element {i}");
+    }
+}

@@ -7,9 +7,94 @@
 //! hash), so masks are drawn in parallel, do not depend on the number of threads, are the same
 //! on every backend, and a run's masks depend on nothing but its seed and the step.
 
+//!
+//! Dropout is a custom autodiff operation: on burn-flex the forward pass multiplies by the mask
+//! as it draws it and the backward pass draws it again, so no mask tensor is built or kept; on
+//! the other backends the mask is drawn on the host and multiplied in.
+
+// burn-ndarray is deprecated upstream but is this project's CPU baseline.
+#![allow(deprecated)]
+
 use ablate_kernels::{dropout_mask, mix, GOLDEN};
+use burn::backend::autodiff::{
+    checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
+    grads::Gradients,
+    ops::{Backward, Ops, OpsKind},
+};
+use burn::backend::flex::FlexTensor;
+use burn::backend::{
+    backend_extension, tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex, NdArray,
+    TensorMetadata,
+};
 use burn::tensor::{Tensor, TensorData};
 use std::cell::Cell;
+
+#[backend_extension(Autodiff, NdArray, Flex, Cube: cfg(feature = "wgpu"))]
+pub trait DropoutBackend: Backend {
+    /// `x` times the mask `(key, prob)` (see [`ablate_kernels::dropout_mask`]); also the
+    /// gradient, which is the incoming gradient times the same mask.
+    fn dropout_masked(x: FloatTensor<Self>, key: u64, prob: f64) -> FloatTensor<Self> {
+        let shape = x.shape();
+        let mask = dropout_mask(key, shape.num_elements(), prob);
+        let mask = Self::float_from_data(TensorData::new(mask, shape), &x.device());
+        Self::float_mul(x, mask)
+    }
+}
+
+impl DropoutBackend for NdArray {}
+#[cfg(feature = "wgpu")]
+impl DropoutBackend for burn::backend::Cube {}
+
+impl DropoutBackend for Flex {
+    fn dropout_masked(x: FloatTensor<Self>, key: u64, prob: f64) -> FloatTensor<Self> {
+        let shape = x.shape();
+        let mut out = vec![0.0f32; shape.num_elements()];
+        match x.as_slice::<f32>() {
+            Some(s) => ablate_kernels::dropout_apply(key, prob, s, &mut out),
+            None => {
+                let data = x
+                    .into_data()
+                    .convert::<f32>()
+                    .into_vec::<f32>()
+                    .expect("f32");
+                ablate_kernels::dropout_apply(key, prob, &data, &mut out)
+            }
+        }
+        FlexTensor::from_data(TensorData::new(out, shape))
+    }
+}
+
+impl<B: DropoutBackend, C: CheckpointStrategy> DropoutBackend for Autodiff<B, C> {
+    fn dropout_masked(x: FloatTensor<Self>, key: u64, prob: f64) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct DropoutGrad;
+
+        impl<B: DropoutBackend> Backward<B, 1> for DropoutGrad {
+            /// (key, prob): the mask is drawn again.
+            type State = (u64, f64);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _ck: &mut Checkpointer,
+            ) {
+                let [node] = ops.parents;
+                let g = grads.consume::<B>(&ops.node);
+                let (key, prob) = ops.state;
+                if let Some(node) = node {
+                    grads.register::<B>(node.id, B::dropout_masked(g, key, prob));
+                }
+            }
+        }
+
+        let (x, node) = x.into_parts();
+        match DropoutGrad.prepare::<C>([node]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((key, prob), B::dropout_masked(x, key, prob)),
+            OpsKind::UnTracked(prep) => prep.finish(B::dropout_masked(x, key, prob)),
+        }
+    }
+}
 
 /// The dropout masks of one forward pass (one training step).
 #[derive(Debug)]
@@ -35,17 +120,25 @@ impl DropoutRng {
         if prob <= 0.0 {
             return x;
         }
-        let mask = self.mask(&x.dims(), prob);
-        let mask = Tensor::<D>::from_data(TensorData::new(mask, x.dims()), &x.device());
-        x * mask
+        let key = self.next_key();
+        Tensor::from_dispatch(<Dispatch as DropoutBackend>::dropout_masked(
+            x.into_dispatch(),
+            key,
+            prob,
+        ))
     }
 
-    /// The next mask: `0` (dropped) or `1 / (1 - prob)` (kept) for each of `dims`' elements.
-    pub fn mask(&self, dims: &[usize], prob: f64) -> Vec<f32> {
+    /// The key of the next mask.
+    fn next_key(&self) -> u64 {
         let draw = self.draws.get();
         self.draws.set(draw + 1);
-        let key = mix(self.key.wrapping_add(draw.wrapping_mul(GOLDEN)));
-        dropout_mask(key, dims.iter().product(), prob)
+        mix(self.key.wrapping_add(draw.wrapping_mul(GOLDEN)))
+    }
+
+    /// The next mask: `0` (dropped) or `1 / (1 - prob)` (kept) for each of `dims`' elements
+    /// (what [`Self::apply`] multiplies by).
+    pub fn mask(&self, dims: &[usize], prob: f64) -> Vec<f32> {
+        dropout_mask(self.next_key(), dims.iter().product(), prob)
     }
 }
 
@@ -90,6 +183,34 @@ mod tests {
         // neighbouring elements are independent: P(both dropped) ~ 0.01
         let pairs = a0.windows(2).filter(|w| w[0] == 0.0 && w[1] == 0.0).count();
         assert!((pairs as f64 / 100_000.0 - 0.01).abs() < 0.003, "{pairs}");
+    }
+
+    #[test]
+    fn apply_and_its_gradient_multiply_by_the_mask_on_every_cpu_backend() {
+        #![allow(deprecated)]
+        use burn::tensor::Device;
+        let n = 50_001;
+        let x: Vec<f32> = (0..n).map(|i| (i % 11) as f32 - 5.0).collect();
+        let mask = DropoutRng::new(4, 2).mask(&[n], 0.2);
+        for device in [Device::ndarray().autodiff(), Device::flex().autodiff()] {
+            let t = Tensor::<1>::from_data(TensorData::new(x.clone(), [n]), &device).require_grad();
+            let y = DropoutRng::new(4, 2).apply(t.clone(), 0.2);
+            let w: Vec<f32> = (0..n).map(|i| 1.0 + (i % 3) as f32).collect();
+            let loss = (y.clone()
+                * Tensor::<1>::from_data(TensorData::new(w.clone(), [n]), &device))
+            .sum();
+            let grad = t
+                .grad(&loss.backward())
+                .unwrap()
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap();
+            let y = y.into_data().to_vec::<f32>().unwrap();
+            for i in 0..n {
+                assert_eq!(y[i], x[i] * mask[i], "{device:?} y[{i}]");
+                assert_eq!(grad[i], w[i] * mask[i], "{device:?} grad[{i}]");
+            }
+        }
     }
 
     #[test]
