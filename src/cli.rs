@@ -63,11 +63,7 @@ fn run_bench(args: &BenchArgs) -> Result<i32> {
     let config = args.run.to_config()?;
     let steps = args.run.steps.unwrap_or(40);
     eprintln!("ablate bench: {} steps per norm (median over the second half), {} task, batch {} x max length {}", steps, config.task.name(), config.batch_size, config.max_len);
-    eprintln!(
-        "backend {}, matrix products: {}",
-        config.backend.name(),
-        crate::model::gemm::matmul_library(config.backend)
-    );
+    eprintln!("backend {}", config.backend.name());
     let rows = crate::bench::run(&config, &args.norms, steps, args.probe_overhead)?;
     print!("{}", crate::bench::table(&rows));
     Ok(0)

@@ -1,13 +1,11 @@
-//! Matrix products of the model's dense layers, through OpenBLAS when it is installed.
+//! Matrix products of the model's dense layers and LM head.
 //!
 //! `gemm(a, b, ta, tb) = op(a) · op(b)` for 2-D tensors, where `op` transposes when its flag is
-//! set, as a custom autodiff operation whose backward pass is again `gemm` with other flags (so
-//! gradients take the same path). On burn-flex, when the system OpenBLAS can be loaded at run
-//! time (`libopenblas.so.0`; Debian: `apt-get install libopenblas0`), the products go to it:
-//! single-threaded calls on row blocks spread over the rayon pool. Measured on the 2-core
-//! machine, OpenBLAS runs these shapes at about 190 GFLOP/s against 75 for the gemm crate that
-//! burn-flex uses (benches/RESULTS.md). Without it, with `ABLATE_OPENBLAS=0`, and on every
-//! other backend, `gemm` is the backend's own matrix product. `summary.json` records which.
+//! set, as a custom autodiff operation whose backward pass is again `gemm` with other flags:
+//! every product, forward and backward, is one 2-D product over the flattened rows, with the
+//! transposes given to the matrix-product kernel rather than materialized. Measured against
+//! Burn's `Linear` and `matmul` on the default model (burn-flex, same sitting): 110 -> 97 ms a
+//! training step (benches/RESULTS.md). The products themselves are the backend's own.
 
 // burn-ndarray is deprecated upstream but is this project's CPU baseline.
 #![allow(deprecated)]
@@ -39,164 +37,9 @@ fn builtin<B: Backend>(a: FloatTensor<B>, b: FloatTensor<B>, ta: bool, tb: bool)
 }
 
 impl GemmBackend for NdArray {}
+impl GemmBackend for Flex {}
 #[cfg(feature = "wgpu")]
 impl GemmBackend for burn::backend::Cube {}
-
-impl GemmBackend for Flex {
-    fn gemm(a: FloatTensor<Self>, b: FloatTensor<Self>, ta: bool, tb: bool) -> FloatTensor<Self> {
-        match blas::openblas() {
-            Some(blas) => blas.gemm(a, b, ta, tb),
-            None => builtin::<Self>(a, b, ta, tb),
-        }
-    }
-}
-
-/// The library that computes the dense layers' products on `backend`, for summaries.
-pub fn matmul_library(backend: crate::config::BackendKind) -> String {
-    use crate::config::BackendKind;
-    match backend {
-        BackendKind::Flex => match blas::openblas() {
-            Some(blas) => blas.config.clone(),
-            None => "gemm crate (burn-flex)".into(),
-        },
-        BackendKind::Ndarray => "matrixmultiply (burn-ndarray)".into(),
-        BackendKind::Wgpu => "wgpu".into(),
-    }
-}
-
-mod blas {
-    use burn::backend::flex::FlexTensor;
-    use burn::tensor::{Shape, TensorData};
-    use rayon::prelude::*;
-    use std::ffi::{c_char, CStr};
-    use std::sync::OnceLock;
-
-    type Sgemm = unsafe extern "C" fn(
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        f32,
-        *const f32,
-        i32,
-        *const f32,
-        i32,
-        f32,
-        *mut f32,
-        i32,
-    );
-    const ROW_MAJOR: i32 = 101;
-    const NO_TRANS: i32 = 111;
-    const TRANS: i32 = 112;
-
-    pub struct OpenBlas {
-        sgemm: Sgemm,
-        /// `openblas_get_config()`, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64".
-        pub config: String,
-        _lib: libloading::Library,
-    }
-
-    /// The system OpenBLAS, loaded once; `None` when it is absent or `ABLATE_OPENBLAS=0`.
-    pub fn openblas() -> Option<&'static OpenBlas> {
-        static LOADED: OnceLock<Option<OpenBlas>> = OnceLock::new();
-        LOADED.get_or_init(load).as_ref()
-    }
-
-    fn load() -> Option<OpenBlas> {
-        if std::env::var("ABLATE_OPENBLAS").is_ok_and(|v| v == "0") {
-            return None;
-        }
-        let names = [
-            "libopenblas.so.0",
-            "libopenblas.so",
-            "libopenblas.dylib",
-            "libopenblas.dll",
-        ];
-        // SAFETY: loading OpenBLAS runs only its own initializers.
-        let lib = names
-            .iter()
-            .find_map(|n| unsafe { libloading::Library::new(n) }.ok())?;
-        // SAFETY: the symbols have these C signatures in every OpenBLAS release.
-        unsafe {
-            let sgemm = *lib.get::<Sgemm>(b"cblas_sgemm\0").ok()?;
-            // OpenBLAS's own threads would compete with rayon's: the rows are split instead.
-            if let Ok(threads) = lib.get::<unsafe extern "C" fn(i32)>(b"openblas_set_num_threads\0")
-            {
-                threads(1);
-            }
-            let config = lib
-                .get::<unsafe extern "C" fn() -> *const c_char>(b"openblas_get_config\0")
-                .ok()
-                .map(|f| CStr::from_ptr(f()).to_string_lossy().trim().to_string())
-                .unwrap_or_else(|| "OpenBLAS".into());
-            Some(OpenBlas {
-                sgemm,
-                config,
-                _lib: lib,
-            })
-        }
-    }
-
-    /// Row-major f32 contents of `t` (without copying when it is contiguous).
-    fn contiguous(t: FlexTensor) -> FlexTensor {
-        if t.as_slice::<f32>().is_some() {
-            t
-        } else {
-            FlexTensor::from_data(t.into_data().convert::<f32>())
-        }
-    }
-
-    impl OpenBlas {
-        pub fn gemm(&self, a: FlexTensor, b: FlexTensor, ta: bool, tb: bool) -> FlexTensor {
-            let (sa, sb) = (a.layout().shape().clone(), b.layout().shape().clone());
-            let (a, b) = (contiguous(a), contiguous(b));
-            let (a, b) = (a.as_slice::<f32>().unwrap(), b.as_slice::<f32>().unwrap());
-            let (m, k) = if ta { (sa[1], sa[0]) } else { (sa[0], sa[1]) };
-            let (k2, n) = if tb { (sb[1], sb[0]) } else { (sb[0], sb[1]) };
-            assert_eq!(
-                k, k2,
-                "gemm: inner dimensions {sa:?} x {sb:?} (ta {ta}, tb {tb})"
-            );
-            let (lda, ldb) = (if ta { m } else { k }, if tb { k } else { n });
-            let mut c = vec![0.0f32; m * n];
-            // one row block per thread, at least 16 rows each
-            let blocks = rayon::current_num_threads().min(m.div_ceil(16)).max(1);
-            let rows = m.div_ceil(blocks).max(1);
-            if n > 0 && k > 0 {
-                c.par_chunks_mut(rows * n)
-                    .enumerate()
-                    .for_each(|(i, block)| {
-                        let r0 = i * rows;
-                        // row r0 of op(a): row r0 of a, or column r0 of a when transposed
-                        let a0 = if ta { r0 } else { r0 * k };
-                        // SAFETY: the block has (block.len() / n) rows of n; a and b hold op(a) and
-                        // op(b) with the leading dimensions given.
-                        unsafe {
-                            (self.sgemm)(
-                                ROW_MAJOR,
-                                if ta { TRANS } else { NO_TRANS },
-                                if tb { TRANS } else { NO_TRANS },
-                                (block.len() / n) as i32,
-                                n as i32,
-                                k as i32,
-                                1.0,
-                                a.as_ptr().add(a0),
-                                lda as i32,
-                                b.as_ptr(),
-                                ldb as i32,
-                                0.0,
-                                block.as_mut_ptr(),
-                                n as i32,
-                            )
-                        }
-                    });
-            }
-            FlexTensor::from_data(TensorData::new(c, Shape::new([m, n])))
-        }
-    }
-}
 
 impl<B: GemmBackend, C: CheckpointStrategy> GemmBackend for Autodiff<B, C> {
     fn gemm(a: FloatTensor<Self>, b: FloatTensor<Self>, ta: bool, tb: bool) -> FloatTensor<Self> {
@@ -351,22 +194,6 @@ mod tests {
                     }
                 }
             }
-        }
-    }
-
-    #[test]
-    fn openblas_is_used_where_it_is_installed() {
-        let installed = [
-            "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
-            "/usr/lib/libopenblas.so.0",
-        ]
-        .iter()
-        .any(|p| std::path::Path::new(p).exists());
-        let library = matmul_library(crate::config::BackendKind::Flex);
-        if std::env::var("ABLATE_OPENBLAS").is_ok_and(|v| v == "0") || !installed {
-            assert_eq!(library, "gemm crate (burn-flex)");
-        } else {
-            assert!(library.starts_with("OpenBLAS"), "{library}");
         }
     }
 

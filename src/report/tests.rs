@@ -105,7 +105,6 @@ fn synthetic_run(
         wall_s: 1.0,
         backend: "ndarray".into(),
         adapter: "cpu".into(),
-        matmul: "gemm crate (burn-flex)".into(),
         crate_version: "0".into(),
         git_revision: None,
         divergence: (status == RunStatus::Diverged).then(|| Divergence {

@@ -259,7 +259,6 @@ pub fn run(
         wall_s: 0.0,
         backend: config.backend.name().into(),
         adapter: crate::backend::adapter_name(config.backend, &base_device),
-        matmul: crate::model::gemm::matmul_library(config.backend),
         crate_version: env!("CARGO_PKG_VERSION").into(),
         git_revision: git_revision(),
         divergence: None,

@@ -132,10 +132,6 @@ pub struct Summary {
     pub wall_s: f64,
     pub backend: String,
     pub adapter: String,
-    /// The library behind the dense layers' matrix products (OpenBLAS's configuration string
-    /// when it was loaded).
-    #[serde(default)]
-    pub matmul: String,
     pub crate_version: String,
     pub git_revision: Option<String>,
     pub divergence: Option<Divergence>,
