@@ -179,6 +179,15 @@ fn bad_inputs_each_give_one_line_and_a_nonzero_exit() {
     }
 }
 
+/// Every column of a run's steps.csv but the timings (step_ms, wall_s).
+fn deterministic_columns(run: &Path) -> Vec<String> {
+    std::fs::read_to_string(run.join("steps.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').take(8).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
 fn read_summary(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
 }
@@ -461,15 +470,10 @@ fn same_configuration_and_seed_reproduce_the_loss_columns() {
         .collect();
     runs.sort();
     assert_eq!(runs.len(), 2);
-    // every column but the timings (step_ms, wall_s)
-    let columns = |r: &Path| -> Vec<String> {
-        std::fs::read_to_string(r.join("steps.csv"))
-            .unwrap()
-            .lines()
-            .map(|l| l.split(',').take(8).collect::<Vec<_>>().join(","))
-            .collect()
-    };
-    assert_eq!(columns(&runs[0]), columns(&runs[1]));
+    assert_eq!(
+        deterministic_columns(&runs[0]),
+        deterministic_columns(&runs[1])
+    );
     let read = |r: &Path, f: &str| std::fs::read_to_string(r.join(f)).unwrap();
     assert_eq!(read(&runs[0], "probes.csv"), read(&runs[1], "probes.csv"));
     assert_eq!(read(&runs[0], "eval.csv"), read(&runs[1], "eval.csv"));
@@ -497,7 +501,10 @@ fn same_configuration_and_seed_reproduce_the_loss_columns() {
         .unwrap()
         .unwrap()
         .path();
-    assert_ne!(columns(&runs[0]), columns(&other));
+    assert_ne!(
+        deterministic_columns(&runs[0]),
+        deterministic_columns(&other)
+    );
 }
 
 #[test]
@@ -538,16 +545,13 @@ fn runs_trained_side_by_side_reproduce_runs_trained_alone() {
         .collect();
     ids.sort();
     assert_eq!(ids.len(), 4, "{ids:?}");
-    let columns = |r: &Path| -> Vec<String> {
-        std::fs::read_to_string(r.join("steps.csv"))
-            .unwrap()
-            .lines()
-            .map(|l| l.split(',').take(8).collect::<Vec<_>>().join(","))
-            .collect()
-    };
     for id in &ids {
         let (a, b) = (outputs[0].join(id), outputs[1].join(id));
-        assert_eq!(columns(&a), columns(&b), "{id}: steps.csv");
+        assert_eq!(
+            deterministic_columns(&a),
+            deterministic_columns(&b),
+            "{id}: steps.csv"
+        );
         for f in ["probes.csv", "eval.csv"] {
             assert_eq!(
                 std::fs::read_to_string(a.join(f)).unwrap(),

@@ -12,17 +12,19 @@
 // burn-ndarray is deprecated upstream but is this project's CPU baseline.
 #![allow(deprecated)]
 
+use super::host::flex_f32;
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
     grads::Gradients,
     ops::{Backward, Ops, OpsKind},
 };
+use burn::backend::flex::FlexTensor;
 use burn::backend::{
     backend_extension,
     tensor::{FloatTensor, IntTensor},
     Autodiff, AutodiffBackend, Backend, Dispatch, Flex, NdArray, TensorMetadata,
 };
-use burn::tensor::{read_sync, FloatDType, IndexingUpdateOp, Int, Shape, Tensor, TensorData};
+use burn::tensor::{FloatDType, IndexingUpdateOp, Int, Shape, Tensor, TensorData};
 
 #[backend_extension(Autodiff, NdArray, Flex, Cube: cfg(feature = "wgpu"))]
 pub trait CrossEntropyBackend: Backend {
@@ -87,71 +89,44 @@ impl CrossEntropyBackend for Flex {
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        host_forward::<Self>(logits, targets)
+        let [n, v] = dims2(&logits.shape());
+        let targets = flex_indices(targets);
+        let (lse, losses) = ablate_kernels::cross_entropy_rows(&flex_f32(&logits), v, &targets);
+        let mean = losses.iter().map(|&l| l as f64).sum::<f64>() / n.max(1) as f64;
+        (
+            FlexTensor::from_data(TensorData::new(vec![mean as f32], [1])),
+            FlexTensor::from_data(TensorData::new(lse, [n])),
+        )
     }
+
     fn cross_entropy_backward(
         logits: FloatTensor<Self>,
         lse: FloatTensor<Self>,
         targets: IntTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        host_backward::<Self>(logits, lse, targets, grad)
+        let [n, v] = dims2(&logits.shape());
+        let mut x = flex_f32(&logits).into_owned();
+        let targets = flex_indices(targets);
+        let scale = flex_f32(&grad)[0] / n as f32;
+        ablate_kernels::cross_entropy_backward(&mut x, v, &flex_f32(&lse), &targets, scale);
+        FlexTensor::from_data(TensorData::new(x, [n, v]))
     }
 }
 
-#[cfg(feature = "wgpu")]
-impl CrossEntropyBackend for burn::backend::Cube {}
-
-fn host_floats<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
-    read_sync(B::float_into_data(t))
-        .expect("reading a CPU tensor cannot fail")
-        .convert::<f32>()
-        .into_vec()
-        .expect("converted to f32")
-}
-
-fn host_targets<B: Backend>(t: IntTensor<B>) -> Vec<usize> {
-    read_sync(B::int_into_data(t))
-        .expect("reading a CPU tensor cannot fail")
+/// Class indices of an integer burn-flex tensor.
+fn flex_indices(t: FlexTensor) -> Vec<usize> {
+    t.into_data()
         .convert::<i64>()
-        .into_vec::<i64>()
+        .try_into_vec::<i64>()
         .expect("converted to i64")
         .into_iter()
         .map(|t| t as usize)
         .collect()
 }
 
-fn host_forward<B: Backend>(
-    logits: FloatTensor<B>,
-    targets: IntTensor<B>,
-) -> (FloatTensor<B>, FloatTensor<B>) {
-    let device = logits.device();
-    let [n, v] = dims2(&logits.shape());
-    let x = host_floats::<B>(logits);
-    let targets = host_targets::<B>(targets);
-    let (lse, losses) = ablate_kernels::cross_entropy_rows(&x, v, &targets);
-    let mean = losses.iter().map(|&l| l as f64).sum::<f64>() / n.max(1) as f64;
-    (
-        B::float_from_data(TensorData::new(vec![mean as f32], [1]), &device),
-        B::float_from_data(TensorData::new(lse, [n]), &device),
-    )
-}
-
-fn host_backward<B: Backend>(
-    logits: FloatTensor<B>,
-    lse: FloatTensor<B>,
-    targets: IntTensor<B>,
-    grad: FloatTensor<B>,
-) -> FloatTensor<B> {
-    let device = logits.device();
-    let [n, v] = dims2(&logits.shape());
-    let mut x = host_floats::<B>(logits);
-    let lse = host_floats::<B>(lse);
-    let targets = host_targets::<B>(targets);
-    let scale = host_floats::<B>(grad)[0] / n as f32;
-    ablate_kernels::cross_entropy_backward(&mut x, v, &lse, &targets, scale);
-    B::float_from_data(TensorData::new(x, [n, v]), &device)
-}
+#[cfg(feature = "wgpu")]
+impl CrossEntropyBackend for burn::backend::Cube {}
 
 impl<B: CrossEntropyBackend, C: CheckpointStrategy> CrossEntropyBackend for Autodiff<B, C> {
     fn cross_entropy(

@@ -15,6 +15,7 @@
 // burn-ndarray is deprecated upstream but is this project's CPU baseline.
 #![allow(deprecated)]
 
+use super::host::flex_f32;
 use ablate_kernels::{dropout_mask, mix, GOLDEN};
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
@@ -49,17 +50,7 @@ impl DropoutBackend for Flex {
     fn dropout_masked(x: FloatTensor<Self>, key: u64, prob: f64) -> FloatTensor<Self> {
         let shape = x.shape();
         let mut out = vec![0.0f32; shape.num_elements()];
-        match x.as_slice::<f32>() {
-            Some(s) => ablate_kernels::dropout_apply(key, prob, s, &mut out),
-            None => {
-                let data = x
-                    .into_data()
-                    .convert::<f32>()
-                    .into_vec::<f32>()
-                    .expect("f32");
-                ablate_kernels::dropout_apply(key, prob, &data, &mut out)
-            }
-        }
+        ablate_kernels::dropout_apply(key, prob, &flex_f32(&x), &mut out);
         FlexTensor::from_data(TensorData::new(out, shape))
     }
 }

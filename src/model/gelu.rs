@@ -10,6 +10,7 @@
 // burn-ndarray is deprecated upstream but is this project's CPU baseline.
 #![allow(deprecated)]
 
+use super::host::flex_f32;
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
     grads::Gradients,
@@ -20,7 +21,7 @@ use burn::backend::{
     backend_extension, ops::ActivationOps, tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex,
     NdArray,
 };
-use burn::tensor::{Shape, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 #[backend_extension(Autodiff, NdArray, Flex, Cube: cfg(feature = "wgpu"))]
 pub trait GeluBackend: Backend {
@@ -51,33 +52,18 @@ impl GeluBackend for NdArray {}
 #[cfg(feature = "wgpu")]
 impl GeluBackend for burn::backend::Cube {}
 
-/// The f32 contents of `t` in row-major order, and its shape.
-fn host(t: FlexTensor) -> (Vec<f32>, Shape) {
-    let shape = t.layout().shape().clone();
-    let data = match t.as_slice::<f32>() {
-        Some(s) => s.to_vec(),
-        None => t.into_data().convert::<f32>().into_vec().expect("f32"),
-    };
-    (data, shape)
-}
-
 impl GeluBackend for Flex {
     fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let shape = x.layout().shape().clone();
         let mut out = vec![0.0f32; shape.num_elements()];
-        match x.as_slice::<f32>() {
-            Some(s) => ablate_kernels::gelu(s, &mut out),
-            None => ablate_kernels::gelu(&host(x).0, &mut out),
-        }
+        ablate_kernels::gelu(&flex_f32(&x), &mut out);
         FlexTensor::from_data(TensorData::new(out, shape))
     }
 
     fn gelu_erf_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (mut g, shape) = host(grad);
-        match x.as_slice::<f32>() {
-            Some(s) => ablate_kernels::gelu_backward(s, &mut g),
-            None => ablate_kernels::gelu_backward(&host(x).0, &mut g),
-        }
+        let shape = grad.layout().shape().clone();
+        let mut g = flex_f32(&grad).into_owned();
+        ablate_kernels::gelu_backward(&flex_f32(&x), &mut g);
         FlexTensor::from_data(TensorData::new(g, shape))
     }
 }

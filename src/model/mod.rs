@@ -7,6 +7,7 @@ pub mod cross_entropy;
 pub mod dropout;
 pub mod gelu;
 pub mod gemm;
+pub mod host;
 pub mod lm;
 pub mod softmax;
 

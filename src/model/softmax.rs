@@ -9,6 +9,7 @@
 // burn-ndarray is deprecated upstream but is this project's CPU baseline.
 #![allow(deprecated)]
 
+use super::host::flex_f32;
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
     grads::Gradients,
@@ -52,20 +53,6 @@ impl AttentionSoftmaxBackend for NdArray {}
 #[cfg(feature = "wgpu")]
 impl AttentionSoftmaxBackend for burn::backend::Cube {}
 
-/// Row-major f32 contents of `t`.
-fn host(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(s) => s.into(),
-        None => t
-            .clone()
-            .into_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .expect("f32")
-            .into(),
-    }
-}
-
 impl AttentionSoftmaxBackend for Flex {
     fn attention_softmax(
         scores: FloatTensor<Self>,
@@ -74,7 +61,13 @@ impl AttentionSoftmaxBackend for Flex {
     ) -> FloatTensor<Self> {
         let shape = scores.shape();
         let (heads, t) = (shape[1], shape[3]);
-        let p = ablate_kernels::attention_softmax(&host(&scores), &host(&bias), heads, t, scale);
+        let p = ablate_kernels::attention_softmax(
+            &flex_f32(&scores),
+            &flex_f32(&bias),
+            heads,
+            t,
+            scale,
+        );
         FlexTensor::from_data(TensorData::new(p, shape))
     }
 
@@ -85,8 +78,8 @@ impl AttentionSoftmaxBackend for Flex {
     ) -> FloatTensor<Self> {
         let shape: Shape = p.shape();
         let t = shape[3];
-        let mut g = host(&grad).into_owned();
-        ablate_kernels::attention_softmax_backward(&host(&p), &mut g, t, scale);
+        let mut g = flex_f32(&grad).into_owned();
+        ablate_kernels::attention_softmax_backward(&flex_f32(&p), &mut g, t, scale);
         FlexTensor::from_data(TensorData::new(g, shape))
     }
 }
