@@ -3,8 +3,9 @@
 
 use crate::config::RunConfig;
 use crate::norm::NormKind;
-use crate::train::writer::Summary;
-use crate::train::{self, RunControl};
+use crate::results::Summary;
+use crate::progress::RunControl;
+use crate::train;
 use anyhow::Result;
 
 pub struct BenchRow {

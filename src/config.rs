@@ -1,8 +1,11 @@
 //! The configuration of one run: everything needed to reproduce it. Written to
 //! `results/<run-id>/config.toml`; experiment files set the same keys.
 
+pub use crate::backend::BackendKind;
+use crate::data::BatchPlan;
 use crate::model::{CnnConfig, LmConfig, NormPosition};
 use crate::norm::{BackwardDivisor, BackwardMeans, NormConfig, NormKind, PowerConfig};
+use crate::errors::{ensure_positive, ensure_within, friendly, one_line};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -22,28 +25,6 @@ impl Task {
         match self {
             Task::Text => "text",
             Task::Images => "images",
-        }
-    }
-}
-
-/// Which Burn backend computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum BackendKind {
-    /// CPU, burn-ndarray (Burn's older CPU backend; the reference weights are drawn on it).
-    Ndarray,
-    /// CPU, burn-flex (Burn's newer pure-Rust CPU backend; the default, about 1.5x faster).
-    Flex,
-    /// GPU through burn-wgpu (build with `--features wgpu`).
-    Wgpu,
-}
-
-impl BackendKind {
-    pub fn name(&self) -> &'static str {
-        match self {
-            BackendKind::Ndarray => "ndarray",
-            BackendKind::Flex => "flex",
-            BackendKind::Wgpu => "wgpu",
         }
     }
 }
@@ -177,31 +158,17 @@ impl Default for RunConfig {
     }
 }
 
-fn positive(name: &str, v: usize) -> Result<()> {
-    if v == 0 {
-        bail!("{name} must be at least 1 (got 0)");
-    }
-    Ok(())
-}
-
-fn in_range(name: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
-    if !(v.is_finite() && v >= lo && v <= hi) {
-        bail!("{name} must be within [{lo}, {hi}] (got {v})");
-    }
-    Ok(())
-}
-
 impl RunConfig {
     /// Checks every setting; the message names the option.
     pub fn validate(&self) -> Result<()> {
-        positive("steps", self.steps)?;
-        positive("max-len", self.max_len)?;
-        positive("batch-size", self.batch_size)?;
-        positive("d-model", self.d_model)?;
-        positive("layers", self.layers)?;
-        positive("heads", self.heads)?;
-        positive("d-ff", self.d_ff)?;
-        positive("eval-every", self.eval_every)?;
+        ensure_positive("steps", self.steps)?;
+        ensure_positive("max-len", self.max_len)?;
+        ensure_positive("batch-size", self.batch_size)?;
+        ensure_positive("d-model", self.d_model)?;
+        ensure_positive("layers", self.layers)?;
+        ensure_positive("heads", self.heads)?;
+        ensure_positive("d-ff", self.d_ff)?;
+        ensure_positive("eval-every", self.eval_every)?;
         if self.d_model % self.heads != 0 {
             bail!(
                 "heads ({}) must divide d-model ({})",
@@ -216,21 +183,17 @@ impl RunConfig {
                 self.vocab_size
             );
         }
-        if let Some(t) = self.max_tokens {
-            if t < self.max_len {
-                bail!(
-                    "max-tokens ({t}) must be at least max-len ({}) so a full-length sentence fits",
-                    self.max_len
-                );
-            }
-        }
-        in_range("dropout", self.dropout, 0.0, 0.999)?;
+        self.batch_plan().validate()?;
+        ensure_within("dropout", self.dropout, 0.0, 0.999)?;
         if !(self.lr.is_finite() && self.lr > 0.0) {
             bail!("lr must be a positive number (got {})", self.lr);
         }
-        in_range("adam-beta1", self.adam_beta1, 0.0, 0.999999)?;
-        in_range("adam-beta2", self.adam_beta2, 0.0, 0.999999)?;
-        in_range("grad-clip", self.grad_clip, 0.0, f64::MAX)?;
+        ensure_within("adam-beta1", self.adam_beta1, 0.0, 0.999999)?;
+        ensure_within("adam-beta2", self.adam_beta2, 0.0, 0.999999)?;
+        if !(self.adam_eps.is_finite() && self.adam_eps > 0.0) {
+            bail!("adam-eps must be a positive number (got {})", self.adam_eps);
+        }
+        ensure_within("grad-clip", self.grad_clip, 0.0, f64::MAX)?;
         if self.backend == BackendKind::Wgpu && !cfg!(feature = "wgpu") {
             bail!(
                 "this build has no GPU backend: rebuild with the wgpu feature, e.g. `cargo run --features wgpu --bin ablate -- --backend wgpu ...`"
@@ -265,6 +228,16 @@ impl RunConfig {
         }
     }
 
+    /// How training batches are cut (text).
+    pub fn batch_plan(&self) -> BatchPlan {
+        BatchPlan {
+            sentences: self.batch_size,
+            max_tokens: self.max_tokens,
+            bucket_pool: self.bucket_pool,
+            max_len: self.max_len,
+        }
+    }
+
     pub fn lm_config(&self, vocab: usize) -> LmConfig {
         LmConfig {
             vocab,
@@ -295,7 +268,9 @@ impl RunConfig {
     /// The configuration as TOML; this text is what the run id hashes.
     pub fn to_toml(&self) -> String {
         let mut c = self.clone();
-        c.pn_backward_means = (c.norm == NormKind::Power).then(|| self.backward_means());
+        // written (and so hashed into the id) only for the norms that read it
+        let reads_means = self.norm.info().options.contains(&"pn_backward_means");
+        c.pn_backward_means = reads_means.then(|| self.backward_means());
         toml::to_string(&c).expect("a run config always serializes")
     }
 
@@ -334,84 +309,10 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-/// Levenshtein distance, for "did you mean" suggestions.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for j in 0..b.len() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != b[j]))
-                .min(row[j] + 1)
-                .min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
-/// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
-pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(word, c), c))
-        .filter(|(d, c)| *d <= (c.len() / 3).max(2))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Rewrites serde's "unknown field `x`, expected one of `a`, `b`" (and "unknown variant")
-/// into a short message that suggests the closest valid name.
-pub fn friendly(msg: &str) -> String {
-    for kind in ["field", "variant"] {
-        let tag = format!("unknown {kind} `");
-        let Some(start) = msg.find(&tag) else {
-            continue;
-        };
-        let rest = &msg[start + tag.len()..];
-        let Some(end) = rest.find('`') else { continue };
-        let word = &rest[..end];
-        let expected: Vec<&str> = rest[end..].split('`').skip(2).step_by(2).collect();
-        let what = if kind == "field" { "key" } else { "value" };
-        let hint = match closest(word, expected.iter().copied()) {
-            Some(c) => format!(" (did you mean `{c}`?)"),
-            None if !expected.is_empty() => format!(" (valid: {})", expected.join(", ")),
-            None => String::new(),
-        };
-        return format!("{}unknown {what} `{word}`{hint}", &msg[..start]);
-    }
-    msg.to_string()
-}
-
-/// toml's errors span several lines (position, a source excerpt with carets, the message);
-/// keep them on one line: `line L, column C: message`.
-pub fn one_line(msg: &str) -> String {
-    let excerpt = |l: &str| {
-        let l = l.trim();
-        l.starts_with('|')
-            || l.chars().all(|c| c == '^' || c == ' ')
-            || l.split_once(" |")
-                .is_some_and(|(n, _)| n.trim().chars().all(|c| c.is_ascii_digit()))
-    };
-    let mut parts: Vec<String> = Vec::new();
-    for l in msg
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !excerpt(l))
-    {
-        match l.strip_prefix("TOML parse error at ") {
-            Some(pos) => parts.push(format!("{pos}:")),
-            None => parts.push(l.to_string()),
-        }
-    }
-    parts.join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errors::closest;
 
     #[test]
     fn config_round_trips_through_toml_and_id_is_stable() {

@@ -13,6 +13,8 @@
 use crate::config::RunConfig;
 use crate::model::NormPosition;
 use crate::norm::NormKind;
+use crate::progress::RunControl;
+use crate::train::TaskData;
 use anyhow::{bail, Result};
 
 /// The quantities the formulas need.
@@ -126,21 +128,13 @@ pub fn terms(s: &Shape) -> Vec<Term> {
 
 /// Extra state a norm keeps besides parameters: running buffers (floats per norm layer).
 pub fn norm_buffers_per_layer(kind: NormKind, h: u64) -> (u64, &'static str) {
-    match kind {
-        NormKind::Batch | NormKind::MaskedBatch => (2 * h, "running mean and variance"),
-        NormKind::PnV => (h, "running quadratic mean"),
-        NormKind::Power => (2 * h, "running quadratic mean and nu"),
-        NormKind::Layer | NormKind::Rms | NormKind::None => (0, "none"),
-    }
+    let info = kind.info();
+    (info.buffers_per_feature * h, info.buffers)
 }
 
 /// Parameters of one norm layer of width `h`.
 pub fn norm_params(kind: NormKind, h: u64) -> u64 {
-    match kind {
-        NormKind::None => 0,
-        NormKind::Rms => h,
-        _ => 2 * h,
-    }
+    kind.info().params_per_feature * h
 }
 
 /// How the built model's parameter count differs from the formula, item by item.
@@ -198,20 +192,83 @@ pub fn human(bytes: u64) -> String {
     format!("{bytes} B")
 }
 
-/// Peak resident memory of this process (Linux `VmHWM`), bytes.
-pub fn peak_rss() -> Option<u64> {
+/// A field of `/proc/self/status` in bytes: `VmHWM` (peak resident memory) or `VmRSS`
+/// (current).
+fn proc_status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
 
-/// Current resident memory (`VmRSS`), bytes.
+/// Peak resident memory of this process so far, bytes.
+pub fn peak_rss() -> Option<u64> {
+    proc_status_bytes("VmHWM:")
+}
+
+/// Current resident memory, bytes.
 pub fn current_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    proc_status_bytes("VmRSS:")
+}
+
+/// The configured text model: its formula table, the built model's parameter count against
+/// the formula (item by item) and the norm state besides parameters.
+pub fn config_report(config: &RunConfig, vocab: usize) -> String {
+    use std::fmt::Write;
+    let shape = Shape::of_config(config, vocab as u64);
+    let mut out = table(&shape);
+    #[allow(deprecated)]
+    let device = burn::tensor::Device::ndarray();
+    let model = config.lm_config(vocab).init(&config.norm_config(), &device);
+    let built = burn::module::Module::num_params(&model) as i64;
+    let formula = shape.params() as i64;
+    let _ = writeln!(
+        out,
+        "\nparameter count: formula {formula}, built model {built} (Burn's num_params), difference {}",
+        built - formula
+    );
+    for (why, n) in differences(config, vocab as u64) {
+        let _ = writeln!(out, "  {n:>+10}  {why}");
+    }
+    let (buffers, what) = norm_buffers_per_layer(config.norm, config.d_model as u64);
+    let norm_layers = 2 * config.layers + usize::from(config.norm_position == NormPosition::Pre);
+    let _ = writeln!(
+        out,
+        "norm state besides parameters ({}): {} floats a layer ({what}), {} in all",
+        config.norm,
+        buffers,
+        human(4 * buffers * norm_layers as u64)
+    );
+    out
+}
+
+/// Trains `config.steps` real steps (results in a temporary folder, removed after) and says
+/// how the measured peak resident memory compares with the float32 estimate.
+pub fn measure(config: &RunConfig, data: &TaskData) -> Result<String> {
+    let TaskData::Text(text) = data else {
+        bail!("ablate memory accounts for the text model (a GPT-style transformer); use --task text");
+    };
+    let shape = Shape::of_config(config, text.vocab.len() as u64);
+    let before = current_rss().unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("ablate-memory-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut config = config.clone();
+    config.eval_every = config.steps + 1;
+    let summary = crate::train::run(&config, data, &dir, &RunControl::hidden());
+    let _ = std::fs::remove_dir_all(&dir);
+    summary?;
+    let peak = peak_rss().unwrap_or(0);
+    let estimate: u64 = terms(&shape).iter().map(|t| t.fp32).sum();
+    Ok(format!(
+        "\nmeasured on {} training steps ({}, float32): peak resident memory {}, {} above the {} held \
+         before training (data, vocabulary); float32 estimate: {}\n",
+        config.steps,
+        config.backend.name(),
+        human(peak),
+        human(peak.saturating_sub(before)),
+        human(before),
+        human(estimate)
+    ))
 }
 
 /// The table as text.

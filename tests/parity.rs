@@ -4,6 +4,8 @@
 //! (5e-2 for gradients of statistics and PowerNorm's nu and Lambda). ndarray against flex here; with `--features wgpu`, ndarray
 //! against wgpu as well.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,22 +34,7 @@ fn train(backend: &str, norm: &str, task: &str, out: &Path) -> PathBuf {
         out.to_str().unwrap(),
     ];
     if task == "text" {
-        args.extend_from_slice(&[
-            "--d-model",
-            "16",
-            "--layers",
-            "1",
-            "--heads",
-            "2",
-            "--d-ff",
-            "32",
-            "--vocab-size",
-            "200",
-            "--batch-size",
-            "8",
-            "--max-len",
-            "12",
-        ]);
+        args.extend_from_slice(common::TINY_TEXT);
     } else {
         args.extend_from_slice(&["--batch-size", "16"]);
     }
@@ -140,15 +127,8 @@ fn compare(reference: &Path, other: &Path, what: &str) {
 fn parity(other: &str) {
     let out = std::env::temp_dir().join(format!("ablate-parity-{other}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    for norm in [
-        "layer",
-        "rms",
-        "batch",
-        "masked-batch",
-        "pn-v",
-        "power",
-        "none",
-    ] {
+    // every registered norm
+    for norm in ablate::norm::NormKind::ALL.iter().map(|k| k.name()) {
         let a = train("ndarray", norm, "text", &out);
         let b = train(other, norm, "text", &out);
         compare(&a, &b, &format!("text {norm} ndarray vs {other}"));

@@ -3,39 +3,20 @@
 
 mod common;
 
-use common::{ablate, bin, stderr, temp_dir};
+use common::{ablate, args_with, bin, stderr, temp_dir, TINY_TEXT, TINY_TEXT_TOML};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const TINY: &[&str] = &[
-    "--quiet",
-    "--d-model",
-    "16",
-    "--layers",
-    "1",
-    "--heads",
-    "2",
-    "--d-ff",
-    "32",
-    "--vocab-size",
-    "200",
-    "--batch-size",
-    "8",
-    "--max-len",
-    "12",
-    "--eval-every",
-    "50",
-    "--eval-batches",
-    "2",
-];
+/// The tiny text model with quiet output and short evaluations.
+const TINY_LOGGING: &[&str] = &["--quiet", "--eval-every", "50", "--eval-batches", "2"];
 
-const TINY_TOML: &str = "d_model = 16\nlayers = 1\nheads = 2\nd_ff = 32\nvocab_size = 200\nbatch_size = 8\nmax_len = 12\neval_batches = 2\n";
+fn tiny_toml() -> String {
+    format!("{TINY_TEXT_TOML}eval_batches = 2\n")
+}
 
 fn with_tiny<'a>(args: &[&'a str]) -> Vec<&'a str> {
-    let mut v = args.to_vec();
-    v.extend_from_slice(TINY);
-    v
+    args_with(&args_with(args, TINY_TEXT), TINY_LOGGING)
 }
 
 #[test]
@@ -196,7 +177,7 @@ fn read_summary(dir: &Path) -> serde_json::Value {
 fn divergence_is_recorded_and_the_study_goes_on() {
     let dir = temp_dir("diverge");
     let study = dir.join("study.toml");
-    std::fs::write(&study, format!("name = \"div\"\n[base]\nsteps = 20\nwarmup_steps = 2\ngrad_clip = 0.0\n{TINY_TOML}[[grid]]\nnorm = \"power\"\nlr = [1e6, 1e-3]\n")).unwrap();
+    std::fs::write(&study, format!("name = \"div\"\n[base]\nsteps = 20\nwarmup_steps = 2\ngrad_clip = 0.0\n{}[[grid]]\nnorm = \"power\"\nlr = [1e6, 1e-3]\n", tiny_toml())).unwrap();
     let out = dir.join("results");
     let o = ablate(&[
         "run",
@@ -289,7 +270,7 @@ fn sigint_marks_the_run_interrupted_and_a_rerun_completes_it() {
     let dir = temp_dir("sigint");
     let study = dir.join("study.toml");
     // eval_every is large so the CSV flush every 50 steps is what makes rows visible
-    std::fs::write(&study, format!("name = \"int\"\n[base]\nsteps = 3000\neval_every = 100000\n{TINY_TOML}[[grid]]\nnorm = \"batch\"\n")).unwrap();
+    std::fs::write(&study, format!("name = \"int\"\n[base]\nsteps = 3000\neval_every = 100000\n{}[[grid]]\nnorm = \"batch\"\n", tiny_toml())).unwrap();
     let out = dir.join("results");
     let args = [
         "run",
@@ -393,7 +374,7 @@ fn concurrent_processes_never_share_a_run_folder() {
     }
     // two study processes on one results folder: each run is trained once, never twice at a time
     let study = dir.join("study.toml");
-    std::fs::write(&study, format!("name = \"c\"\n[base]\nsteps = 200\n{TINY_TOML}[[grid]]\nnorm = [\"layer\", \"batch\", \"rms\"]\n")).unwrap();
+    std::fs::write(&study, format!("name = \"c\"\n[base]\nsteps = 200\n{}[[grid]]\nnorm = [\"layer\", \"batch\", \"rms\"]\n", tiny_toml())).unwrap();
     let sout = dir.join("study-results");
     let sargs = [
         "run",
@@ -516,7 +497,8 @@ fn runs_trained_side_by_side_reproduce_runs_trained_alone() {
     std::fs::write(
         &study,
         format!(
-            "name = \"side\"\n[base]\nsteps = 12\nwarmup_steps = 3\neval_every = 12\n{TINY_TOML}[[grid]]\nnorm = [\"layer\", \"power\"]\nseed = [1, 2]\n"
+            "name = \"side\"\n[base]\nsteps = 12\nwarmup_steps = 3\neval_every = 12\n{}[[grid]]\nnorm = [\"layer\", \"power\"]\nseed = [1, 2]\n",
+            tiny_toml()
         ),
     )
     .unwrap();

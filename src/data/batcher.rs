@@ -5,6 +5,7 @@
 //! budget, with sentences in random order or length-bucketed within a pool of batches.
 
 use super::corpus::Sentence;
+use crate::errors::ensure_positive;
 use super::vocab::{Vocab, PAD};
 use anyhow::{bail, Result};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -43,9 +44,7 @@ pub struct EncodedSplit {
 /// Encodes `<bos> w.. <eos>` and cuts it into inputs (all but last) and targets (all but
 /// first), keeping at most `max_len` positions.
 pub fn encode_split(sentences: &[Sentence], vocab: &Vocab, max_len: usize) -> Result<EncodedSplit> {
-    if max_len == 0 {
-        bail!("max length must be at least 1 token (got 0)");
-    }
+    ensure_positive("max-len", max_len)?;
     let mut truncated = 0;
     let examples = sentences
         .iter()
@@ -164,15 +163,13 @@ pub struct TextTensors {
 
 impl BatchPlan {
     pub fn validate(&self) -> Result<()> {
-        if self.max_len == 0 {
-            bail!("max length must be at least 1 token (got 0)");
-        }
+        ensure_positive("max-len", self.max_len)?;
         match self.max_tokens {
             Some(budget) if budget < self.max_len => bail!(
-                "token budget {budget} is smaller than the max length {}: no full-length sentence would fit in a batch",
+                "max-tokens ({budget}) must be at least max-len ({}) so a full-length sentence fits",
                 self.max_len
             ),
-            None if self.sentences == 0 => bail!("batch size must be at least 1 sentence (got 0)"),
+            None => ensure_positive("batch-size", self.sentences),
             _ => Ok(()),
         }
     }

@@ -17,7 +17,6 @@ pub struct TextData {
     pub vocab: Vocab,
     pub train: EncodedSplit,
     pub valid: EncodedSplit,
-    pub test: EncodedSplit,
     /// Unigram cross-entropy (nats/token) on the validation split: the baseline to beat.
     pub unigram_valid_loss: f64,
 }
@@ -45,7 +44,6 @@ impl TextData {
         Ok(Self {
             train: batcher::encode_split(&splits.train, &vocab, max_len)?,
             valid: batcher::encode_split(&splits.valid, &vocab, max_len)?,
-            test: batcher::encode_split(&splits.test, &vocab, max_len)?,
             vocab,
             unigram_valid_loss,
         })

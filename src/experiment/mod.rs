@@ -12,9 +12,11 @@
 //! seed = [1, 2, 3]
 //! ```
 
-use crate::config::{one_line, RunConfig};
-use crate::train::writer::{read_summary, RunStatus, Summary};
-use crate::train::{self, RunControl};
+use crate::config::RunConfig;
+use crate::errors::one_line;
+use crate::progress::{progress_bar, RunControl};
+use crate::results::{read_summary, RunStatus, Summary};
+use crate::train;
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Deserialize;
@@ -299,7 +301,7 @@ pub fn run_all(
         if stop.load(Ordering::SeqCst) {
             return Outcome::Failed("not started: interrupted".into());
         }
-        let bar = multi.add(crate::cli::progress_bar(
+        let bar = multi.add(progress_bar(
             quiet,
             format!("{:<28}", config.id()),
         ));
@@ -312,7 +314,7 @@ pub fn run_all(
         multi.remove(&bar);
         let line = describe(config, &outcome);
         if quiet {
-            println!("{line}");
+            crate::progress::say!("{line}");
         } else {
             let _ = multi.println(line);
         }

@@ -5,9 +5,7 @@
 //! instead of two `mask_fill`s per layer, and (b) dropout on the attention weights draws from
 //! [`DropoutRng`] like every other dropout.
 
-use super::dropout::DropoutRng;
-use super::gemm;
-use super::softmax::attention_softmax;
+use crate::ops::{self, attention_softmax, DropoutRng};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
@@ -51,7 +49,7 @@ impl SelfAttention {
         let (h, dk) = (self.heads, d / self.heads);
         // [b, t, d] -> [b, h, t, dk]
         let heads = |linear: &Linear| {
-            gemm::linear(linear, x.clone())
+            ops::linear(linear, x.clone())
                 .reshape([b, t, h, dk])
                 .swap_dims(1, 2)
         };
@@ -62,7 +60,7 @@ impl SelfAttention {
             weights = rng.apply(weights, self.dropout);
         }
         let context = weights.matmul(v).swap_dims(1, 2).reshape([b, t, d]);
-        gemm::linear(&self.output, context)
+        ops::linear(&self.output, context)
     }
 }
 

@@ -19,15 +19,6 @@ pub struct CnnConfig {
     pub classes: usize,
 }
 
-impl Default for CnnConfig {
-    fn default() -> Self {
-        Self {
-            channels: vec![16, 32, 64],
-            classes: 10,
-        }
-    }
-}
-
 /// A 3x3 (or 1x1) convolution on channels-last maps `[batch, h, w, c]`, computed as
 /// shifted copies concatenated over channels and one matrix product (im2col). Burn-ndarray's
 /// own conv2d backward took about 3 s per layer on this model; this takes milliseconds and

@@ -5,10 +5,7 @@
 //! -> LM head (tied to the token embedding by default) -> cross-entropy over real tokens.
 
 use super::attention::SelfAttention;
-use super::cross_entropy::cross_entropy;
-use super::dropout::DropoutRng;
-use super::gelu::gelu;
-use super::gemm;
+use crate::ops::{self, cross_entropy, gelu, DropoutRng};
 use crate::data::TextTensors;
 use crate::norm::{BatchStats, Norm, NormConfig, NormCtx, NormLayer};
 use burn::module::Module;
@@ -49,8 +46,8 @@ pub struct FeedForward {
 
 impl FeedForward {
     fn forward(&self, x: Tensor<3>, dropout: Option<&Dropout>) -> Tensor<3> {
-        let h = gelu(gemm::linear(&self.up, x));
-        gemm::linear(&self.down, Dropout::apply(dropout, h))
+        let h = gelu(ops::linear(&self.up, x));
+        ops::linear(&self.down, Dropout::apply(dropout, h))
     }
 }
 
@@ -246,8 +243,8 @@ impl LanguageModel {
     /// Logits `[n, vocab]` for hidden states `[n, d]`.
     pub fn logits(&self, h: Tensor<2>) -> Tensor<2> {
         match &self.head {
-            Some(head) => gemm::linear(head, h),
-            None => gemm::gemm(h, self.token.weight.val(), false, true),
+            Some(head) => ops::linear(head, h),
+            None => ops::matmul(h, self.token.weight.val(), false, true),
         }
     }
 

@@ -3,16 +3,10 @@
 
 pub mod attention;
 pub mod cnn;
-pub mod cross_entropy;
-pub mod dropout;
-pub mod gelu;
-pub mod gemm;
-pub mod host;
 pub mod lm;
-pub mod softmax;
 
 pub use cnn::{CnnConfig, ImageModel, ImageOutput};
-pub use dropout::DropoutRng;
+pub use crate::ops::DropoutRng;
 pub use lm::{LanguageModel, LmConfig, LmOutput, NormPosition};
 
 use crate::norm::NormLayer;

@@ -4,7 +4,10 @@
 //! off-the-shelf BatchNorm does to padded text. `masked = true` uses real tokens only.
 //! Variance is biased (divide by N) for normalization and for the running estimate.
 
-use super::{per_feature, BatchStats, GradStats, Norm, NormCtx, StatKind};
+use super::{
+    no_checks, no_note, per_feature, BatchStats, GradStats, Norm, NormCtx, NormDef, NormInfo,
+    StatKind,
+};
 use burn::module::{Module, Param, RunningState};
 use burn::tensor::{Device, Gradients, Tensor};
 
@@ -53,6 +56,31 @@ impl BatchNorm {
         }
     }
 }
+
+pub const BATCH: NormDef<BatchNorm> = NormDef {
+    info: NormInfo {
+        name: "batch",
+        help: "BatchNorm over all batch x time positions, padding included (off-the-shelf BN)",
+        statistic: Some(StatKind::Variance),
+        params_per_feature: 2,
+        buffers_per_feature: 2,
+        buffers: "running mean and variance",
+        options: &["norm_eps", "norm_momentum"],
+    },
+    build: |c, d, device| BatchNorm::new(d, c.eps, c.momentum, false, device),
+    validate: no_checks,
+    note: no_note,
+};
+
+pub const MASKED_BATCH: NormDef<BatchNorm> = NormDef {
+    info: NormInfo {
+        name: "masked-batch",
+        help: "BatchNorm with statistics over real (non-pad) tokens only",
+        ..BATCH.info
+    },
+    build: |c, d, device| BatchNorm::new(d, c.eps, c.momentum, true, device),
+    ..BATCH
+};
 
 impl Norm for BatchNorm {
     fn forward(&self, x: Tensor<3>, ctx: &NormCtx) -> (Tensor<3>, Option<BatchStats>) {

@@ -1,6 +1,6 @@
 //! LayerNorm: per token, mean and variance over the features, gain and bias.
 
-use super::{BatchStats, Norm, NormCtx};
+use super::{no_checks, no_note, BatchStats, Norm, NormCtx, NormDef, NormInfo};
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
@@ -20,6 +20,21 @@ impl LayerNorm {
         }
     }
 }
+
+pub const LAYER: NormDef<LayerNorm> = NormDef {
+    info: NormInfo {
+        name: "layer",
+        help: "LayerNorm: per token over features, mean and variance, gain and bias",
+        statistic: None,
+        params_per_feature: 2,
+        buffers_per_feature: 0,
+        buffers: "none",
+        options: &["norm_eps"],
+    },
+    build: |c, d, device| LayerNorm::new(d, c.eps, device),
+    validate: no_checks,
+    note: no_note,
+};
 
 impl Norm for LayerNorm {
     fn forward(&self, x: Tensor<3>, _ctx: &NormCtx) -> (Tensor<3>, Option<BatchStats>) {

@@ -1,33 +1,36 @@
-//! The normalization family behind one trait.
+//! The normalization family behind one trait, and the registry of norms.
 //!
 //! A norm sees activations `[batch, time, d]` and the padding mask, returns the normalized
-//! tensor and the batch statistics it used (so probes never reach into the module). Adding a
-//! norm is one new file plus one arm in [`NormKind`] / [`NormLayer`].
+//! tensor and the batch statistics it used (so probes never reach into the module). Images use
+//! the same layout: a `[batch, channels, h, w]` feature map is viewed as `[batch, h*w, channels]`
+//! with no padding.
 //!
-//! Images use the same layout: a `[batch, channels, h, w]` feature map is viewed as
-//! `[batch, h*w, channels]` with no padding.
+//! Every norm publishes its own facts in a [`NormDef`] (name and help, the statistic it keeps,
+//! parameters and buffers for memory accounting, the options it reads and their checks, how to
+//! build it). `config`, `cli`, `memory`, `report` and the tests read those facts; nothing outside
+//! this module matches on the kind of norm to learn them.
+//!
+//! # Adding a norm
+//!
+//! 1. Write `src/norm/<file>.rs`: the layer type (`#[derive(Module)]`), its [`Norm`]
+//!    implementation (return [`BatchStats`] when it keeps batch statistics, so the probes and
+//!    reports see them), and a `pub const` [`NormDef`] with its facts. A new option is a
+//!    field of [`NormConfig`] and of `RunConfig` (see `config.rs`), read in the def's `build`
+//!    and checked in its `validate`.
+//! 2. Add one line to the [`norms!`] list below: the file, the layer type, and the name of
+//!    each kind the file defines with its def.
+//! 3. Add its tests to `src/norm/tests.rs`: forward and backward against a float64 reference,
+//!    with padding, in training and evaluation mode. The parity tests (`tests/parity.rs`) and
+//!    the CLI pick it up from the registry.
 
-mod batch;
-mod identity;
-mod layer;
-mod pnv;
-mod power;
-pub mod power_op;
-mod rms;
-pub mod stats;
+mod stats;
 
-pub use batch::BatchNorm;
-pub use identity::Identity;
-pub use layer::LayerNorm;
-pub use pnv::PnVNorm;
-pub use power::{BackwardDivisor, BackwardMeans, PowerConfig, PowerNorm};
-pub use rms::RmsNorm;
+pub use power::{BackwardDivisor, BackwardMeans, PowerConfig};
 pub use stats::{BatchStats, GradStats, PowerGrad, PowerStats, StatKind};
 
 use anyhow::{bail, Result};
 use burn::module::Module;
 use burn::tensor::{Device, Gradients, Tensor};
-use serde::{Deserialize, Serialize};
 
 /// What a norm needs to know besides the activations.
 #[derive(Debug, Clone, Copy)]
@@ -63,61 +66,147 @@ pub trait Norm {
     }
 }
 
-/// The norms selectable by name (`--norm`, experiment files).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum NormKind {
-    /// Identity: the floor of the ablation.
-    None,
-    /// LayerNorm: per token over features, mean and variance, gain and bias.
-    Layer,
-    /// RMSNorm: per token, divide by the root mean square over features, gain only.
-    Rms,
-    /// BatchNorm over all batch x time positions, padding included (off-the-shelf BN).
-    Batch,
-    /// BatchNorm with statistics over real (non-pad) tokens only.
-    MaskedBatch,
-    /// PN-V: divide by the batch quadratic mean over real tokens, ordinary autograd.
-    PnV,
-    /// PowerNorm (Shen et al. 2020) with its custom backward, after the authors' code (see --pn-backward-means).
-    Power,
+/// What a norm publishes about itself.
+#[derive(Debug)]
+pub struct NormInfo {
+    /// Its name on the command line, in study files and in run ids.
+    pub name: &'static str,
+    /// One line for `--help`.
+    pub help: &'static str,
+    /// The statistic it estimates over the batch and keeps a running value of (`None`: a
+    /// per-token norm, or none); it decides the probes and the report's measures.
+    pub statistic: Option<StatKind>,
+    /// Trained parameters per feature (gain, bias).
+    pub params_per_feature: u64,
+    /// State kept besides parameters, in floats per feature, and what it is.
+    pub buffers_per_feature: u64,
+    pub buffers: &'static str,
+    /// The run-configuration keys it reads.
+    pub options: &'static [&'static str],
+}
+
+/// A norm's facts and how to build and check it: each norm file defines one per kind.
+pub struct NormDef<T> {
+    pub info: NormInfo,
+    /// A layer over `d` features.
+    pub build: fn(&NormConfig, usize, &Device) -> T,
+    /// Checks of its own options for a layer over `d` features (after the common ones).
+    pub validate: fn(&NormConfig, usize) -> Result<()>,
+    /// A few words for labels when a setting differs from the usual one.
+    pub note: fn(&NormConfig) -> Option<&'static str>,
+}
+
+/// For [`NormDef::validate`]: nothing to check beyond the common options.
+pub fn no_checks(_: &NormConfig, _: usize) -> Result<()> {
+    Ok(())
+}
+
+/// For [`NormDef::note`]: nothing to say.
+pub fn no_note(_: &NormConfig) -> Option<&'static str> {
+    None
+}
+
+/// The registry: one line per norm file, `file::LayerType { Kind => DEF, ... }`. It declares
+/// the modules, the selectable [`NormKind`]s and the [`NormLayer`] that models hold.
+macro_rules! norms {
+    ($($module:ident :: $layer:ident { $($kind:ident => $def:ident),+ })*) => {
+        $(mod $module; pub use $module::$layer;)*
+
+        /// The norms selectable by name (`--norm`, study files).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum NormKind { $($($kind,)+)* }
+
+        impl NormKind {
+            /// Every norm, in registry order.
+            pub const ALL: &'static [NormKind] = &[$($(NormKind::$kind,)+)*];
+            const NAMES: &'static [&'static str] = &[$($($module::$def.info.name,)+)*];
+
+            /// The facts the norm publishes about itself.
+            pub fn info(&self) -> &'static NormInfo {
+                match self { $($(NormKind::$kind => &$module::$def.info,)+)* }
+            }
+
+            fn build(&self, config: &NormConfig, d: usize, device: &Device) -> NormLayer {
+                match self { $($(NormKind::$kind => NormLayer::$kind(($module::$def.build)(config, d, device)),)+)* }
+            }
+
+            fn validate(&self, config: &NormConfig, d: usize) -> Result<()> {
+                match self { $($(NormKind::$kind => ($module::$def.validate)(config, d),)+)* }
+            }
+
+            fn note(&self, config: &NormConfig) -> Option<&'static str> {
+                match self { $($(NormKind::$kind => ($module::$def.note)(config),)+)* }
+            }
+        }
+
+        /// A norm chosen at run time. Models hold this and use it through [`Norm`] only.
+        #[derive(Module, Debug)]
+        pub enum NormLayer { $($($kind($layer),)+)* }
+
+        impl Norm for NormLayer {
+            fn forward(&self, x: Tensor<3>, ctx: &NormCtx) -> (Tensor<3>, Option<BatchStats>) {
+                match self { $($(NormLayer::$kind(n) => n.forward(x, ctx),)+)* }
+            }
+
+            fn after_backward(&self, grads: &Gradients, stats: &BatchStats, ctx: &NormCtx) -> Option<GradStats> {
+                match self { $($(NormLayer::$kind(n) => n.after_backward(grads, stats, ctx),)+)* }
+            }
+        }
+    };
+}
+
+norms! {
+    identity :: Identity { None => NONE }
+    layer :: LayerNorm { Layer => LAYER }
+    rms :: RmsNorm { Rms => RMS }
+    batch :: BatchNorm { Batch => BATCH, MaskedBatch => MASKED_BATCH }
+    pnv :: PnVNorm { PnV => PN_V }
+    power :: PowerNorm { Power => POWER }
 }
 
 impl NormKind {
-    pub const ALL: [NormKind; 7] = [
-        NormKind::None,
-        NormKind::Layer,
-        NormKind::Rms,
-        NormKind::Batch,
-        NormKind::MaskedBatch,
-        NormKind::PnV,
-        NormKind::Power,
-    ];
-
     pub fn name(&self) -> &'static str {
-        match self {
-            NormKind::None => "none",
-            NormKind::Layer => "layer",
-            NormKind::Rms => "rms",
-            NormKind::Batch => "batch",
-            NormKind::MaskedBatch => "masked-batch",
-            NormKind::PnV => "pn-v",
-            NormKind::Power => "power",
-        }
+        self.info().name
+    }
+
+    /// The norm called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<NormKind> {
+        NormKind::ALL.iter().copied().find(|k| k.name() == name)
     }
 
     /// Whether the norm keeps batch statistics (and so has probes).
     pub fn has_batch_stats(&self) -> bool {
-        matches!(
-            self,
-            NormKind::Batch | NormKind::MaskedBatch | NormKind::PnV | NormKind::Power
-        )
+        self.info().statistic.is_some()
     }
 }
 
 impl std::fmt::Display for NormKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl serde::Serialize for NormKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NormKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        NormKind::from_name(&name)
+            .ok_or_else(|| serde::de::Error::unknown_variant(&name, NormKind::NAMES))
+    }
+}
+
+impl clap::ValueEnum for NormKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        NormKind::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()).help(self.info().help))
     }
 }
 
@@ -133,79 +222,23 @@ pub struct NormConfig {
 }
 
 impl NormConfig {
+    /// Checks the options every norm shares, then the norm's own.
     pub fn validate(&self, d: usize) -> Result<()> {
         if !(self.eps.is_finite() && self.eps > 0.0) {
-            bail!("norm eps must be a positive number (got {})", self.eps);
+            bail!("norm-eps must be a positive number (got {})", self.eps);
         }
-        if !(self.momentum.is_finite() && (0.0..=1.0).contains(&self.momentum)) {
-            bail!(
-                "norm momentum must be within [0, 1] (got {})",
-                self.momentum
-            );
-        }
-        if self.kind == NormKind::Power {
-            self.power.validate(d)?;
-        }
-        Ok(())
+        crate::errors::ensure_within("norm-momentum", self.momentum, 0.0, 1.0)?;
+        self.kind.validate(self, d)
     }
 
     /// Builds a norm over `d` features.
     pub fn init(&self, d: usize, device: &Device) -> NormLayer {
-        match self.kind {
-            NormKind::None => NormLayer::None(Identity::new()),
-            NormKind::Layer => NormLayer::Layer(LayerNorm::new(d, self.eps, device)),
-            NormKind::Rms => NormLayer::Rms(RmsNorm::new(d, self.eps, device)),
-            NormKind::Batch => {
-                NormLayer::Batch(BatchNorm::new(d, self.eps, self.momentum, false, device))
-            }
-            NormKind::MaskedBatch => {
-                NormLayer::Batch(BatchNorm::new(d, self.eps, self.momentum, true, device))
-            }
-            NormKind::PnV => NormLayer::PnV(PnVNorm::new(d, self.eps, self.momentum, device)),
-            NormKind::Power => {
-                NormLayer::Power(PowerNorm::new(d, self.eps, self.power.clone(), device))
-            }
-        }
-    }
-}
-
-/// A norm chosen at run time. Models hold this and use it through [`Norm`] only.
-#[derive(Module, Debug)]
-pub enum NormLayer {
-    None(Identity),
-    Layer(LayerNorm),
-    Rms(RmsNorm),
-    Batch(BatchNorm),
-    PnV(PnVNorm),
-    Power(PowerNorm),
-}
-
-impl Norm for NormLayer {
-    fn forward(&self, x: Tensor<3>, ctx: &NormCtx) -> (Tensor<3>, Option<BatchStats>) {
-        match self {
-            NormLayer::None(n) => n.forward(x, ctx),
-            NormLayer::Layer(n) => n.forward(x, ctx),
-            NormLayer::Rms(n) => n.forward(x, ctx),
-            NormLayer::Batch(n) => n.forward(x, ctx),
-            NormLayer::PnV(n) => n.forward(x, ctx),
-            NormLayer::Power(n) => n.forward(x, ctx),
-        }
+        self.kind.build(self, d, device)
     }
 
-    fn after_backward(
-        &self,
-        grads: &Gradients,
-        stats: &BatchStats,
-        ctx: &NormCtx,
-    ) -> Option<GradStats> {
-        match self {
-            NormLayer::None(n) => n.after_backward(grads, stats, ctx),
-            NormLayer::Layer(n) => n.after_backward(grads, stats, ctx),
-            NormLayer::Rms(n) => n.after_backward(grads, stats, ctx),
-            NormLayer::Batch(n) => n.after_backward(grads, stats, ctx),
-            NormLayer::PnV(n) => n.after_backward(grads, stats, ctx),
-            NormLayer::Power(n) => n.after_backward(grads, stats, ctx),
-        }
+    /// A few words for labels when the norm runs with an unusual setting.
+    pub fn note(&self) -> Option<&'static str> {
+        self.kind.note(self)
     }
 }
 

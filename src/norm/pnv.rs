@@ -2,7 +2,10 @@
 //! Divide by the batch quadratic mean `psi2_B = mean(x^2)` over real tokens, ordinary
 //! autograd (gradients flow through `psi2_B`), running `psi2` for evaluation.
 
-use super::{per_feature, BatchStats, GradStats, Norm, NormCtx, StatKind};
+use super::{
+    no_checks, no_note, per_feature, BatchStats, GradStats, Norm, NormCtx, NormDef, NormInfo,
+    StatKind,
+};
 use burn::module::{Module, Param, RunningState};
 use burn::tensor::{Device, Gradients, Tensor};
 
@@ -32,6 +35,21 @@ impl PnVNorm {
         x * scale + per_feature(self.beta.val())
     }
 }
+
+pub const PN_V: NormDef<PnVNorm> = NormDef {
+    info: NormInfo {
+        name: "pn-v",
+        help: "PN-V: divide by the batch quadratic mean over real tokens, ordinary autograd",
+        statistic: Some(StatKind::QuadraticMean),
+        params_per_feature: 2,
+        buffers_per_feature: 1,
+        buffers: "running quadratic mean",
+        options: &["norm_eps", "norm_momentum"],
+    },
+    build: |c, d, device| PnVNorm::new(d, c.eps, c.momentum, device),
+    validate: no_checks,
+    note: no_note,
+};
 
 impl Norm for PnVNorm {
     fn forward(&self, x: Tensor<3>, ctx: &NormCtx) -> (Tensor<3>, Option<BatchStats>) {

@@ -8,19 +8,21 @@
 //!   `y = gamma * z + beta`;
 //! - running update: while `step < warmup` a cumulative average
 //!   `r = r (step-1)/step + psi2_B/step`; then always `r = a_fwd r + (1-a_fwd) psi2_B`;
-//! - backward (custom, [`super::power_op`]): `a = g - nu z`, `dx = a / sqrt(psi2_B + eps)`
+//! - backward (custom, [`crate::ops::power_scale`]): `a = g - nu z`, `dx = a / sqrt(psi2_B + eps)`
 //!   (the code; `BackwardDivisor::Running` divides by the running value as the paper's
 //!   algorithm does), and `nu <- nu + (1-a_bkw) (Lambda - nu Gamma)` with
 //!   `Gamma = mean(z^2)`, `Lambda = mean(g z)`. The code keeps `ema_gz` with
 //!   `nu = (1-a_bkw) ema_gz`; the numbers are identical. The code averages `Gamma` and
 //!   `Lambda` over all positions, padding included (`BackwardMeans::All`); the default here
 //!   averages over real tokens (`BackwardMeans::Real`), because under heavy padding the
-//!   padded positions push `Gamma` past `1/(1-a_bkw)` and `nu` explodes (the authors' known
+//!   padded positions push `Gamma` past `2/(1-a_bkw)`, where the factor `1 - (1-a_bkw) Gamma` of
+//!   the `nu` recursion falls below -1, and `nu` explodes (the authors' known
 //!   failure mode, reproduced by the default configuration).
 //! - evaluation: `y = gamma x / sqrt(running + eps) + beta`, nothing updated.
 
 use super::stats::PowerGrad;
-use super::{per_feature, BatchStats, GradStats, Norm, NormCtx, PowerStats, StatKind};
+use super::{per_feature, BatchStats, GradStats, Norm, NormCtx, NormDef, NormInfo, PowerStats, StatKind};
+use crate::errors::ensure_within;
 use anyhow::{bail, Result};
 use burn::module::{Module, Param, RunningState};
 use burn::tensor::{Device, Gradients, Tensor};
@@ -44,7 +46,7 @@ pub enum BackwardDivisor {
 #[serde(rename_all = "kebab-case")]
 pub enum BackwardMeans {
     /// Every batch x time position, padding included (the authors' code). Under heavy padding
-    /// `Gamma` can exceed 1/(1-a_bkw) at padded positions and `nu` explodes.
+    /// `Gamma` can exceed 2/(1-a_bkw) (the `nu` recursion's stability bound) and `nu` explodes.
     All,
     /// Real tokens only, like the forward statistic (assumes padded positions get no gradient,
     /// which holds in every model here). The default: the authors' means diverge on the
@@ -69,14 +71,8 @@ pub struct PowerConfig {
 
 impl PowerConfig {
     pub fn validate(&self, d: usize) -> Result<()> {
-        for (name, a) in [
-            ("pn-alpha-fwd", self.alpha_fwd),
-            ("pn-alpha-bkw", self.alpha_bkw),
-        ] {
-            if !(a.is_finite() && (0.0..=1.0).contains(&a)) {
-                bail!("{name} must be within [0, 1] (got {a})");
-            }
-        }
+        ensure_within("pn-alpha-fwd", self.alpha_fwd, 0.0, 1.0)?;
+        ensure_within("pn-alpha-bkw", self.alpha_bkw, 0.0, 1.0)?;
         if self.groups > 0 && d % self.groups != 0 {
             bail!(
                 "PowerNorm groups ({}) must divide the model width d = {d}",
@@ -127,6 +123,29 @@ impl PowerNorm {
     }
 }
 
+pub const POWER: NormDef<PowerNorm> = NormDef {
+    info: NormInfo {
+        name: "power",
+        help: "PowerNorm (Shen et al. 2020) with its custom backward, after the authors' code (see --pn-backward-means)",
+        statistic: Some(StatKind::QuadraticMean),
+        params_per_feature: 2,
+        buffers_per_feature: 2,
+        buffers: "running quadratic mean and nu",
+        options: &[
+            "norm_eps",
+            "pn_alpha_fwd",
+            "pn_alpha_bkw",
+            "pn_warmup",
+            "pn_groups",
+            "pn_backward_divisor",
+            "pn_backward_means",
+        ],
+    },
+    build: |c, d, device| PowerNorm::new(d, c.eps, c.power.clone(), device),
+    validate: |c, d| c.power.validate(d),
+    note: |c| (c.power.backward_means == BackwardMeans::All).then_some("means over all positions"),
+};
+
 impl Norm for PowerNorm {
     fn forward(&self, x: Tensor<3>, ctx: &NormCtx) -> (Tensor<3>, Option<BatchStats>) {
         let x = self.group_scale(x);
@@ -149,7 +168,7 @@ impl Norm for PowerNorm {
             BackwardDivisor::Running => running.clone(),
         });
         let nu = self.nu.value_sync().to_device(&x.device());
-        let z = super::power_op::power_scale(x, s_fwd, s_bwd, per_feature(nu));
+        let z = crate::ops::power_scale(x, s_fwd, s_bwd, per_feature(nu));
         let z2 = z.clone().detach().square();
         let (gamma_stat, positions) = match (self.config.backward_means, ctx.mask) {
             (BackwardMeans::Real, Some(_)) => (super::masked_feature_mean(z2, ctx), ctx.n_real),

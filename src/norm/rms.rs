@@ -1,7 +1,7 @@
 //! RMSNorm (Zhang & Sennrich 2019): per token, divide by the root mean square over the
 //! features, gain only. Not in the PowerNorm paper; today's LLMs use it.
 
-use super::{BatchStats, Norm, NormCtx};
+use super::{no_checks, no_note, BatchStats, Norm, NormCtx, NormDef, NormInfo};
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
@@ -19,6 +19,21 @@ impl RmsNorm {
         }
     }
 }
+
+pub const RMS: NormDef<RmsNorm> = NormDef {
+    info: NormInfo {
+        name: "rms",
+        help: "RMSNorm: per token, divide by the root mean square over features, gain only",
+        statistic: None,
+        params_per_feature: 1,
+        buffers_per_feature: 0,
+        buffers: "none",
+        options: &["norm_eps"],
+    },
+    build: |c, d, device| RmsNorm::new(d, c.eps, device),
+    validate: no_checks,
+    note: no_note,
+};
 
 impl Norm for RmsNorm {
     fn forward(&self, x: Tensor<3>, _ctx: &NormCtx) -> (Tensor<3>, Option<BatchStats>) {

@@ -30,7 +30,8 @@ pub struct BatchStats {
 /// PowerNorm internals recorded in the forward pass.
 #[derive(Debug, Clone)]
 pub struct PowerStats {
-    /// `Gamma = mean(z^2)` per feature over all positions.
+    /// `Gamma = mean(z^2)` per feature over the positions the backward means use (real
+    /// tokens by default, every position with `BackwardMeans::All`).
     pub gamma_stat: Tensor<1>,
     /// Whether this step was in warm-up (normalized by batch statistics).
     pub warmup: bool,
@@ -54,4 +55,14 @@ pub struct PowerGrad {
     pub nu: Tensor<1>,
     pub gamma_stat: Tensor<1>,
     pub lambda: Tensor<1>,
+}
+
+impl StatKind {
+    /// How probes and reports name the statistic: `var` or `psi2`.
+    pub fn probe_name(&self) -> &'static str {
+        match self {
+            StatKind::Variance => "var",
+            StatKind::QuadraticMean => "psi2",
+        }
+    }
 }

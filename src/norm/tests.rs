@@ -116,7 +116,7 @@ fn params(n: &NormLayer) -> (Option<&Param<Tensor<1>>>, Option<&Param<Tensor<1>>
         NormLayer::None(_) => (None, None),
         NormLayer::Layer(n) => (Some(&n.gamma), Some(&n.beta)),
         NormLayer::Rms(n) => (Some(&n.gamma), None),
-        NormLayer::Batch(n) => (Some(&n.gamma), Some(&n.beta)),
+        NormLayer::Batch(n) | NormLayer::MaskedBatch(n) => (Some(&n.gamma), Some(&n.beta)),
         NormLayer::PnV(n) => (Some(&n.gamma), Some(&n.beta)),
         NormLayer::Power(n) => (Some(&n.gamma), Some(&n.beta)),
     }
@@ -278,7 +278,7 @@ fn with_params(kind: NormKind) -> NormLayer {
             n.beta = Param::from_tensor(t1(&be));
         }
         NormLayer::Rms(n) => n.gamma = Param::from_tensor(t1(&g)),
-        NormLayer::Batch(n) => {
+        NormLayer::Batch(n) | NormLayer::MaskedBatch(n) => {
             n.gamma = Param::from_tensor(t1(&g));
             n.beta = Param::from_tensor(t1(&be));
         }

@@ -20,7 +20,7 @@
 //! | `pn_gamma`, `pn_gamma_max` | PowerNorm: mean and max over features of `Gamma = mean(z²)` |
 //! | `pn_lambda` | PowerNorm: mean over features of `Lambda = mean(g z)` |
 
-use crate::norm::{BatchStats, GradStats, StatKind};
+use crate::norm::{BatchStats, GradStats};
 use burn::tensor::Tensor;
 
 /// Names and values (shape `[names.len()]`) of one layer's probes at one step.
@@ -36,10 +36,7 @@ fn l2(v: Tensor<1>) -> Tensor<1> {
 /// Computes the probes of one layer from its forward statistics and (on training steps)
 /// what the backward pass said about them.
 pub fn layer_probes(stats: &BatchStats, grads: Option<&GradStats>) -> LayerProbes {
-    let s = match stats.kind {
-        StatKind::Variance => "var",
-        StatKind::QuadraticMean => "psi2",
-    };
+    let s = stats.kind.probe_name();
     let d = stats.second.dims()[0] as f64;
     let mut names: Vec<String> = Vec::new();
     let mut values: Vec<Tensor<1>> = Vec::new();

@@ -6,7 +6,7 @@ use super::{by_group, mean_std, median, RunResult, BUCKETS};
 use crate::config::Task;
 use crate::experiment::Study;
 use crate::norm::NormKind;
-use crate::train::writer::RunStatus;
+use crate::results::RunStatus;
 use std::fmt::Write;
 
 fn fmt(x: f64) -> String {

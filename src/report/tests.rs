@@ -1,5 +1,5 @@
 use super::*;
-use crate::train::writer::{Divergence, EvalRow, ProbeRow, RunWriter, StepRow, Summary};
+use crate::results::{Divergence, EvalRow, ProbeRow, RunWriter, StepRow, Summary};
 
 /// Writes a synthetic run whose probe `dist_var` / `dist_psi2` at step s equals `scale * s`.
 fn synthetic_run(

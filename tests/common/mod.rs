@@ -4,6 +4,35 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+/// The smallest text model the end-to-end tests train (seconds per run): model and data shape.
+pub const TINY_TEXT: &[&str] = &[
+    "--d-model",
+    "16",
+    "--layers",
+    "1",
+    "--heads",
+    "2",
+    "--d-ff",
+    "32",
+    "--vocab-size",
+    "200",
+    "--batch-size",
+    "8",
+    "--max-len",
+    "12",
+];
+
+/// The same configuration as study-file keys.
+pub const TINY_TEXT_TOML: &str =
+    "d_model = 16\nlayers = 1\nheads = 2\nd_ff = 32\nvocab_size = 200\nbatch_size = 8\nmax_len = 12\n";
+
+/// `args` followed by `more`.
+pub fn args_with<'a>(args: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
+    let mut v = args.to_vec();
+    v.extend_from_slice(more);
+    v
+}
+
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ablate"))
 }

@@ -12,9 +12,6 @@
 //! as it draws it and the backward pass draws it again, so no mask tensor is built or kept; on
 //! the other backends the mask is drawn on the host and multiplied in.
 
-// burn-ndarray is deprecated upstream but is this project's CPU baseline.
-#![allow(deprecated)]
-
 use super::host::flex_f32;
 use ablate_kernels::{dropout_mask, mix, GOLDEN};
 use burn::backend::autodiff::{
@@ -24,13 +21,13 @@ use burn::backend::autodiff::{
 };
 use burn::backend::flex::FlexTensor;
 use burn::backend::{
-    backend_extension, tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex, NdArray,
+    tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex,
     TensorMetadata,
 };
 use burn::tensor::{Tensor, TensorData};
 use std::cell::Cell;
 
-#[backend_extension(Autodiff, NdArray, Flex, Cube: cfg(feature = "wgpu"))]
+custom_op! {
 pub trait DropoutBackend: Backend {
     /// `x` times the mask `(key, prob)` (see [`ablate_kernels::dropout_mask`]); also the
     /// gradient, which is the incoming gradient times the same mask.
@@ -41,10 +38,9 @@ pub trait DropoutBackend: Backend {
         Self::float_mul(x, mask)
     }
 }
+}
 
-impl DropoutBackend for NdArray {}
-#[cfg(feature = "wgpu")]
-impl DropoutBackend for burn::backend::Cube {}
+composed_on_other_backends!(DropoutBackend);
 
 impl DropoutBackend for Flex {
     fn dropout_masked(x: FloatTensor<Self>, key: u64, prob: f64) -> FloatTensor<Self> {

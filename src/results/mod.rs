@@ -1,17 +1,21 @@
-//! The one place that writes a run's result files; the schema lives here.
+//! The one place the result-file schema lives: file names, row types, the summary, and the
+//! writers and readers. `train` writes through it, `experiment` and `report` read through it,
+//! so reports run on results produced elsewhere (another machine, a cluster shard).
 //!
 //! `results/<run-id>/`
-//! - `config.toml`: the full [`RunConfig`]; `ablate --config` on it reruns the run.
+//! - `config.toml`: the full [`RunConfig`](crate::config::RunConfig); `ablate --config` on it reruns the run.
 //! - `steps.csv`: one row per training step ([`StepRow`]).
 //! - `probes.csv`: long format, one row per step, norm layer and probe ([`ProbeRow`]).
 //! - `eval.csv`: one row per evaluation ([`EvalRow`]).
 //! - `summary.json`: final state ([`Summary`]), written atomically.
 
-use crate::config::RunConfig;
-use anyhow::{Context, Result};
+mod read;
+mod write;
+
+pub use read::{find_run_dirs, read_config, read_csv, read_summary, RunResult};
+pub use write::{write_atomic, RunWriter};
+
 use serde::{Deserialize, Serialize};
-use std::fs::File;
-use std::path::{Path, PathBuf};
 
 pub const CONFIG_FILE: &str = "config.toml";
 pub const STEPS_FILE: &str = "steps.csv";
@@ -73,7 +77,8 @@ pub struct EvalRow {
 pub enum RunStatus {
     Running,
     Finished,
-    /// A non-finite loss, gradient or statistic stopped the run.
+    /// A non-finite loss, gradient or statistic, or a loss above the divergence limit
+    /// (100 x ln(classes)), stopped the run.
     Diverged,
     /// Stopped by Ctrl-C / SIGTERM; rerunning the study redoes it.
     Interrupted,
@@ -138,37 +143,6 @@ pub struct Summary {
     pub error: Option<String>,
 }
 
-/// Writes `value` to `path` through a temporary file and a rename, so readers never see a
-/// half-written file.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, contents).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move {} into place", path.display()))?;
-    Ok(())
-}
-
-pub fn read_summary(dir: &Path) -> Result<Summary> {
-    let path = dir.join(SUMMARY_FILE);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a valid run summary", path.display()))
-}
-
-pub fn read_config(dir: &Path) -> Result<RunConfig> {
-    let path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    RunConfig::from_toml(&text, &path.display().to_string())
-}
-
-pub struct RunWriter {
-    pub dir: PathBuf,
-    steps: csv::Writer<File>,
-    probes: csv::Writer<File>,
-    eval: csv::Writer<File>,
-}
 
 /// Column names, written at creation so that a file without rows (e.g. `probes.csv` of a norm
 /// without batch statistics) still has its header.
@@ -196,69 +170,6 @@ pub const EVAL_COLUMNS: [&str; 8] = [
     "tokens",
 ];
 
-fn csv_writer(path: &Path, columns: &[&str]) -> Result<csv::Writer<File>> {
-    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let mut w = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(file);
-    w.write_record(columns)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(w)
-}
-
-impl RunWriter {
-    /// Creates the result files in an existing, empty run directory.
-    pub fn create(dir: &Path, config: &RunConfig) -> Result<Self> {
-        write_atomic(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            steps: csv_writer(&dir.join(STEPS_FILE), &STEP_COLUMNS)?,
-            probes: csv_writer(&dir.join(PROBES_FILE), &PROBE_COLUMNS)?,
-            eval: csv_writer(&dir.join(EVAL_FILE), &EVAL_COLUMNS)?,
-        })
-    }
-
-    pub fn step(&mut self, row: &StepRow) -> Result<()> {
-        self.steps.serialize(row).context("cannot write steps.csv")
-    }
-
-    pub fn probe(&mut self, row: &ProbeRow) -> Result<()> {
-        self.probes
-            .serialize(row)
-            .context("cannot write probes.csv")
-    }
-
-    pub fn eval(&mut self, row: &EvalRow) -> Result<()> {
-        self.eval.serialize(row).context("cannot write eval.csv")?;
-        self.eval.flush().context("cannot write eval.csv")
-    }
-
-    pub fn flush(&mut self) -> Result<()> {
-        self.steps.flush()?;
-        self.probes.flush()?;
-        self.eval.flush()?;
-        Ok(())
-    }
-
-    pub fn summary(&mut self, summary: &Summary) -> Result<()> {
-        self.flush()?;
-        let json = serde_json::to_string_pretty(summary).expect("summary serializes");
-        write_atomic(&self.dir.join(SUMMARY_FILE), json.as_bytes())
-    }
-}
-
-/// Reads a CSV file of rows of type `T`.
-pub fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
-    reader
-        .deserialize()
-        .enumerate()
-        .map(|(i, r)| {
-            r.with_context(|| format!("{} row {}: unexpected format", path.display(), i + 2))
-        })
-        .collect()
-}
 
 #[cfg(test)]
 mod tests {

@@ -8,20 +8,17 @@
 //! Implemented as a Burn backend extension so it runs on every backend the tool supports;
 //! the forward body is plain backend arithmetic, the backward is hand-written.
 
-// burn-ndarray is deprecated upstream but is this project's CPU baseline.
-#![allow(deprecated)]
-
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
     grads::Gradients,
     ops::{Backward, Ops, OpsKind},
 };
 use burn::backend::{
-    backend_extension, tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex, NdArray,
+    tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex,
 };
 use burn::tensor::Tensor;
 
-#[backend_extension(Autodiff, NdArray, Flex, Cube: cfg(feature = "wgpu"))]
+custom_op! {
 pub trait PowerScaleBackend: Backend {
     fn power_scale(
         x: FloatTensor<Self>,
@@ -33,11 +30,10 @@ pub trait PowerScaleBackend: Backend {
         Self::float_mul(x, s_fwd)
     }
 }
+}
 
-impl PowerScaleBackend for NdArray {}
+composed_on_other_backends!(PowerScaleBackend);
 impl PowerScaleBackend for Flex {}
-#[cfg(feature = "wgpu")]
-impl PowerScaleBackend for burn::backend::Cube {}
 
 impl<B: PowerScaleBackend, C: CheckpointStrategy> PowerScaleBackend for Autodiff<B, C> {
     fn power_scale(

@@ -7,9 +7,6 @@
 //! `erf`/`exp`, parallel over rayon); on the other backends they are the backend's own GELU
 //! and the exact gradient in tensor operations.
 
-// burn-ndarray is deprecated upstream but is this project's CPU baseline.
-#![allow(deprecated)]
-
 use super::host::flex_f32;
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
@@ -18,12 +15,11 @@ use burn::backend::autodiff::{
 };
 use burn::backend::flex::FlexTensor;
 use burn::backend::{
-    backend_extension, ops::ActivationOps, tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex,
-    NdArray,
+    ops::ActivationOps, tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex,
 };
 use burn::tensor::{Tensor, TensorData};
 
-#[backend_extension(Autodiff, NdArray, Flex, Cube: cfg(feature = "wgpu"))]
+custom_op! {
 pub trait GeluBackend: Backend {
     /// `0.5 x (1 + erf(x / sqrt 2))`.
     fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -47,10 +43,9 @@ pub trait GeluBackend: Backend {
         Self::float_mul(grad, slope)
     }
 }
+}
 
-impl GeluBackend for NdArray {}
-#[cfg(feature = "wgpu")]
-impl GeluBackend for burn::backend::Cube {}
+composed_on_other_backends!(GeluBackend);
 
 impl GeluBackend for Flex {
     fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -6,9 +6,6 @@
 //! one backward in `ablate_kernels`; on the other backends as the same formulas in tensor
 //! operations. The bias (`[batch, 1, t, t]`, padding and causal masks) receives no gradient.
 
-// burn-ndarray is deprecated upstream but is this project's CPU baseline.
-#![allow(deprecated)]
-
 use super::host::flex_f32;
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
@@ -17,12 +14,12 @@ use burn::backend::autodiff::{
 };
 use burn::backend::flex::FlexTensor;
 use burn::backend::{
-    backend_extension, tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex, NdArray,
+    tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex,
     TensorMetadata,
 };
 use burn::tensor::{Shape, Tensor, TensorData};
 
-#[backend_extension(Autodiff, NdArray, Flex, Cube: cfg(feature = "wgpu"))]
+custom_op! {
 pub trait AttentionSoftmaxBackend: Backend {
     /// `softmax(scale * scores + bias)` over the last dimension.
     fn attention_softmax(
@@ -48,10 +45,9 @@ pub trait AttentionSoftmaxBackend: Backend {
         Self::float_mul_scalar(g, scale.into())
     }
 }
+}
 
-impl AttentionSoftmaxBackend for NdArray {}
-#[cfg(feature = "wgpu")]
-impl AttentionSoftmaxBackend for burn::backend::Cube {}
+composed_on_other_backends!(AttentionSoftmaxBackend);
 
 impl AttentionSoftmaxBackend for Flex {
     fn attention_softmax(

@@ -9,9 +9,6 @@
 //! pass per row, over rows in parallel; on the other backends they are the same formulas in
 //! tensor operations.
 
-// burn-ndarray is deprecated upstream but is this project's CPU baseline.
-#![allow(deprecated)]
-
 use super::host::flex_f32;
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
@@ -20,13 +17,12 @@ use burn::backend::autodiff::{
 };
 use burn::backend::flex::FlexTensor;
 use burn::backend::{
-    backend_extension,
     tensor::{FloatTensor, IntTensor},
-    Autodiff, AutodiffBackend, Backend, Dispatch, Flex, NdArray, TensorMetadata,
+    Autodiff, AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata,
 };
 use burn::tensor::{FloatDType, IndexingUpdateOp, Int, Shape, Tensor, TensorData};
 
-#[backend_extension(Autodiff, NdArray, Flex, Cube: cfg(feature = "wgpu"))]
+custom_op! {
 pub trait CrossEntropyBackend: Backend {
     /// `logits` `[n, v]`, `targets` `[n]` -> (mean of `lse - logits[target]` `[1]`, `lse` `[n]`).
     fn cross_entropy(
@@ -74,6 +70,7 @@ pub trait CrossEntropyBackend: Backend {
         Self::float_mul(Self::float_sub(softmax, onehot), scale)
     }
 }
+}
 
 fn dims2(shape: &Shape) -> [usize; 2] {
     [shape[0], shape[1]]
@@ -82,7 +79,7 @@ fn dims2(shape: &Shape) -> [usize; 2] {
 // burn-ndarray: the composed operations. Its matrix product returns the logits in a strided
 // layout that is slow to read element by element on the host (measured: slower than the
 // composed operations), while its elementwise kernels handle any layout.
-impl CrossEntropyBackend for NdArray {}
+composed_on_other_backends!(CrossEntropyBackend);
 
 impl CrossEntropyBackend for Flex {
     fn cross_entropy(
@@ -124,9 +121,6 @@ fn flex_indices(t: FlexTensor) -> Vec<usize> {
         .map(|t| t as usize)
         .collect()
 }
-
-#[cfg(feature = "wgpu")]
-impl CrossEntropyBackend for burn::backend::Cube {}
 
 impl<B: CrossEntropyBackend, C: CheckpointStrategy> CrossEntropyBackend for Autodiff<B, C> {
     fn cross_entropy(

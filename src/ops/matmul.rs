@@ -1,14 +1,11 @@
 //! Matrix products of the model's dense layers and LM head.
 //!
-//! `gemm(a, b, ta, tb) = op(a) · op(b)` for 2-D tensors, where `op` transposes when its flag is
-//! set, as a custom autodiff operation whose backward pass is again `gemm` with other flags:
+//! `matmul(a, b, ta, tb) = op(a) · op(b)` for 2-D tensors, where `op` transposes when its flag is
+//! set, as a custom autodiff operation whose backward pass is again `matmul` with other flags:
 //! every product, forward and backward, is one 2-D product over the flattened rows, with the
 //! transposes given to the matrix-product kernel rather than materialized. Measured against
 //! Burn's `Linear` and `matmul` on the default model (burn-flex, same sitting): 110 -> 97 ms a
 //! training step (benches/RESULTS.md). The products themselves are the backend's own.
-
-// burn-ndarray is deprecated upstream but is this project's CPU baseline.
-#![allow(deprecated)]
 
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
@@ -16,17 +13,18 @@ use burn::backend::autodiff::{
     ops::{Backward, Ops, OpsKind},
 };
 use burn::backend::{
-    backend_extension, tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex, NdArray,
+    tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex,
 };
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 
-#[backend_extension(Autodiff, NdArray, Flex, Cube: cfg(feature = "wgpu"))]
-pub trait GemmBackend: Backend {
+custom_op! {
+pub trait MatmulBackend: Backend {
     /// `op(a) · op(b)`: `a` is `[m, k]` (`[k, m]` when `ta`), `b` is `[k, n]` (`[n, k]` when `tb`).
-    fn gemm(a: FloatTensor<Self>, b: FloatTensor<Self>, ta: bool, tb: bool) -> FloatTensor<Self> {
+    fn matmul(a: FloatTensor<Self>, b: FloatTensor<Self>, ta: bool, tb: bool) -> FloatTensor<Self> {
         builtin::<Self>(a, b, ta, tb)
     }
+}
 }
 
 /// The backend's own matrix product.
@@ -36,17 +34,15 @@ fn builtin<B: Backend>(a: FloatTensor<B>, b: FloatTensor<B>, ta: bool, tb: bool)
     B::float_matmul(a, b)
 }
 
-impl GemmBackend for NdArray {}
-impl GemmBackend for Flex {}
-#[cfg(feature = "wgpu")]
-impl GemmBackend for burn::backend::Cube {}
+composed_on_other_backends!(MatmulBackend);
+impl MatmulBackend for Flex {}
 
-impl<B: GemmBackend, C: CheckpointStrategy> GemmBackend for Autodiff<B, C> {
-    fn gemm(a: FloatTensor<Self>, b: FloatTensor<Self>, ta: bool, tb: bool) -> FloatTensor<Self> {
+impl<B: MatmulBackend, C: CheckpointStrategy> MatmulBackend for Autodiff<B, C> {
+    fn matmul(a: FloatTensor<Self>, b: FloatTensor<Self>, ta: bool, tb: bool) -> FloatTensor<Self> {
         #[derive(Debug)]
-        struct GemmGrad;
+        struct MatmulGrad;
 
-        impl<B: GemmBackend> Backward<B, 2> for GemmGrad {
+        impl<B: MatmulBackend> Backward<B, 2> for MatmulGrad {
             /// (a, b, ta, tb)
             type State = (FloatTensor<B>, FloatTensor<B>, bool, bool);
 
@@ -63,17 +59,17 @@ impl<B: GemmBackend, C: CheckpointStrategy> GemmBackend for Autodiff<B, C> {
                 // dop(A) = G op(B)^T, dop(B) = op(A)^T G, transposed back where op transposed
                 if let Some(node) = node_a {
                     let da = if ta {
-                        B::gemm(b.clone(), g.clone(), tb, true)
+                        B::matmul(b.clone(), g.clone(), tb, true)
                     } else {
-                        B::gemm(g.clone(), b, false, !tb)
+                        B::matmul(g.clone(), b, false, !tb)
                     };
                     grads.register::<B>(node.id, da);
                 }
                 if let Some(node) = node_b {
                     let db = if tb {
-                        B::gemm(g, a, true, ta)
+                        B::matmul(g, a, true, ta)
                     } else {
-                        B::gemm(a, g, !ta, false)
+                        B::matmul(a, g, !ta, false)
                     };
                     grads.register::<B>(node.id, db);
                 }
@@ -82,23 +78,23 @@ impl<B: GemmBackend, C: CheckpointStrategy> GemmBackend for Autodiff<B, C> {
 
         let (a, node_a) = a.into_parts();
         let (b, node_b) = b.into_parts();
-        match GemmGrad
+        match MatmulGrad
             .prepare::<C>([node_a, node_b])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let c = B::gemm(a.clone(), b.clone(), ta, tb);
+                let c = B::matmul(a.clone(), b.clone(), ta, tb);
                 prep.finish((a, b, ta, tb), c)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::gemm(a, b, ta, tb)),
+            OpsKind::UnTracked(prep) => prep.finish(B::matmul(a, b, ta, tb)),
         }
     }
 }
 
 /// `op(a) · op(b)` (see the module documentation).
-pub fn gemm(a: Tensor<2>, b: Tensor<2>, ta: bool, tb: bool) -> Tensor<2> {
-    Tensor::from_dispatch(<Dispatch as GemmBackend>::gemm(
+pub fn matmul(a: Tensor<2>, b: Tensor<2>, ta: bool, tb: bool) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as MatmulBackend>::matmul(
         a.into_dispatch(),
         b.into_dispatch(),
         ta,
@@ -106,12 +102,12 @@ pub fn gemm(a: Tensor<2>, b: Tensor<2>, ta: bool, tb: bool) -> Tensor<2> {
     ))
 }
 
-/// A Burn `Linear` layer applied to `[.., d_in]` through [`gemm`]: `x W + b`.
+/// A Burn `Linear` layer applied to `[.., d_in]` through [`matmul`]: `x W + b`.
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     let dims = x.dims();
     let d_in = dims[D - 1];
     let rows = x.shape().num_elements() / d_in.max(1);
-    let y = gemm(x.reshape([rows, d_in]), layer.weight.val(), false, false);
+    let y = matmul(x.reshape([rows, d_in]), layer.weight.val(), false, false);
     let y = match &layer.bias {
         Some(bias) => y + bias.val().unsqueeze::<2>(),
         None => y,
@@ -151,7 +147,7 @@ mod tests {
                     Tensor::<2>::from_data(TensorData::new(va.clone(), sa), &device).require_grad();
                 let b =
                     Tensor::<2>::from_data(TensorData::new(vb.clone(), sb), &device).require_grad();
-                let c = gemm(a.clone(), b.clone(), ta, tb);
+                let c = matmul(a.clone(), b.clone(), ta, tb);
                 assert_eq!(c.dims(), [m, n]);
                 let got = c.clone().into_data().to_vec::<f32>().unwrap();
                 let op_a = |i, j| at(&va, sa[1], ta, i, j);

@@ -1,0 +1,200 @@
+//! The options of one run, shared by the single-run command, `bench` and `memory`.
+
+use crate::config::{BackendKind, RunConfig, Task};
+use crate::model::NormPosition;
+use crate::norm::{BackwardDivisor, BackwardMeans, NormKind};
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Options of a single run. Each overrides the default (or the value from `--config`).
+#[derive(Args, Debug, Default, Clone)]
+pub struct RunArgs {
+    /// Start from a run's config.toml (e.g. results/<run>/config.toml) to rerun it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Folder that receives the run folder results/<run-id>/.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub out: PathBuf,
+    /// Do not draw a progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+
+    /// Normalization in every norm slot of the model. [default: layer]
+    #[arg(long, value_enum, help_heading = "Run")]
+    pub norm: Option<NormKind>,
+    /// Text: transformer LM on padded sentences. Images: ResNet on Fashion-MNIST. [default: text]
+    #[arg(long, value_enum, help_heading = "Run")]
+    pub task: Option<Task>,
+    /// Training steps (optimizer updates). [default: 400]
+    #[arg(long, help_heading = "Run")]
+    pub steps: Option<usize>,
+    /// Seed of initialization, dropout and batch order. [default: 1]
+    #[arg(long, help_heading = "Run")]
+    pub seed: Option<u64>,
+    /// Compute backend: flex (CPU), ndarray (CPU, slower) or wgpu (GPU, needs a build with --features wgpu). [default: flex]
+    #[arg(long, value_enum, help_heading = "Run")]
+    pub backend: Option<BackendKind>,
+    /// GPU to use with --backend wgpu: 0 = the default adapter, N = the N-th discrete GPU.
+    #[arg(long, help_heading = "Run")]
+    pub device: Option<usize>,
+
+    /// One-sentence-per-line text file to train on instead of the shipped Austen corpus.
+    #[arg(long, value_name = "FILE", help_heading = "Data")]
+    pub corpus: Option<PathBuf>,
+    /// Fashion-MNIST-style IDX image file (gzip or raw) for --task images.
+    #[arg(long, value_name = "FILE", help_heading = "Data")]
+    pub images: Option<PathBuf>,
+    /// IDX label file matching --images.
+    #[arg(long, value_name = "FILE", help_heading = "Data")]
+    pub labels: Option<PathBuf>,
+    /// Longest input sequence in tokens; longer sentences are truncated (and counted). [default: 64]
+    #[arg(long, help_heading = "Data")]
+    pub max_len: Option<usize>,
+    /// Sentences (text) or images per batch. [default: 32 for text, 64 for images]
+    #[arg(long, help_heading = "Data")]
+    pub batch_size: Option<usize>,
+    /// Text: batch by a padded-token budget (batch x time) instead of a sentence count.
+    #[arg(long, help_heading = "Data")]
+    pub max_tokens: Option<usize>,
+    /// Text: length-bucket sentences within pools of this many batches (0 = random batches). [default: 0]
+    #[arg(long, help_heading = "Data")]
+    pub bucket_pool: Option<usize>,
+    /// Vocabulary size cap, special tokens included. [default: 5000]
+    #[arg(long, help_heading = "Data")]
+    pub vocab_size: Option<usize>,
+    /// Keep case (the default lowercases the corpus).
+    #[arg(long, help_heading = "Data")]
+    pub keep_case: bool,
+
+    /// Model width. [default: 128]
+    #[arg(long, help_heading = "Model")]
+    pub d_model: Option<usize>,
+    /// Transformer blocks. [default: 2]
+    #[arg(long, help_heading = "Model")]
+    pub layers: Option<usize>,
+    /// Attention heads (also PowerNorm's GroupScaling groups). [default: 4]
+    #[arg(long, help_heading = "Model")]
+    pub heads: Option<usize>,
+    /// Feed-forward inner width. [default: 512]
+    #[arg(long, help_heading = "Model")]
+    pub d_ff: Option<usize>,
+    /// Dropout probability. [default: 0.1]
+    #[arg(long, help_heading = "Model")]
+    pub dropout: Option<f64>,
+    /// Pre-norm (x + f(norm(x)), final norm) or post-norm (norm(x + f(x))). [default: pre]
+    #[arg(long, value_enum, help_heading = "Model")]
+    pub norm_position: Option<NormPosition>,
+
+    /// Peak learning rate (after warm-up; inverse-sqrt decay after). [default: 0.001]
+    #[arg(long, help_heading = "Optimization")]
+    pub lr: Option<f64>,
+    /// Learning-rate warm-up steps. [default: 100]
+    #[arg(long, help_heading = "Optimization")]
+    pub warmup_steps: Option<usize>,
+    /// Global gradient-norm clip, 0 = off. [default: 1.0]
+    #[arg(long, help_heading = "Optimization")]
+    pub grad_clip: Option<f64>,
+
+    /// BatchNorm / PN-V running-statistics momentum. [default: 0.1]
+    #[arg(long, help_heading = "Norms")]
+    pub norm_momentum: Option<f64>,
+    /// PowerNorm warm-up steps (batch statistics before running ones). [default: --warmup-steps]
+    #[arg(long, help_heading = "Norms")]
+    pub pn_warmup: Option<usize>,
+    /// PowerNorm GroupScaling groups, 0 = off. [default: --heads]
+    #[arg(long, help_heading = "Norms")]
+    pub pn_groups: Option<usize>,
+    /// PowerNorm forward momentum of the running quadratic mean. [default: 0.9]
+    #[arg(long, help_heading = "Norms")]
+    pub pn_alpha_fwd: Option<f64>,
+    /// PowerNorm backward momentum of nu. [default: 0.9]
+    #[arg(long, help_heading = "Norms")]
+    pub pn_alpha_bkw: Option<f64>,
+    /// PowerNorm backward divisor: batch (authors' code) or running (paper's algorithm). [default: batch]
+    #[arg(long, value_enum, help_heading = "Norms")]
+    pub pn_backward_divisor: Option<BackwardDivisor>,
+    /// PowerNorm backward means (Gamma, Lambda, nu) over real tokens, or over all positions as the authors' code does (diverges under heavy padding). [default: real]
+    #[arg(long, value_enum, help_heading = "Norms")]
+    pub pn_backward_means: Option<BackwardMeans>,
+
+    /// Evaluate on the validation split every N steps (and at the end). [default: 100]
+    #[arg(long, help_heading = "Logging")]
+    pub eval_every: Option<usize>,
+    /// Validation batches per evaluation, 0 = all. [default: 20]
+    #[arg(long, help_heading = "Logging")]
+    pub eval_batches: Option<usize>,
+    /// Switch the per-step batch-statistics probes off.
+    #[arg(long, help_heading = "Logging")]
+    pub no_probes: bool,
+}
+
+impl RunArgs {
+    /// The run configuration: defaults (or `--config`) with every given option applied.
+    pub fn to_config(&self) -> Result<RunConfig> {
+        let mut c = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                RunConfig::from_toml(&text, &path.display().to_string())?
+            }
+            None => RunConfig::default(),
+        };
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = &self.$field { c.$field = v.clone(); } )* };
+        }
+        set!(
+            norm,
+            task,
+            steps,
+            seed,
+            backend,
+            device,
+            corpus,
+            images,
+            labels,
+            max_len,
+            batch_size,
+            vocab_size,
+            d_model,
+            layers,
+            heads,
+            d_ff,
+            dropout,
+            norm_position,
+            lr,
+            warmup_steps,
+            grad_clip,
+            norm_momentum,
+            pn_alpha_fwd,
+            pn_alpha_bkw,
+            pn_backward_divisor,
+            eval_every,
+            eval_batches,
+            bucket_pool
+        );
+        if self.max_tokens.is_some() {
+            c.max_tokens = self.max_tokens;
+        }
+        if self.pn_backward_means.is_some() {
+            c.pn_backward_means = self.pn_backward_means;
+        }
+        if self.pn_warmup.is_some() {
+            c.pn_warmup = self.pn_warmup;
+        }
+        if self.pn_groups.is_some() {
+            c.pn_groups = self.pn_groups;
+        }
+        if self.keep_case {
+            c.lowercase = false;
+        }
+        if self.no_probes {
+            c.probes = false;
+        }
+        if c.task == Task::Images && self.batch_size.is_none() && self.config.is_none() {
+            c.batch_size = 64;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}

@@ -1,0 +1,28 @@
+//! `ablate bench`: the training step's time per norm.
+
+use super::args::RunArgs;
+use crate::norm::NormKind;
+use anyhow::Result;
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Norms to time, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["layer", "batch", "power"])]
+    pub norms: Vec<NormKind>,
+    /// Also time each norm with probes off, to measure the probes' overhead.
+    #[arg(long)]
+    pub probe_overhead: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+pub fn run(args: &BenchArgs) -> Result<i32> {
+    let config = args.run.to_config()?;
+    let steps = args.run.steps.unwrap_or(40);
+    eprintln!("ablate bench: {} steps per norm (median over the second half), {} task, batch {} x max length {}", steps, config.task.name(), config.batch_size, config.max_len);
+    eprintln!("backend {}", config.backend.name());
+    let rows = crate::bench::run(&config, &args.norms, steps, args.probe_overhead)?;
+    crate::progress::say_raw!("{}", crate::bench::table(&rows));
+    Ok(0)
+}

@@ -1,0 +1,51 @@
+//! `ablate memory`: training-memory accounting, formulas against the built model and, with
+//! `--measure`, against a few real steps.
+
+use super::args::RunArgs;
+use crate::config::Task;
+use anyhow::Result;
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct MemoryArgs {
+    /// A well-known size instead of the configured model: gpt2-small, gpt2-medium, gpt2-xl, gpt3-175b.
+    /// Batch and sequence length come from --batch-size (default 1 here) and --max-len (default 1024 here).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Train a few real steps on the CPU backend and report the measured peak resident memory.
+    #[arg(long)]
+    pub measure: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+pub fn run(args: &MemoryArgs) -> Result<i32> {
+    use crate::memory::{self, Shape};
+    if let Some(name) = &args.preset {
+        let shape = Shape::preset(
+            name,
+            args.run.batch_size.unwrap_or(1) as u64,
+            args.run.max_len.unwrap_or(1024) as u64,
+        )?;
+        crate::progress::say_raw!("{}", memory::table(&shape));
+        return Ok(0);
+    }
+    let mut config = args.run.to_config()?;
+    if config.task != Task::Text {
+        anyhow::bail!(
+            "ablate memory accounts for the text model (a GPT-style transformer); use --task text"
+        );
+    }
+    if args.run.steps.is_none() {
+        config.steps = 5;
+    }
+    let data = crate::train::load_data(&config)?;
+    let crate::train::TaskData::Text(text) = &data else {
+        unreachable!("checked above")
+    };
+    crate::progress::say_raw!("{}", memory::config_report(&config, text.vocab.len()));
+    if args.measure {
+        crate::progress::say_raw!("{}", memory::measure(&config, &data)?);
+    }
+    Ok(0)
+}

@@ -1,0 +1,76 @@
+//! Command-line interface: one module per command. Each parses its arguments, calls the
+//! library, prints, and maps outcomes to exit codes; no training or plotting logic here.
+
+mod args;
+mod bench;
+mod memory;
+mod report;
+mod study;
+mod train;
+
+pub use args::RunArgs;
+pub use bench::BenchArgs;
+pub use memory::MemoryArgs;
+pub use report::ReportArgs;
+pub use study::StudyArgs;
+pub use train::{claim_fresh_dir, exit_code};
+
+pub use crate::progress::EXIT_INTERRUPTED;
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Exit code of a run that diverged (a non-finite loss, gradient or statistic, or a loss above
+/// the divergence limit).
+pub const EXIT_DIVERGED: i32 = 3;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ablate",
+    version,
+    about = "Normalization ablation studies on Burn: LayerNorm, BatchNorm (naive and masked), PowerNorm, PN-V, RMSNorm",
+    long_about = "Trains a model with the chosen normalization and logs, at every step, the batch statistics of every \
+norm layer to CSV. Without a subcommand, `ablate [OPTIONS]` trains one run, e.g. `ablate --norm batch`.",
+    args_conflicts_with_subcommands = true,
+    allow_negative_numbers = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run every configuration of a study file (experiments/*.toml), skipping finished runs.
+    Run(StudyArgs),
+    /// Draw the charts and write REPORT.md from result folders or a study file's results.
+    Report(ReportArgs),
+    /// Training-memory accounting for the configured model (or a well-known size).
+    Memory(MemoryArgs),
+    /// Time the training step of the configured model per norm (and the probes' cost).
+    Bench(BenchArgs),
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn main_with(cli: Cli) -> Result<i32> {
+    match cli.command {
+        None => train::run(&cli.run),
+        Some(Command::Run(args)) => study::run(&args),
+        Some(Command::Report(args)) => report::run(&args),
+        Some(Command::Memory(args)) => memory::run(&args),
+        Some(Command::Bench(args)) => bench::run(&args),
+    }
+}
+
+/// Turns a clap error into one line: the message and any tip, without usage boilerplate.
+pub fn clap_error_line(e: &clap::Error) -> String {
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}

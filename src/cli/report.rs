@@ -1,0 +1,31 @@
+//! `ablate report`: charts and REPORT.md from result folders or a study's results.
+
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Result folders (a run folder or a folder of runs; several merge shards) or study files.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Report folder (charts + REPORT.md).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Where to look up the runs of a study file (repeat to merge shards).
+    #[arg(long, value_name = "DIR", default_values = ["results"])]
+    pub results: Vec<PathBuf>,
+}
+
+pub fn run(args: &ReportArgs) -> Result<i32> {
+    let (study, runs) = crate::report::load_inputs(&args.inputs, &args.results)?;
+    let charts = crate::report::write_report(study.as_ref(), &runs, &args.out)?;
+    crate::progress::say!(
+        "report on {} runs: {} and {} charts in {}",
+        runs.len(),
+        args.out.join("REPORT.md").display(),
+        charts.len(),
+        args.out.display()
+    );
+    Ok(0)
+}

@@ -1,0 +1,268 @@
+//! Figures over training time: the per-step distance of the first layer's statistic and the
+//! validation curves.
+
+use super::plot::*;
+use super::{by_group, RunResult};
+use crate::config::Task;
+use anyhow::Result;
+use plotters::prelude::*;
+use std::path::Path;
+
+fn moving_average(v: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut sum = 0.0;
+    for i in 0..v.len() {
+        sum += v[i].1;
+        if i >= window {
+            sum -= v[i - window].1;
+        }
+        out.push((v[i].0, sum / (i + 1).min(window) as f64));
+    }
+    out
+}
+
+/// Per-step distance of the first layer's statistic, raw and smoothed, one line per norm.
+pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
+    let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
+        .into_iter()
+        .filter(|(_, rs)| rs[0].config.norm.has_batch_stats() && !rs[0].probes.is_empty())
+        .collect();
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    let file = "dist_timeseries.png";
+    let path = out.join(file);
+    let root = BitMapBackend::new(&path, (1500, 700)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let series: Vec<(String, Vec<(f64, f64)>)> = groups
+        .iter()
+        .filter_map(|(label, rs)| {
+            let r = rs[0];
+            let layer = r.first_layer()?;
+            let name = format!("dist_{}", r.second_name());
+            let pts: Vec<(f64, f64)> = r
+                .probes
+                .get(layer)?
+                .get(&name)?
+                .iter()
+                .map(|&(s, v)| (s as f64, v))
+                .filter(|p| p.1 > 0.0 && p.1.is_finite())
+                .collect();
+            Some((format!("{label} (seed {}, {layer})", r.config.seed), pts))
+        })
+        .collect();
+    let Some((lo, hi)) = log_range(series.iter().flat_map(|(_, p)| p.iter().map(|x| x.1))) else {
+        return Ok(None);
+    };
+    let max_step = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|x| x.0))
+        .fold(1.0, f64::max);
+    let mut chart = log_chart(
+        &root,
+        "Per-step distance of the batch statistic to the running one (first norm layer)",
+        22,
+        0f64..max_step,
+        (lo, hi),
+        "training step",
+        "||s_B - s|| / d (thin: raw, thick: 25-step moving average)",
+        &sci,
+    )?;
+    for (i, (label, pts)) in series.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(LineSeries::new(
+                pts.iter().copied(),
+                color.mix(0.25).stroke_width(1),
+            ))
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(
+                moving_average(pts, 25),
+                color.stroke_width(3),
+            ))
+            .map_err(err)?
+            .label(label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
+    }
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    save(&root)?;
+    Ok(Some(Chart {
+        file: file.into(),
+        title: "Batch-statistic distance over training".into(),
+        caption: "Distance of the first norm layer's batch statistic (variance for BN, psi2 for PN-V / PowerNorm) to its \
+                  running value at every step of the first seed of each configuration; thin lines are raw, thick lines \
+                  a 25-step moving average. Log scale."
+            .into(),
+    }))
+}
+
+/// Validation curves: mean over seeds with a min-max band; training mode vs evaluation mode.
+pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Option<Chart>> {
+    let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
+        .into_iter()
+        .filter(|(_, rs)| rs[0].config.task == task && rs.iter().any(|r| !r.eval.is_empty()))
+        .collect();
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    let file = format!("{}_validation.png", task.name());
+    let path = out.join(&file);
+    let root = BitMapBackend::new(&path, (1500, 650)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let panels = root.split_evenly((1, 2));
+    let text = task == Task::Text;
+    // per group: step -> (eval values over seeds, train-mode values over seeds)
+    let per_group: Vec<(String, Vec<(f64, Vec<f64>, Vec<f64>)>)> = groups
+        .iter()
+        .map(|(label, rs)| {
+            let mut steps: Vec<usize> = rs
+                .iter()
+                .flat_map(|r| r.eval.iter().map(|e| e.step))
+                .collect();
+            steps.sort();
+            steps.dedup();
+            let pts = steps
+                .into_iter()
+                .map(|s| {
+                    let rows: Vec<_> = rs
+                        .iter()
+                        .filter_map(|r| r.eval.iter().find(|e| e.step == s))
+                        .collect();
+                    let (ev, tr): (Vec<f64>, Vec<f64>) = rows
+                        .iter()
+                        .map(|e| (e.eval_loss, e.train_mode_loss))
+                        .unzip();
+                    (s as f64, ev, tr)
+                })
+                .collect();
+            (label.clone(), pts)
+        })
+        .collect();
+    let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+    let all: Vec<f64> = per_group
+        .iter()
+        .flat_map(|(_, p)| {
+            p.iter()
+                .filter(|x| finite(&x.1) && finite(&x.2))
+                .flat_map(|x| x.1.iter().chain(&x.2).copied())
+        })
+        .collect();
+    if all.is_empty() {
+        return Ok(None);
+    }
+    let (lo, hi) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    let (lo, hi) = if text {
+        (lo.exp() * 0.9, hi.exp() * 1.1)
+    } else {
+        (lo * 0.9, hi * 1.1)
+    };
+    let max_step = per_group
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|x| x.0))
+        .fold(1.0, f64::max);
+    let y_desc = if text {
+        "validation perplexity (log)"
+    } else {
+        "validation loss (log)"
+    };
+    let to_y = |l: f64| if text { l.exp() } else { l };
+    for (pi, panel) in panels.iter().enumerate() {
+        let title = if pi == 0 {
+            "Evaluation mode (running statistics): mean over seeds, band = min..max"
+        } else {
+            "Training mode (batch statistics, solid) vs evaluation mode (dashed)"
+        };
+        let mut chart = log_chart(
+            panel,
+            title,
+            18,
+            0f64..max_step,
+            (lo.max(1e-3), hi),
+            "training step",
+            y_desc,
+            &|y| {
+                if *y >= 10.0 {
+                    format!("{y:.0}")
+                } else {
+                    format!("{y:.2}")
+                }
+            },
+        )?;
+        for (i, (label, pts)) in per_group.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            let pts: Vec<_> = pts
+                .iter()
+                .filter(|x| finite(&x.1) && finite(&x.2))
+                .collect();
+            let mean = |v: &[f64]| to_y(v.iter().sum::<f64>() / v.len() as f64);
+            if pi == 0 {
+                let upper: Vec<(f64, f64)> = pts
+                    .iter()
+                    .map(|(s, e, _)| (*s, to_y(e.iter().cloned().fold(f64::MIN, f64::max))))
+                    .collect();
+                let lower: Vec<(f64, f64)> = pts
+                    .iter()
+                    .rev()
+                    .map(|(s, e, _)| (*s, to_y(e.iter().cloned().fold(f64::MAX, f64::min))))
+                    .collect();
+                let band: Vec<(f64, f64)> = upper.into_iter().chain(lower).collect();
+                if band.len() > 2 {
+                    chart
+                        .draw_series(std::iter::once(Polygon::new(band, color.mix(0.2).filled())))
+                        .map_err(err)?;
+                }
+                chart
+                    .draw_series(LineSeries::new(
+                        pts.iter().map(|(s, e, _)| (*s, mean(e))),
+                        color.stroke_width(3),
+                    ))
+                    .map_err(err)?
+                    .label(match groups[i].1.len() {
+                        1 => format!("{label} (1 seed)"),
+                        n => format!("{label} ({n} seeds)"),
+                    })
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                    });
+            } else {
+                chart
+                    .draw_series(LineSeries::new(
+                        pts.iter().map(|(s, _, t)| (*s, mean(t))),
+                        color.stroke_width(3),
+                    ))
+                    .map_err(err)?
+                    .label(label.clone())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                    });
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        pts.iter().map(|(s, e, _)| (*s, mean(e))),
+                        8,
+                        5,
+                        color.stroke_width(2),
+                    ))
+                    .map_err(err)?;
+            }
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    }
+    save(&root)?;
+    Ok(Some(Chart {
+        file: file.clone(),
+        title: format!("Validation {} by norm ({})", if text { "perplexity" } else { "loss" }, task.name()),
+        caption: format!(
+            "Left: validation {} in evaluation mode (running statistics), mean over seeds with the min..max band. Right: \
+             the same batches evaluated in training mode (batch statistics; solid) against evaluation mode (dashed): \
+             the gap is what switching to running statistics costs a batch-statistics norm.",
+            if text { "perplexity" } else { "loss" }
+        ),
+    }))
+}

@@ -1,0 +1,232 @@
+//! Drawing primitives for the report's charts (plotters, PNG): fonts, colours, a log-scale
+//! chart, legends and grouped box plots. The font is embedded in the binary (DejaVu Sans), so a
+//! machine without system fonts renders them the same.
+
+use super::BoxStats;
+use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+pub(super) const FAMILY: &str = "sans-serif";
+
+pub(super) fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font(FAMILY, FontStyle::Normal, FONT);
+    });
+}
+
+/// A chart written to the report folder.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    pub file: String,
+    pub title: String,
+    /// What the chart shows, for REPORT.md.
+    pub caption: String,
+}
+
+pub(super) const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+pub(super) type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+
+pub(super) fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing failed: {e:?}")
+}
+
+pub(super) fn font(size: u32) -> TextStyle<'static> {
+    (FAMILY, size).into_font().into()
+}
+
+pub(super) type LogChart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, LogCoord<f64>>>;
+
+/// A chart with a linear x axis and a logarithmic y axis, titled and labelled.
+pub(super) fn log_chart<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+    caption_size: u32,
+    x: std::ops::Range<f64>,
+    (lo, hi): (f64, f64),
+    x_desc: &str,
+    y_desc: &str,
+    y_format: &dyn Fn(&f64) -> String,
+) -> Result<LogChart<'a, 'b>> {
+    // steps are whole numbers; fractions need decimals
+    let x_decimals = if x.end > 10.0 { 0 } else { 1 };
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, font(caption_size))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(85)
+        .build_cartesian_2d(x, (lo..hi).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_label_formatter(&|x| format!("{x:.x_decimals$}"))
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .y_label_formatter(y_format)
+        .label_style(font(14))
+        .axis_desc_style(font(15))
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
+}
+
+pub(super) fn sci(y: &f64) -> String {
+    format!("{y:.1e}")
+}
+
+pub(super) fn draw_legend<'a, 'b: 'a>(
+    chart: &mut LogChart<'a, 'b>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(font(14))
+        .draw()
+        .map_err(err)
+}
+
+/// One series of a box chart: label, and for each 20 % bucket the values.
+pub struct BoxSeries {
+    pub label: String,
+    pub buckets: Vec<Vec<f64>>,
+}
+
+/// Positive finite values (for log axes).
+pub(super) fn positive(v: &[f64]) -> impl Iterator<Item = f64> + '_ {
+    v.iter().copied().filter(|x| x.is_finite() && *x > 0.0)
+}
+
+pub(super) fn log_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
+    for v in values {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    (lo.is_finite() && hi > 0.0).then(|| {
+        let hi = if hi <= lo { lo * 10.0 } else { hi };
+        (lo / 1.5, hi * 1.5)
+    })
+}
+
+/// Grouped box plots by 20 % bucket of training, log y axis.
+pub(super) fn draw_boxes(area: &Area, title: &str, y_label: &str, series: &[BoxSeries]) -> Result<()> {
+    let all = series
+        .iter()
+        .flat_map(|s| s.buckets.iter().flat_map(|b| positive(b)));
+    let Some((lo, hi)) = log_range(all) else {
+        area.titled(&format!("{title}: no data"), font(18))
+            .map_err(err)?;
+        return Ok(());
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, font(20))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(80)
+        .build_cartesian_2d(-0.5f64..4.5f64, (lo..hi).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(5)
+        .x_label_formatter(&|x| {
+            let i = x.round() as i64;
+            if (x - i as f64).abs() < 1e-6 && (0..5).contains(&i) {
+                format!("{}-{} %", i * 20, i * 20 + 20)
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&sci)
+        .x_desc("share of training (box: quartiles, whiskers: 1.5 IQR, dots: outliers)")
+        .y_desc(y_label)
+        .label_style(font(14))
+        .axis_desc_style(font(15))
+        .draw()
+        .map_err(err)?;
+    let n = series.len().max(1) as f64;
+    let width = 0.8 / n;
+    for (si, s) in series.iter().enumerate() {
+        let color = COLORS[si % COLORS.len()];
+        for (bi, values) in s.buckets.iter().enumerate() {
+            let vals: Vec<f64> = positive(values).collect();
+            let Some(b) = BoxStats::of(&vals) else {
+                continue;
+            };
+            let center = bi as f64 - 0.4 + width * (si as f64 + 0.5);
+            let (x0, x1) = (center - width * 0.4, center + width * 0.4);
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x0, b.q1), (x1, b.q3)],
+                    color.mix(0.35).filled(),
+                )))
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x0, b.q1), (x1, b.q3)],
+                    color.stroke_width(1),
+                )))
+                .map_err(err)?;
+            let lines = vec![
+                vec![(x0, b.median), (x1, b.median)],
+                vec![(center, b.q3), (center, b.high)],
+                vec![(center, b.q1), (center, b.low)],
+                vec![
+                    (center - width * 0.2, b.high),
+                    (center + width * 0.2, b.high),
+                ],
+                vec![(center - width * 0.2, b.low), (center + width * 0.2, b.low)],
+            ];
+            for (i, l) in lines.into_iter().enumerate() {
+                let style = if i == 0 {
+                    color.stroke_width(3)
+                } else {
+                    color.stroke_width(1)
+                };
+                chart
+                    .draw_series(std::iter::once(PathElement::new(l, style)))
+                    .map_err(err)?;
+            }
+            chart
+                .draw_series(
+                    b.outliers
+                        .iter()
+                        .map(|&y| Circle::new((center, y), 2, color.mix(0.6).filled())),
+                )
+                .map_err(err)?;
+        }
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(-10.0, lo), (-10.0, lo)],
+                color.filled(),
+            )))
+            .map_err(err)?
+            .label(s.label.clone())
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.mix(0.6).filled())
+            });
+    }
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    Ok(())
+}
+
+pub(super) fn save(root: &Area) -> Result<()> {
+    root.present().map_err(err)
+}

@@ -1,0 +1,152 @@
+//! Reading result files back: summaries, configurations, CSV rows and whole run folders.
+
+use super::{EvalRow, ProbeRow, RunStatus, StepRow, Summary, CONFIG_FILE, EVAL_FILE, PROBES_FILE, STEPS_FILE, SUMMARY_FILE};
+use crate::config::RunConfig;
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub fn read_summary(dir: &Path) -> Result<Summary> {
+    let path = dir.join(SUMMARY_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid run summary", path.display()))
+}
+
+pub fn read_config(dir: &Path) -> Result<RunConfig> {
+    let path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    RunConfig::from_toml(&text, &path.display().to_string())
+}
+
+/// Reads a CSV file of rows of type `T`.
+pub fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    reader
+        .deserialize()
+        .enumerate()
+        .map(|(i, r)| {
+            r.with_context(|| format!("{} row {}: unexpected format", path.display(), i + 2))
+        })
+        .collect()
+}
+
+/// Everything one run left on disk.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub dir: PathBuf,
+    pub config: RunConfig,
+    pub summary: Option<Summary>,
+    pub steps: Vec<StepRow>,
+    pub eval: Vec<EvalRow>,
+    /// layer -> probe name -> (step, value), steps ascending.
+    pub probes: BTreeMap<String, BTreeMap<String, Vec<(usize, f64)>>>,
+    /// Layer names in model order (the first is the model's first norm layer).
+    pub layers: Vec<String>,
+}
+
+impl RunResult {
+    pub fn load(dir: &Path) -> Result<Self> {
+        let config = read_config(dir)?;
+        let summary = read_summary(dir).ok();
+        let read = |f: &str| dir.join(f);
+        let steps: Vec<StepRow> = if read(STEPS_FILE).exists() {
+            read_csv(&read(STEPS_FILE))?
+        } else {
+            vec![]
+        };
+        let eval: Vec<EvalRow> = if read(EVAL_FILE).exists() {
+            read_csv(&read(EVAL_FILE))?
+        } else {
+            vec![]
+        };
+        let rows: Vec<ProbeRow> = if read(PROBES_FILE).exists() {
+            read_csv(&read(PROBES_FILE))?
+        } else {
+            vec![]
+        };
+        let mut probes: BTreeMap<String, BTreeMap<String, Vec<(usize, f64)>>> = BTreeMap::new();
+        let mut layers: Vec<String> = Vec::new();
+        for r in rows {
+            if !layers.contains(&r.layer) {
+                layers.push(r.layer.clone());
+            }
+            probes
+                .entry(r.layer)
+                .or_default()
+                .entry(r.name)
+                .or_default()
+                .push((r.step, r.value));
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            summary,
+            steps,
+            eval,
+            probes,
+            layers,
+        })
+    }
+
+    pub fn status(&self) -> RunStatus {
+        self.summary
+            .as_ref()
+            .map(|s| s.status)
+            .unwrap_or(RunStatus::Running)
+    }
+
+    /// Steps the run completed.
+    pub fn steps_done(&self) -> usize {
+        self.steps.last().map(|s| s.step).unwrap_or(0)
+    }
+
+    /// Values of probe `name` in `layer` (all layers pooled when `layer` is `None`) whose step
+    /// lies in the fraction `[lo, hi)` of the planned training (`hi = 1` includes the end).
+    pub fn probe_window(&self, layer: Option<&str>, name: &str, lo: f64, hi: f64) -> Vec<f64> {
+        let total = self.config.steps as f64;
+        let in_window = |step: usize| {
+            let f = (step as f64 - 1.0) / total;
+            f >= lo && (f < hi || (hi >= 1.0 && f <= 1.0))
+        };
+        self.probes
+            .iter()
+            .filter(|(l, _)| layer.is_none_or(|want| want == l.as_str()))
+            .filter_map(|(_, p)| p.get(name))
+            .flat_map(|series| {
+                series
+                    .iter()
+                    .filter(|(s, _)| in_window(*s))
+                    .map(|(_, v)| *v)
+            })
+            .collect()
+    }
+
+    pub fn first_layer(&self) -> Option<&str> {
+        self.layers.first().map(|s| s.as_str())
+    }
+
+    /// The name of the second-order statistic's probes: `var` (BN) or `psi2` (PN-V, PN).
+    pub fn second_name(&self) -> &'static str {
+        self.config.norm.info().statistic.map_or("var", |s| s.probe_name())
+    }
+}
+
+/// Finds run folders: a folder holding `config.toml` is a run; otherwise its subfolders are
+/// searched (one level).
+pub fn find_run_dirs(path: &Path) -> Result<Vec<PathBuf>> {
+    if path.join(CONFIG_FILE).is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("cannot read results folder {}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join(CONFIG_FILE).is_file())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}

@@ -1,0 +1,289 @@
+//! The step loop, shared by every task.
+
+use super::clip::clip_gradients;
+use super::schedule;
+use super::task::{BatchInfo, Forward, Task};
+use crate::config::RunConfig;
+use crate::model::NormedModel;
+use crate::norm::{BatchStats, GradStats, Norm, NormCtx};
+use crate::probe;
+use crate::progress::RunControl;
+use crate::results::{Divergence, PhaseTimes, ProbeRow, RunStatus, RunWriter, StepRow, Summary};
+use anyhow::{Context, Result};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::Tensor;
+use std::time::Instant;
+
+/// Per-step values read back from the device in one transfer.
+struct StepValues {
+    loss: f64,
+    grad_norm: f64,
+    /// (layer, probe names, values)
+    probes: Vec<(String, Vec<String>, Vec<f64>)>,
+}
+
+fn read_step_values(
+    loss: Tensor<1>,
+    grad_norm: Option<Tensor<1>>,
+    layer_names: &[String],
+    stats: &[Option<BatchStats>],
+    grads: &[Option<GradStats>],
+    probes_on: bool,
+) -> StepValues {
+    let device = loss.device();
+    let grad_norm = grad_norm.unwrap_or_else(|| Tensor::zeros([1], &device));
+    let mut parts = vec![
+        loss.detach().inner().reshape([1]),
+        grad_norm.inner().reshape([1]),
+    ];
+    let mut layout = Vec::new();
+    if probes_on {
+        for ((name, s), g) in layer_names.iter().zip(stats).zip(grads) {
+            if let Some(s) = s {
+                let p = probe::layer_probes(s, g.as_ref());
+                layout.push((name.clone(), p.names));
+                parts.push(p.values);
+            }
+        }
+    }
+    let values: Vec<f64> = Tensor::cat(parts, 0)
+        .into_data()
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .expect("float probe values");
+    let mut at = 2;
+    let probes = layout
+        .into_iter()
+        .map(|(layer, names)| {
+            let v = values[at..at + names.len()].to_vec();
+            at += names.len();
+            (layer, names, v)
+        })
+        .collect();
+    StepValues {
+        loss: values[0],
+        grad_norm: values[1],
+        probes,
+    }
+}
+
+/// Divergence: a non-finite loss, gradient norm or probe value, or a loss above `loss_limit`
+/// (100 x the loss of a uniform guess, ln(classes): far beyond anything a training run
+/// passes through, and on some backends an exploding run stays finite for a long time).
+fn divergence(step: usize, v: &StepValues, loss_limit: f64) -> Option<Divergence> {
+    if !v.loss.is_finite() || v.loss > loss_limit {
+        return Some(Divergence {
+            step,
+            quantity: "loss".into(),
+            layer: None,
+            value: v.loss.is_finite().then_some(v.loss),
+        });
+    }
+    if !v.grad_norm.is_finite() {
+        return Some(Divergence {
+            step,
+            quantity: "grad_norm".into(),
+            layer: None,
+            value: None,
+        });
+    }
+    for (layer, names, values) in &v.probes {
+        if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+            return Some(Divergence {
+                step,
+                quantity: names[i].clone(),
+                layer: Some(layer.clone()),
+                value: None,
+            });
+        }
+    }
+    None
+}
+
+
+
+/// Step times over the second half of a run: the first steps warm caches (and compile GPU
+/// kernels).
+#[derive(Default)]
+struct Timings {
+    step_ms: Vec<f64>,
+    /// forward, backward, norms and clipping, optimizer, probes and read
+    phases: Vec<[f64; 5]>,
+    tokens: Vec<usize>,
+}
+
+impl Timings {
+    fn push(&mut self, step_ms: f64, phases: [f64; 5], tokens: usize) {
+        self.step_ms.push(step_ms);
+        self.phases.push(phases);
+        self.tokens.push(tokens);
+    }
+
+    /// Median step time, phase times and tokens/s over the second half, into the summary.
+    fn summarize(&self, summary: &mut Summary) {
+        let half = self.step_ms.len() / 2;
+        summary.median_step_ms = upper_median(self.step_ms[half..].to_vec());
+        let late = &self.phases[half..];
+        let phase = |i: usize| upper_median(late.iter().map(|p| p[i]).collect()).unwrap_or(f64::NAN);
+        summary.phase_ms = Some(PhaseTimes {
+            forward: phase(0),
+            backward: phase(1),
+            norms_and_clip: phase(2),
+            optimizer: phase(3),
+            probes_and_read: phase(4),
+        });
+        let late_s: f64 = self.step_ms[half..].iter().sum::<f64>() / 1e3;
+        let late_tokens: usize = self.tokens[half..].iter().sum();
+        summary.tokens_per_s = Some(late_tokens as f64 / late_s.max(1e-9));
+    }
+}
+
+/// The upper median (the middle element, or the larger of the two middle ones): a time that
+/// was actually measured.
+fn upper_median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    Some(v[v.len() / 2])
+}
+
+/// Trains `task`'s model for `config.steps` steps: forward -> backward -> norms read their
+/// gradients -> clip -> Adam -> one read of the step's values -> CSV rows; evaluates every
+/// `eval_every` steps and at the end. Stops early on divergence or when asked to.
+pub fn train_loop<T: Task>(
+    config: &RunConfig,
+    task: &mut T,
+    mut model: T::Model,
+    run: &mut RunOutput,
+    control: &RunControl,
+) -> Result<()> {
+    let mut optim = AdamConfig::new()
+        .with_beta_1(config.adam_beta1 as f32)
+        .with_beta_2(config.adam_beta2 as f32)
+        .with_epsilon(config.adam_eps as f32)
+        .init();
+    let layer_names = model.norm_names();
+    let loss_limit = task.loss_limit();
+    let mut timings = Timings::default();
+    control.progress.set_length(config.steps as u64);
+    for step in 1..=config.steps {
+        if control.stopped() {
+            run.summary.status = RunStatus::Interrupted;
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        let lr = schedule::inverse_sqrt(config.lr, config.warmup_steps, step);
+        let Forward { loss, stats, batch } = task.forward(&model, step);
+        let t_forward = t0.elapsed();
+        let grads = loss.backward();
+        let t_backward = t0.elapsed();
+        let ctx = NormCtx {
+            mask: None,
+            n_real: batch.positions,
+            training: true,
+            update_running: true,
+            step,
+        };
+        let grad_stats: Vec<Option<GradStats>> = model
+            .norms()
+            .iter()
+            .zip(&stats)
+            .map(|(norm, s)| s.as_ref().and_then(|s| norm.after_backward(&grads, s, &ctx)))
+            .collect();
+        let mut grads = GradientsParams::from_grads(grads, &model);
+        let grad_norm = clip_gradients(&model, &mut grads, config.grad_clip);
+        let t_norms = t0.elapsed();
+        model = optim.step(lr, model, grads);
+        let t_optimizer = t0.elapsed();
+        let values = read_step_values(loss, grad_norm, &layer_names, &stats, &grad_stats, config.probes);
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        let at = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        timings.push(
+            ms,
+            [
+                at(t_forward),
+                at(t_backward - t_forward),
+                at(t_norms - t_backward),
+                at(t_optimizer - t_norms),
+                ms - at(t_optimizer),
+            ],
+            batch.tokens,
+        );
+        run.write_step(step, lr, &values, &batch, ms)?;
+        run.summary.steps_completed = step;
+        run.summary.final_train_loss = Some(values.loss);
+        timings.summarize(&mut run.summary);
+        if let Some(div) = divergence(step, &values, loss_limit) {
+            let what = match div.value {
+                Some(v) => format!("{} {v:.4e} above {loss_limit:.1}", div.quantity),
+                None => format!("non-finite {}", div.quantity),
+            };
+            control.progress.println(format!(
+                "run {} diverged at step {step}: {what}{}",
+                run.summary.run_id,
+                div.layer.as_ref().map(|l| format!(" in {l}")).unwrap_or_default()
+            ));
+            run.summary.divergence = Some(div);
+            run.summary.status = RunStatus::Diverged;
+            return Ok(());
+        }
+        control.progress.set_position(step as u64);
+        control
+            .progress
+            .set_message(format!("loss {:.3} | {:.1} steps/s", values.loss, 1e3 / ms));
+        if step % config.eval_every == 0 || step == config.steps {
+            let row = task.evaluate(&model, step);
+            run.writer.eval(&row)?;
+            run.summary.final_eval = Some(row);
+        }
+        if step % 50 == 0 {
+            run.writer.flush().context("cannot write the run's CSV files")?;
+        }
+    }
+    run.summary.status = RunStatus::Finished;
+    Ok(())
+}
+
+/// A run's result files and its summary as training fills them in.
+pub struct RunOutput {
+    pub writer: RunWriter,
+    pub summary: Summary,
+    pub started: Instant,
+}
+
+impl RunOutput {
+    /// The step's row in `steps.csv` and its probes in `probes.csv`.
+    fn write_step(
+        &mut self,
+        step: usize,
+        lr: f64,
+        values: &StepValues,
+        batch: &BatchInfo,
+        step_ms: f64,
+    ) -> Result<()> {
+        self.writer.step(&StepRow {
+            step,
+            loss: values.loss,
+            lr,
+            grad_norm: values.grad_norm,
+            tokens: batch.tokens,
+            batch: batch.batch,
+            time: batch.time,
+            padding_fraction: batch.padding_fraction,
+            step_ms,
+            wall_s: self.started.elapsed().as_secs_f64(),
+        })?;
+        for (layer, names, vals) in &values.probes {
+            for (name, value) in names.iter().zip(vals) {
+                self.writer.probe(&ProbeRow {
+                    step,
+                    layer: layer.clone(),
+                    name: name.clone(),
+                    value: *value,
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
