@@ -113,29 +113,41 @@ impl Norm for BatchNorm {
         (y, Some(stats))
     }
 
-    /// With `g = gamma * dL/dy`, `xhat = (x - mu)/sqrt(var + eps)` at every position:
-    /// `dL/dvar = -sum(g xhat) / (2 (var + eps)) = -gamma dgamma / (2 (var + eps))` and
-    /// `dL/dmu = -sum(g) / sqrt(var + eps) = -gamma dbeta / sqrt(var + eps)` (the variance's
-    /// own dependence on mu has zero derivative).
+    /// See [`statistic_gradients`].
     fn after_backward(
         &self,
         grads: &Gradients,
         stats: &BatchStats,
         _ctx: &NormCtx,
     ) -> Option<GradStats> {
-        let gamma = self.gamma.val();
-        let dgamma = gamma.grad(grads)?;
-        let dbeta = self.beta.val().grad(grads)?;
-        let gamma = gamma.inner();
-        let var_eps = stats.second.clone().add_scalar(self.eps);
-        let d_second = (gamma.clone() * dgamma)
-            .div(var_eps.clone())
-            .mul_scalar(-0.5);
-        let d_mean = (gamma * dbeta).div(var_eps.sqrt()).neg();
-        Some(GradStats {
-            d_mean: Some(d_mean),
-            d_second: Some(d_second),
-            power: None,
-        })
+        statistic_gradients(&self.gamma, &self.beta, grads, stats, self.eps)
     }
+}
+
+/// The gradients of the loss with respect to a batch-normalizing layer's mean and variance,
+/// from its parameters' gradients. With `g = gamma * dL/dy`, `xhat = (x - mu)/sqrt(var + eps)` at
+/// every position: `dL/dvar = -sum(g xhat) / (2 (var + eps)) = -gamma dgamma / (2 (var + eps))`
+/// and `dL/dmu = -sum(g) / sqrt(var + eps) = -gamma dbeta / sqrt(var + eps)` (the variance's
+/// own dependence on mu has zero derivative).
+pub(super) fn statistic_gradients(
+    gamma: &Param<Tensor<1>>,
+    beta: &Param<Tensor<1>>,
+    grads: &Gradients,
+    stats: &BatchStats,
+    eps: f64,
+) -> Option<GradStats> {
+    let gamma = gamma.val();
+    let dgamma = gamma.grad(grads)?;
+    let dbeta = beta.val().grad(grads)?;
+    let gamma = gamma.inner();
+    let var_eps = stats.second.clone().add_scalar(eps);
+    let d_second = (gamma.clone() * dgamma)
+        .div(var_eps.clone())
+        .mul_scalar(-0.5);
+    let d_mean = (gamma * dbeta).div(var_eps.sqrt()).neg();
+    Some(GradStats {
+        d_mean: Some(d_mean),
+        d_second: Some(d_second),
+        power: None,
+    })
 }

@@ -160,6 +160,7 @@ norms! {
     layer :: LayerNorm { Layer => LAYER }
     rms :: RmsNorm { Rms => RMS }
     batch :: BatchNorm { Batch => BATCH, MaskedBatch => MASKED_BATCH }
+    scaled_batch :: ScaledBatchNorm { ScaledBatch => SCALED_BATCH }
     pnv :: PnVNorm { PnV => PN_V }
     power :: PowerNorm { Power => POWER }
 }

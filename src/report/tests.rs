@@ -1,5 +1,6 @@
 use super::*;
-use crate::results::{Divergence, EvalRow, ProbeRow, RunWriter, StepRow, Summary};
+use crate::norm::NormKind;
+use crate::results::{Divergence, EvalRow, ProbeRow, RunStatus, RunWriter, StepRow, Summary};
 
 /// Writes a synthetic run whose probe `dist_var` / `dist_psi2` at step s equals `scale * s`.
 fn synthetic_run(

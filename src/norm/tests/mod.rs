@@ -1,12 +1,13 @@
 //! Every norm against an independent float64 reference written here with plain loops:
 //! forward and backward, training and evaluation mode, plus finite differences and the
 //! padding properties. PowerNorm's recursion is followed over several steps across the
-//! end of its warm-up.
+//! end of its warm-up. Each newer norm has its tests in a file of its own beside this one.
 
 #![allow(deprecated)] // Device::ndarray
 
 use super::*;
-use burn::module::Param;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, TensorData};
 
 const B: usize = 3;
@@ -111,15 +112,33 @@ struct Run {
     grad_stats: Option<GradStats>,
 }
 
-fn params(n: &NormLayer) -> (Option<&Param<Tensor<1>>>, Option<&Param<Tensor<1>>>) {
-    match n {
-        NormLayer::None(_) => (None, None),
-        NormLayer::Layer(n) => (Some(&n.gamma), Some(&n.beta)),
-        NormLayer::Rms(n) => (Some(&n.gamma), None),
-        NormLayer::Batch(n) | NormLayer::MaskedBatch(n) => (Some(&n.gamma), Some(&n.beta)),
-        NormLayer::PnV(n) => (Some(&n.gamma), Some(&n.beta)),
-        NormLayer::Power(n) => (Some(&n.gamma), Some(&n.beta)),
+/// The ids of a norm layer's parameters named `gamma` and `beta` (the field names every norm
+/// uses for its gain and bias), found by walking the module.
+fn affine_ids(n: &NormLayer) -> (Option<ParamId>, Option<ParamId>) {
+    #[derive(Default)]
+    struct Ids {
+        path: Vec<String>,
+        gamma: Option<ParamId>,
+        beta: Option<ParamId>,
     }
+    impl ModuleVisitor for Ids {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const N: usize>(&mut self, p: &Param<Tensor<N>>) {
+            match self.path.last().map(String::as_str) {
+                Some("gamma") => self.gamma = Some(p.id),
+                Some("beta") => self.beta = Some(p.id),
+                _ => {}
+            }
+        }
+    }
+    let mut ids = Ids::default();
+    n.visit(&mut ids);
+    (ids.gamma, ids.beta)
 }
 
 fn run(norm: &NormLayer, x: &[f64], w: &[f64], ctx: &NormCtx) -> Run {
@@ -130,14 +149,15 @@ fn run(norm: &NormLayer, x: &[f64], w: &[f64], ctx: &NormCtx) -> Run {
     let grad_stats = stats
         .as_ref()
         .and_then(|s| norm.after_backward(&grads, s, ctx));
-    let (gamma, beta) = params(norm);
+    let dx = to_vec(xt.grad(&grads).unwrap());
+    let (gamma, beta) = affine_ids(norm);
+    let params = GradientsParams::from_grads(grads, norm);
+    let grad_of = |id: ParamId| to_vec(params.get::<1>(id).unwrap());
     Run {
         y: to_vec(y),
-        dx: to_vec(xt.grad(&grads).unwrap()),
-        dgamma: gamma
-            .map(|g| to_vec(g.val().grad(&grads).unwrap()))
-            .unwrap_or_default(),
-        dbeta: beta.map(|b| to_vec(b.val().grad(&grads).unwrap())),
+        dx,
+        dgamma: gamma.map(grad_of).unwrap_or_default(),
+        dbeta: beta.map(grad_of),
         stats,
         grad_stats,
     }
@@ -256,6 +276,38 @@ fn dbeta_ref(w: &[f64]) -> Vec<f64> {
 
 // ---------- tests ----------
 
+/// `n` with its `gamma` and `beta` parameters (where it has them) set to `g` and `be`.
+fn set_affine(n: NormLayer, g: &[f64], be: &[f64]) -> NormLayer {
+    struct Set<'a> {
+        path: Vec<String>,
+        g: &'a [f64],
+        be: &'a [f64],
+    }
+    impl ModuleMapper for Set<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn map_float<const N: usize>(&mut self, p: Param<Tensor<N>>) -> Param<Tensor<N>> {
+            let v = match self.path.last().map(String::as_str) {
+                Some("gamma") => self.g,
+                Some("beta") => self.be,
+                _ => return p,
+            };
+            let data: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+            let dims = p.val().dims();
+            Param::from_tensor(Tensor::from_data(TensorData::new(data, dims), &device()))
+        }
+    }
+    n.map(&mut Set {
+        path: Vec::new(),
+        g,
+        be,
+    })
+}
+
 fn with_params(kind: NormKind) -> NormLayer {
     let cfg = NormConfig {
         kind,
@@ -271,28 +323,7 @@ fn with_params(kind: NormKind) -> NormLayer {
         },
     };
     let (g, be) = gamma_beta();
-    let mut n = cfg.init(D, &device());
-    match &mut n {
-        NormLayer::Layer(n) => {
-            n.gamma = Param::from_tensor(t1(&g));
-            n.beta = Param::from_tensor(t1(&be));
-        }
-        NormLayer::Rms(n) => n.gamma = Param::from_tensor(t1(&g)),
-        NormLayer::Batch(n) | NormLayer::MaskedBatch(n) => {
-            n.gamma = Param::from_tensor(t1(&g));
-            n.beta = Param::from_tensor(t1(&be));
-        }
-        NormLayer::PnV(n) => {
-            n.gamma = Param::from_tensor(t1(&g));
-            n.beta = Param::from_tensor(t1(&be));
-        }
-        NormLayer::Power(n) => {
-            n.gamma = Param::from_tensor(t1(&g));
-            n.beta = Param::from_tensor(t1(&be));
-        }
-        NormLayer::None(_) => {}
-    }
-    n
+    set_affine(cfg.init(D, &device()), &g, &be)
 }
 
 #[test]
@@ -727,12 +758,8 @@ fn padding_values_do_not_change_masked_statistics_or_real_outputs() {
     let real = real();
     let real_rows =
         |v: &[f64]| -> Vec<f64> { (0..v.len()).filter(|i| real[i / D]).map(|i| v[i]).collect() };
-    for kind in [
-        NormKind::MaskedBatch,
-        NormKind::PnV,
-        NormKind::Power,
-        NormKind::Batch,
-    ] {
+    // every registered norm that keeps batch statistics: only the naive BatchNorm sees padding
+    for &kind in NormKind::ALL.iter().filter(|k| k.has_batch_stats()) {
         let a_norm = with_params(kind);
         let b_norm = with_params(kind);
         let m = mask();
@@ -784,3 +811,5 @@ fn invalid_norm_options_are_rejected() {
     cfg.eps = 0.0;
     assert!(cfg.validate(6).is_err());
 }
+
+mod scaled_batch;
