@@ -26,7 +26,6 @@ impl BackendKind {
     }
 }
 
-
 /// The compute device for a backend (without autodiff; training adds it).
 pub fn device(kind: BackendKind, index: usize) -> Result<Device> {
     match kind {

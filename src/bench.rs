@@ -3,8 +3,8 @@
 
 use crate::config::RunConfig;
 use crate::norm::NormKind;
-use crate::results::Summary;
 use crate::progress::RunControl;
+use crate::results::Summary;
 use crate::train;
 use anyhow::Result;
 

@@ -3,9 +3,9 @@
 
 pub use crate::backend::BackendKind;
 use crate::data::BatchPlan;
+use crate::errors::{ensure_positive, ensure_within, friendly, one_line};
 use crate::model::{CnnConfig, LmConfig, NormPosition};
 use crate::norm::{BackwardDivisor, BackwardMeans, NormConfig, NormKind, PowerConfig};
-use crate::errors::{ensure_positive, ensure_within, friendly, one_line};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

@@ -246,7 +246,9 @@ pub fn config_report(config: &RunConfig, vocab: usize) -> String {
 /// how the measured peak resident memory compares with the float32 estimate.
 pub fn measure(config: &RunConfig, data: &TaskData) -> Result<String> {
     let TaskData::Text(text) = data else {
-        bail!("ablate memory accounts for the text model (a GPT-style transformer); use --task text");
+        bail!(
+            "ablate memory accounts for the text model (a GPT-style transformer); use --task text"
+        );
     };
     let shape = Shape::of_config(config, text.vocab.len() as u64);
     let before = current_rss().unwrap_or(0);

@@ -23,7 +23,9 @@ fn layer_of(module: &str) -> usize {
     LAYERS
         .iter()
         .position(|l| l.contains(&module))
-        .unwrap_or_else(|| panic!("module `{module}` is missing from LAYERS in tests/architecture.rs"))
+        .unwrap_or_else(|| {
+            panic!("module `{module}` is missing from LAYERS in tests/architecture.rs")
+        })
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -72,7 +74,12 @@ fn modules_depend_only_on_lower_layers() {
     let mut checked: HashMap<String, usize> = HashMap::new();
     for file in files {
         let rel = file.strip_prefix(&src).unwrap();
-        let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
         let module = first.trim_end_matches(".rs").to_string();
         if matches!(module.as_str(), "lib" | "main") || rel.ends_with("tests.rs") {
             continue;
@@ -94,10 +101,17 @@ fn modules_depend_only_on_lower_layers() {
             }
         }
     }
-    assert!(violations.is_empty(), "imports against the layering:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "imports against the layering:\n{}",
+        violations.join("\n")
+    );
     // the scan found imports where they are known to exist (it is not looking at nothing)
     for module in ["cli", "train", "model", "norm", "report"] {
-        assert!(checked.get(module).copied().unwrap_or(0) > 0, "no crate:: paths found in {module}");
+        assert!(
+            checked.get(module).copied().unwrap_or(0) > 0,
+            "no crate:: paths found in {module}"
+        );
     }
 }
 

@@ -121,28 +121,17 @@ fn tiny_text_run_learns_and_writes_every_result_file() {
 
 #[test]
 fn bench_times_each_norm_with_and_without_probes() {
-    let o = ablate(&[
-        "bench",
-        "--steps",
-        "6",
-        "--norms",
-        "batch,power",
-        "--probe-overhead",
-        "--d-model",
-        "16",
-        "--layers",
-        "1",
-        "--heads",
-        "2",
-        "--d-ff",
-        "32",
-        "--vocab-size",
-        "200",
-        "--batch-size",
-        "8",
-        "--max-len",
-        "12",
-    ]);
+    let o = ablate(&common::args_with(
+        &[
+            "bench",
+            "--steps",
+            "6",
+            "--norms",
+            "batch,power",
+            "--probe-overhead",
+        ],
+        common::TINY_TEXT,
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     let rows: Vec<&str> = out.lines().skip(1).collect();

@@ -65,7 +65,10 @@ pub fn claim_fresh_dir(out: &Path, id: &str) -> Result<PathBuf> {
 fn print_summary(s: &Summary, dir: &Path) {
     crate::progress::say!(
         "run {} : {:?} after {} of {} steps",
-        s.run_id, s.status, s.steps_completed, s.steps_planned
+        s.run_id,
+        s.status,
+        s.steps_completed,
+        s.steps_planned
     );
     if let Some(l) = s.final_train_loss {
         crate::progress::say!("  final training loss   {l:.4}");

@@ -5,8 +5,8 @@
 //! budget, with sentences in random order or length-bucketed within a pool of batches.
 
 use super::corpus::Sentence;
-use crate::errors::ensure_positive;
 use super::vocab::{Vocab, PAD};
+use crate::errors::ensure_positive;
 use anyhow::{bail, Result};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::rngs::StdRng;

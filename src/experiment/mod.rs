@@ -301,10 +301,7 @@ pub fn run_all(
         if stop.load(Ordering::SeqCst) {
             return Outcome::Failed("not started: interrupted".into());
         }
-        let bar = multi.add(progress_bar(
-            quiet,
-            format!("{:<28}", config.id()),
-        ));
+        let bar = multi.add(progress_bar(quiet, format!("{:<28}", config.id())));
         let control = RunControl {
             progress: bar.clone(),
             stop: stop.clone(),

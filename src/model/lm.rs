@@ -5,9 +5,9 @@
 //! -> LM head (tied to the token embedding by default) -> cross-entropy over real tokens.
 
 use super::attention::SelfAttention;
-use crate::ops::{self, cross_entropy, gelu, DropoutRng};
 use crate::data::TextTensors;
 use crate::norm::{BatchStats, Norm, NormConfig, NormCtx, NormLayer};
+use crate::ops::{self, cross_entropy, gelu, DropoutRng};
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};

@@ -5,8 +5,8 @@ pub mod attention;
 pub mod cnn;
 pub mod lm;
 
-pub use cnn::{CnnConfig, ImageModel, ImageOutput};
 pub use crate::ops::DropoutRng;
+pub use cnn::{CnnConfig, ImageModel, ImageOutput};
 pub use lm::{LanguageModel, LmConfig, LmOutput, NormPosition};
 
 use crate::norm::NormLayer;

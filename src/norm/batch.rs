@@ -4,6 +4,7 @@
 //! off-the-shelf BatchNorm does to padded text. `masked = true` uses real tokens only.
 //! Variance is biased (divide by N) for normalization and for the running estimate.
 
+use super::stats::moving_average;
 use super::{
     no_checks, no_note, per_feature, BatchStats, GradStats, Norm, NormCtx, NormDef, NormInfo,
     StatKind,
@@ -94,22 +95,16 @@ impl Norm for BatchNorm {
         let (mean_d, var_d) = (mean.clone().detach(), var.clone().detach());
         if ctx.update_running {
             let m = self.momentum;
-            self.running_mean.update(
-                (running_mean.clone().mul_scalar(1.0 - m) + mean_d.clone().mul_scalar(m)).detach(),
-            );
-            self.running_var.update(
-                (running_var.clone().mul_scalar(1.0 - m) + var_d.clone().mul_scalar(m)).detach(),
-            );
+            self.running_mean.update(moving_average(running_mean.clone(), mean_d.clone(), m));
+            self.running_var.update(moving_average(running_var.clone(), var_d.clone(), m));
         }
         let y = self.apply(x, mean, var);
-        let stats = BatchStats {
-            kind: StatKind::Variance,
-            mean: Some(mean_d.inner()),
-            second: var_d.inner(),
-            running_mean: Some(running_mean.inner()),
-            running_second: running_var.inner(),
-            power: None,
-        };
+        let stats = BatchStats::variance(
+            mean_d.inner(),
+            var_d.inner(),
+            running_mean.inner(),
+            running_var.inner(),
+        );
         (y, Some(stats))
     }
 

@@ -19,9 +19,13 @@
 //!    and checked in its `validate`.
 //! 2. Add one line to the [`norms!`] list below: the file, the layer type, and the name of
 //!    each kind the file defines with its def.
-//! 3. Add its tests to `src/norm/tests.rs`: forward and backward against a float64 reference,
-//!    with padding, in training and evaluation mode. The parity tests (`tests/parity.rs`) and
-//!    the CLI pick it up from the registry.
+//! 3. Add its tests as `src/norm/tests/<file>.rs` (and a `mod` line in `tests/mod.rs`, whose
+//!    helpers it uses): forward and backward against a float64 reference, with padding, in
+//!    training and evaluation mode, and its running statistics. The padding property test, the
+//!    backend parity test (`tests/parity.rs`), `--help`, memory accounting and the reports pick
+//!    the norm up from the registry.
+//!
+//! `scaled_batch.rs` was added this way: its file, one registry line, its test file.
 
 mod stats;
 

@@ -14,6 +14,7 @@
 //!   as in the code. Either way nothing real depends on them.
 
 use super::batch::statistic_gradients;
+use super::stats::moving_average;
 use super::{
     feature_mean, masked_feature_mean, no_checks, no_note, per_feature, BatchStats, GradStats,
     Norm, NormCtx, NormDef, NormInfo, StatKind,
@@ -98,25 +99,17 @@ impl Norm for ScaledBatchNorm {
         let (mean_d, var_d) = (mean.clone().detach(), var.clone().detach());
         if ctx.update_running {
             let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
-            self.running_mean.update(
-                (running_mean.clone().mul_scalar(1.0 - MOMENTUM) + mean_d.clone().mul_scalar(MOMENTUM))
-                    .detach(),
-            );
-            self.running_var.update(
-                (running_var.clone().mul_scalar(1.0 - MOMENTUM)
-                    + var_d.clone().mul_scalar(MOMENTUM * unbiased))
-                .detach(),
-            );
+            let var_unbiased = var_d.clone().mul_scalar(unbiased);
+            self.running_mean.update(moving_average(running_mean.clone(), mean_d.clone(), MOMENTUM));
+            self.running_var.update(moving_average(running_var.clone(), var_unbiased, MOMENTUM));
         }
         let y = self.apply(filled, mean, var);
-        let stats = BatchStats {
-            kind: StatKind::Variance,
-            mean: Some(mean_d.inner()),
-            second: var_d.inner(),
-            running_mean: Some(running_mean.inner()),
-            running_second: running_var.inner(),
-            power: None,
-        };
+        let stats = BatchStats::variance(
+            mean_d.inner(),
+            var_d.inner(),
+            running_mean.inner(),
+            running_var.inner(),
+        );
         (y, Some(stats))
     }
 

@@ -27,6 +27,35 @@ pub struct BatchStats {
     pub power: Option<PowerStats>,
 }
 
+impl BatchStats {
+    /// The statistics of a BatchNorm-like layer (detached): batch mean and variance, and the
+    /// running values from before this call's update.
+    pub fn variance(
+        mean: Tensor<1>,
+        var: Tensor<1>,
+        running_mean: Tensor<1>,
+        running_var: Tensor<1>,
+    ) -> Self {
+        Self {
+            kind: StatKind::Variance,
+            mean: Some(mean),
+            second: var,
+            running_mean: Some(running_mean),
+            running_second: running_var,
+            power: None,
+        }
+    }
+}
+
+/// `(1 - momentum) running + momentum batch`, detached: a running-statistic update.
+pub fn moving_average<const D: usize>(
+    running: Tensor<D>,
+    batch: Tensor<D>,
+    momentum: f64,
+) -> Tensor<D> {
+    (running.mul_scalar(1.0 - momentum) + batch.mul_scalar(momentum)).detach()
+}
+
 /// PowerNorm internals recorded in the forward pass.
 #[derive(Debug, Clone)]
 pub struct PowerStats {

@@ -14,9 +14,7 @@ use burn::backend::autodiff::{
     ops::{Backward, Ops, OpsKind},
 };
 use burn::backend::flex::FlexTensor;
-use burn::backend::{
-    ops::ActivationOps, tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex,
-};
+use burn::backend::{ops::ActivationOps, tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex};
 use burn::tensor::{Tensor, TensorData};
 
 custom_op! {

@@ -12,9 +12,7 @@ use burn::backend::autodiff::{
     grads::Gradients,
     ops::{Backward, Ops, OpsKind},
 };
-use burn::backend::{
-    tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex,
-};
+use burn::backend::{tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex};
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 

@@ -13,9 +13,7 @@ use burn::backend::autodiff::{
     grads::Gradients,
     ops::{Backward, Ops, OpsKind},
 };
-use burn::backend::{
-    tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex,
-};
+use burn::backend::{tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex};
 use burn::tensor::Tensor;
 
 custom_op! {

@@ -13,10 +13,7 @@ use burn::backend::autodiff::{
     ops::{Backward, Ops, OpsKind},
 };
 use burn::backend::flex::FlexTensor;
-use burn::backend::{
-    tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex,
-    TensorMetadata,
-};
+use burn::backend::{tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::{Shape, Tensor, TensorData};
 
 custom_op! {

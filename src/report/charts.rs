@@ -1,8 +1,8 @@
 //! The report's figures, each from the result files of a set of runs.
 
 use super::curves;
-use super::plot::*;
 pub use super::plot::Chart;
+use super::plot::*;
 use super::{by_group, RunResult, BUCKETS};
 use crate::config::Task;
 use crate::norm::{NormKind, StatKind};
@@ -186,10 +186,7 @@ fn bn_vs_pn(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
 fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
     let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
         .into_iter()
-        .filter(|(_, rs)| {
-            rs[0].config.task == Task::Text
-                && keeps_variance(rs[0])
-        })
+        .filter(|(_, rs)| rs[0].config.task == Task::Text && keeps_variance(rs[0]))
         .collect();
     let bucketing_varies = groups.iter().any(|(_, r)| r[0].config.bucket_pool > 0)
         && groups.iter().any(|(_, r)| r[0].config.bucket_pool == 0);

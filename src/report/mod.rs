@@ -6,8 +6,8 @@
 
 pub mod charts;
 mod curves;
-mod plot;
 pub mod markdown;
+mod plot;
 pub mod stats;
 
 pub use stats::{mean_std, median, quantile, sorted_finite, BoxStats, BUCKETS};

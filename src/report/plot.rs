@@ -126,7 +126,12 @@ pub(super) fn log_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)>
 }
 
 /// Grouped box plots by 20 % bucket of training, log y axis.
-pub(super) fn draw_boxes(area: &Area, title: &str, y_label: &str, series: &[BoxSeries]) -> Result<()> {
+pub(super) fn draw_boxes(
+    area: &Area,
+    title: &str,
+    y_label: &str,
+    series: &[BoxSeries],
+) -> Result<()> {
     let all = series
         .iter()
         .flat_map(|s| s.buckets.iter().flat_map(|b| positive(b)));

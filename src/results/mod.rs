@@ -143,7 +143,6 @@ pub struct Summary {
     pub error: Option<String>,
 }
 
-
 /// Column names, written at creation so that a file without rows (e.g. `probes.csv` of a norm
 /// without batch statistics) still has its header.
 pub const STEP_COLUMNS: [&str; 10] = [
@@ -169,7 +168,6 @@ pub const EVAL_COLUMNS: [&str; 8] = [
     "train_mode_accuracy",
     "tokens",
 ];
-
 
 #[cfg(test)]
 mod tests {

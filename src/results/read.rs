@@ -1,6 +1,9 @@
 //! Reading result files back: summaries, configurations, CSV rows and whole run folders.
 
-use super::{EvalRow, ProbeRow, RunStatus, StepRow, Summary, CONFIG_FILE, EVAL_FILE, PROBES_FILE, STEPS_FILE, SUMMARY_FILE};
+use super::{
+    EvalRow, ProbeRow, RunStatus, StepRow, Summary, CONFIG_FILE, EVAL_FILE, PROBES_FILE,
+    STEPS_FILE, SUMMARY_FILE,
+};
 use crate::config::RunConfig;
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -132,7 +135,11 @@ impl RunResult {
 
     /// The name of the second-order statistic's probes: `var` (BN) or `psi2` (PN-V, PN).
     pub fn second_name(&self) -> &'static str {
-        self.config.norm.info().statistic.map_or("var", |s| s.probe_name())
+        self.config
+            .norm
+            .info()
+            .statistic
+            .map_or("var", |s| s.probe_name())
     }
 }
 

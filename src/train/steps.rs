@@ -100,8 +100,6 @@ fn divergence(step: usize, v: &StepValues, loss_limit: f64) -> Option<Divergence
     None
 }
 
-
-
 /// Step times over the second half of a run: the first steps warm caches (and compile GPU
 /// kernels).
 #[derive(Default)]
@@ -124,7 +122,8 @@ impl Timings {
         let half = self.step_ms.len() / 2;
         summary.median_step_ms = upper_median(self.step_ms[half..].to_vec());
         let late = &self.phases[half..];
-        let phase = |i: usize| upper_median(late.iter().map(|p| p[i]).collect()).unwrap_or(f64::NAN);
+        let phase =
+            |i: usize| upper_median(late.iter().map(|p| p[i]).collect()).unwrap_or(f64::NAN);
         summary.phase_ms = Some(PhaseTimes {
             forward: phase(0),
             backward: phase(1),
@@ -189,14 +188,24 @@ pub fn train_loop<T: Task>(
             .norms()
             .iter()
             .zip(&stats)
-            .map(|(norm, s)| s.as_ref().and_then(|s| norm.after_backward(&grads, s, &ctx)))
+            .map(|(norm, s)| {
+                s.as_ref()
+                    .and_then(|s| norm.after_backward(&grads, s, &ctx))
+            })
             .collect();
         let mut grads = GradientsParams::from_grads(grads, &model);
         let grad_norm = clip_gradients(&model, &mut grads, config.grad_clip);
         let t_norms = t0.elapsed();
         model = optim.step(lr, model, grads);
         let t_optimizer = t0.elapsed();
-        let values = read_step_values(loss, grad_norm, &layer_names, &stats, &grad_stats, config.probes);
+        let values = read_step_values(
+            loss,
+            grad_norm,
+            &layer_names,
+            &stats,
+            &grad_stats,
+            config.probes,
+        );
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         let at = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         timings.push(
@@ -222,7 +231,10 @@ pub fn train_loop<T: Task>(
             control.progress.println(format!(
                 "run {} diverged at step {step}: {what}{}",
                 run.summary.run_id,
-                div.layer.as_ref().map(|l| format!(" in {l}")).unwrap_or_default()
+                div.layer
+                    .as_ref()
+                    .map(|l| format!(" in {l}"))
+                    .unwrap_or_default()
             ));
             run.summary.divergence = Some(div);
             run.summary.status = RunStatus::Diverged;
@@ -238,7 +250,9 @@ pub fn train_loop<T: Task>(
             run.summary.final_eval = Some(row);
         }
         if step % 50 == 0 {
-            run.writer.flush().context("cannot write the run's CSV files")?;
+            run.writer
+                .flush()
+                .context("cannot write the run's CSV files")?;
         }
     }
     run.summary.status = RunStatus::Finished;

@@ -64,7 +64,12 @@ pub struct TextTask<'a> {
 }
 
 impl<'a> TextTask<'a> {
-    pub fn new(config: &'a RunConfig, data: &'a TextData, device: &Device, eval_device: &Device) -> Self {
+    pub fn new(
+        config: &'a RunConfig,
+        data: &'a TextData,
+        device: &Device,
+        eval_device: &Device,
+    ) -> Self {
         let plan = config.batch_plan();
         Self {
             config,
@@ -189,11 +194,16 @@ impl Task for ImageTask<'_> {
     fn model(&self, init_device: &Device, device: &Device) -> ImageModel {
         let cnn = self.config.cnn_config();
         let norm = self.config.norm_config();
-        seeded_init(self.config.seed, init_device, device, |d| cnn.init(&norm, d))
+        seeded_init(self.config.seed, init_device, device, |d| {
+            cnn.init(&norm, d)
+        })
     }
 
     fn forward(&mut self, model: &ImageModel, step: usize) -> Forward {
-        let idx = self.batches.next().expect("image training split is not empty");
+        let idx = self
+            .batches
+            .next()
+            .expect("image training split is not empty");
         let b = images::image_batch(self.train, &idx, &self.device);
         let [_, _, h, w] = b.images.dims();
         let positions = b.batch * h * w;

@@ -18,7 +18,11 @@ fn scaled_filled_ref(x: &[f64]) -> Vec<f64> {
     }
     let n_real = real.iter().filter(|&&r| r).count() as f64;
     for d in 0..D {
-        let mean = (0..B * T).filter(|&p| real[p]).map(|p| s[p * D + d]).sum::<f64>() / n_real;
+        let mean = (0..B * T)
+            .filter(|&p| real[p])
+            .map(|p| s[p * D + d])
+            .sum::<f64>()
+            / n_real;
         for p in (0..B * T).filter(|&p| !real[p]) {
             s[p * D + d] = mean;
         }
@@ -33,7 +37,12 @@ fn all_position_stats(f: &[f64]) -> (Vec<f64>, Vec<f64>) {
         .map(|d| (0..B * T).map(|p| f[p * D + d]).sum::<f64>() / n)
         .collect();
     let var = (0..D)
-        .map(|d| (0..B * T).map(|p| (f[p * D + d] - mean[d]).powi(2)).sum::<f64>() / n)
+        .map(|d| {
+            (0..B * T)
+                .map(|p| (f[p * D + d] - mean[d]).powi(2))
+                .sum::<f64>()
+                / n
+        })
         .collect();
     (mean, var)
 }
@@ -63,20 +72,39 @@ fn scaled_batch_norm_matches_float64_reference() {
     }
     let z = bn_apply(&filled, &mean, &var, &[1.0; D], &[0.0; D]);
     assert_close("scaled BN dgamma", &r.dgamma, &dgamma_ref(&z, &w), 1e-5);
-    assert_close("scaled BN dbeta", r.dbeta.as_ref().unwrap(), &dbeta_ref(&w), 1e-5);
+    assert_close(
+        "scaled BN dbeta",
+        r.dbeta.as_ref().unwrap(),
+        &dbeta_ref(&w),
+        1e-5,
+    );
     // the batch mean is the real-token mean, the variance the real variance x N_real / N
     let stats = r.stats.unwrap();
     let (real_mean, real_var) = bn_stats(&filled, true);
     let n_real = real.iter().filter(|&&r| r).count() as f64;
-    let diluted: Vec<f64> = real_var.iter().map(|v| v * n_real / (B * T) as f64).collect();
-    assert_close("scaled BN batch mean", &to_vec(stats.mean.unwrap()), &real_mean, 1e-5);
+    let diluted: Vec<f64> = real_var
+        .iter()
+        .map(|v| v * n_real / (B * T) as f64)
+        .collect();
+    assert_close(
+        "scaled BN batch mean",
+        &to_vec(stats.mean.unwrap()),
+        &real_mean,
+        1e-5,
+    );
     assert_close("scaled BN batch var", &to_vec(stats.second), &diluted, 1e-5);
-    assert_close("scaled BN running before", &to_vec(stats.running_second), &[1.0; D], 1e-7);
+    assert_close(
+        "scaled BN running before",
+        &to_vec(stats.running_second),
+        &[1.0; D],
+        1e-7,
+    );
     // backward probes by finite differences of the forward with injected statistics
     let grad = r.grad_stats.unwrap();
     let h = 1e-6;
     let fd = |perturb_var: bool, d: usize| {
-        let (mut mp, mut vp, mut mm, mut vm) = (mean.clone(), var.clone(), mean.clone(), var.clone());
+        let (mut mp, mut vp, mut mm, mut vm) =
+            (mean.clone(), var.clone(), mean.clone(), var.clone());
         if perturb_var {
             vp[d] += h;
             vm[d] -= h;
@@ -90,8 +118,18 @@ fn scaled_batch_norm_matches_float64_reference() {
     };
     let dvar: Vec<f64> = (0..D).map(|d| fd(true, d)).collect();
     let dmean: Vec<f64> = (0..D).map(|d| fd(false, d)).collect();
-    assert_close("scaled BN dL/dvar", &to_vec(grad.d_second.unwrap()), &dvar, 1e-5);
-    assert_close("scaled BN dL/dmu", &to_vec(grad.d_mean.unwrap()), &dmean, 1e-5);
+    assert_close(
+        "scaled BN dL/dvar",
+        &to_vec(grad.d_second.unwrap()),
+        &dvar,
+        1e-5,
+    );
+    assert_close(
+        "scaled BN dL/dmu",
+        &to_vec(grad.d_mean.unwrap()),
+        &dmean,
+        1e-5,
+    );
     // running statistics: momentum 0.05, unbiased variance over all N positions
     let n = (B * T) as f64;
     let rm: Vec<f64> = mean.iter().map(|m| MOMENTUM * m).collect();
@@ -128,10 +166,16 @@ fn scaled_batch_norm_without_padding_is_batch_norm_of_scaled_tokens() {
     let scaled: Vec<f64> = (0..B * T)
         .flat_map(|p| {
             let row = &x[p * D..(p + 1) * D];
-            let rms = (row.iter().map(|v| v * v).sum::<f64>() / D as f64 + LAYER_SCALING_EPS).sqrt();
+            let rms =
+                (row.iter().map(|v| v * v).sum::<f64>() / D as f64 + LAYER_SCALING_EPS).sqrt();
             row.iter().map(move |v| v / rms).collect::<Vec<_>>()
         })
         .collect();
     let (mean, var) = all_position_stats(&scaled);
-    assert_close("scaled BN unpadded y", &r.y, &bn_apply(&scaled, &mean, &var, &g, &be), 1e-5);
+    assert_close(
+        "scaled BN unpadded y",
+        &r.y,
+        &bn_apply(&scaled, &mean, &var, &g, &be),
+        1e-5,
+    );
 }
