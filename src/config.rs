@@ -225,6 +225,7 @@ impl RunConfig {
                 backward_divisor: self.pn_backward_divisor,
                 backward_means: self.backward_means(),
             },
+            max_positions: (self.task == Task::Text).then_some(self.max_len),
         }
     }
 

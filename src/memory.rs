@@ -127,9 +127,17 @@ pub fn terms(s: &Shape) -> Vec<Term> {
 }
 
 /// Extra state a norm keeps besides parameters: running buffers (floats per norm layer).
-pub fn norm_buffers_per_layer(kind: NormKind, h: u64) -> (u64, &'static str) {
-    let info = kind.info();
-    (info.buffers_per_feature * h, info.buffers)
+pub fn norm_buffers_per_layer(config: &RunConfig) -> (u64, &'static str) {
+    let info = config.norm.info();
+    let per_position = if info.buffers_per_position {
+        config.max_len as u64
+    } else {
+        1
+    };
+    (
+        info.buffers_per_feature * config.d_model as u64 * per_position,
+        info.buffers,
+    )
 }
 
 /// Parameters of one norm layer of width `h`.
@@ -161,7 +169,7 @@ pub fn differences(config: &RunConfig, vocab: u64) -> Vec<(String, i64)> {
         d.push(("final norm before the head (pre-norm)".into(), per_norm));
         norm_layers += 1;
     }
-    let (buffers, what) = norm_buffers_per_layer(config.norm, h as u64);
+    let (buffers, what) = norm_buffers_per_layer(config);
     if buffers > 0 {
         d.push((
             format!("{what} of {norm_layers} norm layers (buffers, not trained; Burn's num_params counts them)"),
@@ -230,7 +238,7 @@ pub fn config_report(config: &RunConfig, vocab: usize) -> String {
     for (why, n) in differences(config, vocab as u64) {
         let _ = writeln!(out, "  {n:>+10}  {why}");
     }
-    let (buffers, what) = norm_buffers_per_layer(config.norm, config.d_model as u64);
+    let (buffers, what) = norm_buffers_per_layer(config);
     let norm_layers = 2 * config.layers + usize::from(config.norm_position == NormPosition::Pre);
     let _ = writeln!(
         out,

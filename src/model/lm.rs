@@ -314,6 +314,7 @@ mod tests {
                 backward_divisor: BackwardDivisor::Batch,
                 backward_means: BackwardMeans::All,
             },
+            max_positions: Some(cfg.max_len),
         };
         (cfg.init(&norm, &device), device)
     }

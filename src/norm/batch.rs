@@ -65,6 +65,7 @@ pub const BATCH: NormDef<BatchNorm> = NormDef {
         statistic: Some(StatKind::Variance),
         params_per_feature: 2,
         buffers_per_feature: 2,
+        buffers_per_position: false,
         buffers: "running mean and variance",
         options: &["norm_eps", "norm_momentum"],
     },

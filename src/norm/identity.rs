@@ -20,6 +20,7 @@ pub const NONE: NormDef<Identity> = NormDef {
         statistic: None,
         params_per_feature: 0,
         buffers_per_feature: 0,
+        buffers_per_position: false,
         buffers: "none",
         options: &[],
     },

@@ -28,6 +28,7 @@ pub const LAYER: NormDef<LayerNorm> = NormDef {
         statistic: None,
         params_per_feature: 2,
         buffers_per_feature: 0,
+        buffers_per_position: false,
         buffers: "none",
         options: &["norm_eps"],
     },

@@ -25,7 +25,9 @@
 //!    backend parity test (`tests/parity.rs`), `--help`, memory accounting and the reports pick
 //!    the norm up from the registry.
 //!
-//! `scaled_batch.rs` was added this way: its file, one registry line, its test file.
+//! `scaled_batch.rs` and `position_batch.rs` were added this way: each its file, one registry
+//! line, its test file (`position_batch.rs` also needed the model's maximum length, now
+//! [`NormConfig::max_positions`]).
 
 mod stats;
 
@@ -84,6 +86,8 @@ pub struct NormInfo {
     pub params_per_feature: u64,
     /// State kept besides parameters, in floats per feature, and what it is.
     pub buffers_per_feature: u64,
+    /// Whether those buffers are kept for every token position (times the maximum length).
+    pub buffers_per_position: bool,
     pub buffers: &'static str,
     /// The run-configuration keys it reads.
     pub options: &'static [&'static str],
@@ -165,6 +169,7 @@ norms! {
     rms :: RmsNorm { Rms => RMS }
     batch :: BatchNorm { Batch => BATCH, MaskedBatch => MASKED_BATCH }
     scaled_batch :: ScaledBatchNorm { ScaledBatch => SCALED_BATCH }
+    position_batch :: PositionBatchNorm { PositionBatch => POSITION_BATCH }
     pnv :: PnVNorm { PnV => PN_V }
     power :: PowerNorm { Power => POWER }
 }
@@ -224,6 +229,9 @@ pub struct NormConfig {
     /// Running-statistics momentum of BN and PN-V: `running = (1-m) running + m batch`.
     pub momentum: f64,
     pub power: PowerConfig,
+    /// The longest sequence a text model sees (`None` for images): norms that keep
+    /// statistics per position size their buffers by it.
+    pub max_positions: Option<usize>,
 }
 
 impl NormConfig {

@@ -43,6 +43,7 @@ pub const PN_V: NormDef<PnVNorm> = NormDef {
         statistic: Some(StatKind::QuadraticMean),
         params_per_feature: 2,
         buffers_per_feature: 1,
+        buffers_per_position: false,
         buffers: "running quadratic mean",
         options: &["norm_eps", "norm_momentum"],
     },

@@ -130,6 +130,7 @@ pub const POWER: NormDef<PowerNorm> = NormDef {
         statistic: Some(StatKind::QuadraticMean),
         params_per_feature: 2,
         buffers_per_feature: 2,
+        buffers_per_position: false,
         buffers: "running quadratic mean and nu",
         options: &[
             "norm_eps",

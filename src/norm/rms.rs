@@ -27,6 +27,7 @@ pub const RMS: NormDef<RmsNorm> = NormDef {
         statistic: None,
         params_per_feature: 1,
         buffers_per_feature: 0,
+        buffers_per_position: false,
         buffers: "none",
         options: &["norm_eps"],
     },

@@ -43,6 +43,7 @@ pub const SCALED_BATCH: NormDef<ScaledBatchNorm> = NormDef {
         statistic: Some(StatKind::Variance),
         params_per_feature: 2,
         buffers_per_feature: 2,
+        buffers_per_position: false,
         buffers: "running mean and variance",
         options: &["norm_eps"],
     },

@@ -321,6 +321,7 @@ fn with_params(kind: NormKind) -> NormLayer {
             backward_divisor: BackwardDivisor::Batch,
             backward_means: BackwardMeans::All,
         },
+        max_positions: Some(T),
     };
     let (g, be) = gamma_beta();
     set_affine(cfg.init(D, &device()), &g, &be)
@@ -797,6 +798,7 @@ fn invalid_norm_options_are_rejected() {
             backward_divisor: BackwardDivisor::Batch,
             backward_means: BackwardMeans::All,
         },
+        max_positions: Some(T),
     };
     assert!(cfg.validate(6).unwrap_err().to_string().contains("groups"));
     cfg.power.groups = 3;
@@ -812,4 +814,5 @@ fn invalid_norm_options_are_rejected() {
     assert!(cfg.validate(6).is_err());
 }
 
+mod position_batch;
 mod scaled_batch;

@@ -1,0 +1,215 @@
+//! BatchNorm per token position (`position-batch`) against a float64 reference: statistics per
+//! (position, feature) over the real tokens at that position, running statistics for positions
+//! with fewer than 2 real tokens, per-position running updates.
+
+use super::*;
+use crate::norm::position_batch::PositionBatchNorm;
+
+/// Per position: `Some((mean, biased var))` over its real tokens, `None` with fewer than 2.
+fn position_stats(x: &[f64]) -> Vec<Option<(Vec<f64>, Vec<f64>)>> {
+    let real = real();
+    (0..T)
+        .map(|t| {
+            let rows: Vec<usize> = (0..B).map(|b| b * T + t).filter(|&p| real[p]).collect();
+            if rows.len() < 2 {
+                return None;
+            }
+            let n = rows.len() as f64;
+            let mean: Vec<f64> = (0..D)
+                .map(|d| rows.iter().map(|&p| x[p * D + d]).sum::<f64>() / n)
+                .collect();
+            let var = (0..D)
+                .map(|d| {
+                    rows.iter()
+                        .map(|&p| (x[p * D + d] - mean[d]).powi(2))
+                        .sum::<f64>()
+                        / n
+                })
+                .collect();
+            Some((mean, var))
+        })
+        .collect()
+}
+
+/// Normalizes every position with `stats[t]`, or with the running `(rm[t], rv[t])` where the
+/// position has no batch statistics.
+fn position_apply(
+    x: &[f64],
+    stats: &[Option<(Vec<f64>, Vec<f64>)>],
+    rm: &[Vec<f64>],
+    rv: &[Vec<f64>],
+    g: &[f64],
+    be: &[f64],
+) -> Vec<f64> {
+    (0..x.len())
+        .map(|i| {
+            let (p, d) = (i / D, i % D);
+            let t = p % T;
+            let (m, v) = match &stats[t] {
+                Some((m, v)) => (m[d], v[d]),
+                None => (rm[t][d], rv[t][d]),
+            };
+            g[d] * (x[i] - m) / (v + EPS).sqrt() + be[d]
+        })
+        .collect()
+}
+
+fn running_init() -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    (vec![vec![0.0; D]; T], vec![vec![1.0; D]; T])
+}
+
+#[test]
+fn position_batch_norm_matches_float64_reference() {
+    let (g, be) = gamma_beta();
+    let norm = with_params(NormKind::PositionBatch);
+    let m = mask();
+    let x = values(B * T * D, 41, 2.0, 0.3);
+    let w = values(B * T * D, 42, 1.0, 0.0);
+    let (rm0, rv0) = running_init();
+    let stats = position_stats(&x);
+    // LENGTHS [4, 2, 3]: positions 0-2 have 3, 3 and 2 real tokens, position 3 only one
+    assert!(stats[..3].iter().all(Option::is_some) && stats[3].is_none());
+    let r = run(&norm, &x, &w, &ctx(&m, true, true, 1));
+    let f = |x: &[f64]| position_apply(x, &position_stats(x), &rm0, &rv0, &g, &be);
+    let real = real();
+    let real_rows =
+        |v: &[f64]| -> Vec<f64> { (0..v.len()).filter(|i| real[i / D]).map(|i| v[i]).collect() };
+    assert_close("position BN y", &real_rows(&r.y), &real_rows(&f(&x)), 1e-5);
+    assert_close("position BN dx", &r.dx, &finite_diff(&f, &x, &w), 1e-5);
+    assert_close(
+        "position BN dbeta",
+        r.dbeta.as_ref().unwrap(),
+        &dbeta_ref(&w),
+        1e-5,
+    );
+    // the statistics used, flattened over positions: batch ones, running ones at position 3
+    let s = r.stats.unwrap();
+    let used_mean: Vec<f64> = (0..T)
+        .flat_map(|t| stats[t].as_ref().map_or(rm0[t].clone(), |(m, _)| m.clone()))
+        .collect();
+    let used_var: Vec<f64> = (0..T)
+        .flat_map(|t| stats[t].as_ref().map_or(rv0[t].clone(), |(_, v)| v.clone()))
+        .collect();
+    assert_close(
+        "position BN used mean",
+        &to_vec(s.mean.unwrap()),
+        &used_mean,
+        1e-5,
+    );
+    assert_close("position BN used var", &to_vec(s.second), &used_var, 1e-5);
+    assert!(
+        r.grad_stats.is_none(),
+        "no gradient probes for per-position statistics"
+    );
+    // running statistics: momentum 0.1 where the position had batch statistics, untouched else
+    let (mut rm, mut rv) = running_init();
+    for t in 0..T {
+        if let Some((mean, var)) = &stats[t] {
+            rm[t] = mean.iter().map(|v| 0.1 * v).collect();
+            rv[t] = var.iter().map(|v| 0.9 + 0.1 * v).collect();
+        }
+    }
+    // evaluation: every position with its running statistics, nothing updated
+    let x2 = values(B * T * D, 43, 2.0, -0.1);
+    let none = vec![None; T];
+    let r = run(&norm, &x2, &w, &ctx(&m, false, false, 2));
+    let f = |x: &[f64]| position_apply(x, &none, &rm, &rv, &g, &be);
+    assert_close("position BN eval y", &r.y, &f(&x2), 1e-5);
+    assert_close(
+        "position BN eval dx",
+        &r.dx,
+        &finite_diff(&f, &x2, &w),
+        1e-5,
+    );
+    assert!(r.stats.is_none());
+}
+
+#[test]
+fn a_pad_changes_no_position_statistics() {
+    let norm = with_params(NormKind::PositionBatch);
+    let m = mask();
+    let x = values(B * T * D, 44, 1.0, 0.2);
+    let w = values(B * T * D, 45, 1.0, 0.0);
+    let base = run(&norm, &x, &w, &ctx(&m, true, false, 1));
+    let real = real();
+    for p in (0..B * T).filter(|&p| !real[p]) {
+        let mut xp = x.clone();
+        for d in 0..D {
+            xp[p * D + d] += 50.0;
+        }
+        let r = run(&norm, &xp, &w, &ctx(&m, true, false, 1));
+        let (a, b) = (base.stats.as_ref().unwrap(), r.stats.unwrap());
+        assert_close(
+            &format!("means with pad {p} moved"),
+            &to_vec(b.mean.unwrap()),
+            &to_vec(a.mean.clone().unwrap()),
+            1e-6,
+        );
+        assert_close(
+            &format!("variances with pad {p} moved"),
+            &to_vec(b.second),
+            &to_vec(a.second.clone()),
+            1e-6,
+        );
+    }
+}
+
+#[test]
+fn positions_beyond_the_batch_keep_their_running_statistics() {
+    let m = mask();
+    let norm = NormLayer::PositionBatch(PositionBatchNorm::new(D, T + 2, EPS, 0.5, &device()));
+    let x = values(B * T * D, 46, 1.0, 0.0);
+    let _ = norm.forward(t3(&x), &ctx(&m, true, true, 1));
+    let NormLayer::PositionBatch(pb) = &norm else {
+        unreachable!()
+    };
+    let rm = to_vec(pb.running_mean.value_sync());
+    let rv = to_vec(pb.running_var.value_sync());
+    let stats = position_stats(&x);
+    for t in 0..T + 2 {
+        let (want_m, want_v): (Vec<f64>, Vec<f64>) = match stats.get(t).and_then(|s| s.as_ref()) {
+            Some((mean, var)) => (
+                mean.iter().map(|v| 0.5 * v).collect(),
+                var.iter().map(|v| 0.5 + 0.5 * v).collect(),
+            ),
+            None => (vec![0.0; D], vec![1.0; D]),
+        };
+        assert_close(
+            &format!("running mean {t}"),
+            &rm[t * D..(t + 1) * D],
+            &want_m,
+            1e-5,
+        );
+        assert_close(
+            &format!("running var {t}"),
+            &rv[t * D..(t + 1) * D],
+            &want_v,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn position_batch_needs_text() {
+    let mut cfg = NormConfig {
+        kind: NormKind::PositionBatch,
+        eps: EPS,
+        momentum: 0.1,
+        power: PowerConfig {
+            alpha_fwd: 0.9,
+            alpha_bkw: 0.9,
+            warmup: 3,
+            groups: 0,
+            backward_divisor: BackwardDivisor::Batch,
+            backward_means: BackwardMeans::Real,
+        },
+        max_positions: Some(T),
+    };
+    cfg.validate(D).unwrap();
+    cfg.max_positions = None;
+    assert!(cfg
+        .validate(D)
+        .unwrap_err()
+        .to_string()
+        .contains("--task text"));
+}
