@@ -2,7 +2,7 @@
 //! `results/<run-id>/config.toml`; experiment files set the same keys.
 
 pub use crate::backend::BackendKind;
-use crate::data::BatchPlan;
+use crate::data::{BatchPlan, EvalBatching};
 use crate::errors::{ensure_positive, ensure_within, friendly, one_line};
 use crate::model::{CnnConfig, LmConfig, NormPosition};
 use crate::norm::{BackwardDivisor, BackwardMeans, NormConfig, NormKind, PowerConfig};
@@ -106,6 +106,10 @@ pub struct RunConfig {
     pub eval_every: usize,
     /// Validation batches per evaluation (0: the whole split).
     pub eval_batches: usize,
+    /// Text: how validation batches are formed; unset means plain. Written to config.toml (and
+    /// so into the run id) only when bucketed, so runs from before the option keep their ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_batching: Option<EvalBatching>,
     /// Per-layer batch-statistics probes every step.
     pub probes: bool,
 }
@@ -153,6 +157,7 @@ impl Default for RunConfig {
             grad_clip: 1.0,
             eval_every: 100,
             eval_batches: 20,
+            eval_batching: None,
             probes: true,
         }
     }
@@ -198,6 +203,9 @@ impl RunConfig {
             bail!(
                 "this build has no GPU backend: rebuild with the wgpu feature, e.g. `cargo run --features wgpu --bin ablate -- --backend wgpu ...`"
             );
+        }
+        if self.task == Task::Images && self.eval_batching == Some(EvalBatching::Bucketed) {
+            bail!("eval-batching bucketed applies to text (sentences of different lengths), not to images");
         }
         if self.cnn_channels.is_empty() || self.cnn_channels.contains(&0) {
             bail!("cnn-channels must list at least one positive channel count");
@@ -272,6 +280,7 @@ impl RunConfig {
         // written (and so hashed into the id) only for the norms that read it
         let reads_means = self.norm.info().options.contains(&"pn_backward_means");
         c.pn_backward_means = reads_means.then(|| self.backward_means());
+        c.eval_batching = self.eval_batching.filter(|b| *b != EvalBatching::Plain);
         toml::to_string(&c).expect("a run config always serializes")
     }
 
@@ -375,6 +384,28 @@ mod tests {
         };
         assert!(!layer.to_toml().contains("pn_backward_means"));
         assert_eq!(layer.id(), layer_all.id());
+    }
+
+    #[test]
+    fn plain_evaluation_batching_keeps_the_ids_of_runs_from_before_the_option() {
+        let plain = RunConfig::default();
+        let explicit = RunConfig {
+            eval_batching: Some(EvalBatching::Plain),
+            ..Default::default()
+        };
+        let bucketed = RunConfig {
+            eval_batching: Some(EvalBatching::Bucketed),
+            ..Default::default()
+        };
+        assert!(!plain.to_toml().contains("eval_batching"));
+        assert_eq!(plain.id(), explicit.id());
+        assert!(bucketed.to_toml().contains("eval_batching = \"bucketed\""));
+        assert_ne!(plain.id(), bucketed.id());
+        let images = RunConfig {
+            task: Task::Images,
+            ..bucketed
+        };
+        assert!(images.validate().is_err());
     }
 
     #[test]

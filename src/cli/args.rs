@@ -1,6 +1,7 @@
 //! The options of one run, shared by the single-run command, `bench` and `memory`.
 
 use crate::config::{BackendKind, RunConfig, Task};
+use crate::data::EvalBatching;
 use crate::model::NormPosition;
 use crate::norm::{BackwardDivisor, BackwardMeans, NormKind};
 use anyhow::{Context, Result};
@@ -124,6 +125,9 @@ pub struct RunArgs {
     /// Validation batches per evaluation, 0 = all. [default: 20]
     #[arg(long, help_heading = "Logging")]
     pub eval_batches: Option<usize>,
+    /// Text: validation batches in file order (plain) or length-bucketed like training. [default: plain]
+    #[arg(long, value_enum, help_heading = "Logging")]
+    pub eval_batching: Option<EvalBatching>,
     /// Switch the per-step batch-statistics probes off.
     #[arg(long, help_heading = "Logging")]
     pub no_probes: bool,
@@ -175,6 +179,9 @@ impl RunArgs {
         );
         if self.max_tokens.is_some() {
             c.max_tokens = self.max_tokens;
+        }
+        if self.eval_batching.is_some() {
+            c.eval_batching = self.eval_batching;
         }
         if self.pn_backward_means.is_some() {
             c.pn_backward_means = self.pn_backward_means;

@@ -12,6 +12,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
 
 /// How sentences are grouped into batches.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -200,6 +201,16 @@ impl BatchPlan {
         }
     }
 
+    /// Sentences in a bucketing pool of `batches` batches.
+    fn pool_sentences(&self, batches: usize) -> usize {
+        batches
+            * self
+                .max_tokens
+                .map(|t| t / self.max_len)
+                .unwrap_or(self.sentences)
+                .max(1)
+    }
+
     /// Batches of one pass over `examples`. `rng = None`: file order (evaluation);
     /// otherwise shuffled (and bucketed if configured).
     pub fn epoch(&self, examples: &[Example], rng: Option<&mut StdRng>) -> Vec<Vec<usize>> {
@@ -211,12 +222,7 @@ impl BatchPlan {
         if self.bucket_pool == 0 {
             return self.cut(examples, &order);
         }
-        let pool = self.bucket_pool
-            * self
-                .max_tokens
-                .map(|t| t / self.max_len)
-                .unwrap_or(self.sentences)
-                .max(1);
+        let pool = self.pool_sentences(self.bucket_pool);
         let mut batches = Vec::new();
         for chunk in order.chunks_mut(pool) {
             chunk.sort_by_key(|&i| examples[i].inputs.len());
@@ -268,15 +274,56 @@ impl Iterator for TrainBatches<'_> {
     }
 }
 
-/// Evaluation batches in file order (deterministic), at most `limit` of them (0: all).
-pub fn eval_batches(examples: &[Example], plan: &BatchPlan, limit: usize) -> Vec<TextBatch> {
+/// How validation batches are formed.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvalBatching {
+    /// Sentences in file order, cut with the run's batch size or token budget.
+    #[default]
+    Plain,
+    /// The same sentences sorted by length within pools of `--bucket-pool` batches (16 when
+    /// training is not bucketed), as bucketed training batches are: less padding.
+    Bucketed,
+}
+
+/// Pool size, in batches, of bucketed evaluation when training is not bucketed.
+pub const EVAL_BUCKET_POOL: usize = 16;
+
+/// Evaluation batches (deterministic): the first `limit` batches (0: all) of the split in file
+/// order; with [`EvalBatching::Bucketed`], the same sentences length-bucketed.
+pub fn eval_batches(
+    examples: &[Example],
+    plan: &BatchPlan,
+    limit: usize,
+    batching: EvalBatching,
+) -> Vec<TextBatch> {
     let batches = plan.epoch(examples, None);
     let take = if limit == 0 {
         batches.len()
     } else {
         limit.min(batches.len())
     };
-    batches[..take]
+    let chosen = &batches[..take];
+    let batches = match batching {
+        EvalBatching::Plain => chosen.to_vec(),
+        EvalBatching::Bucketed => {
+            let mut order = chosen.concat();
+            let pool_batches = match plan.bucket_pool {
+                0 => EVAL_BUCKET_POOL,
+                k => k,
+            };
+            let pool = plan.pool_sentences(pool_batches);
+            let mut out = Vec::new();
+            for chunk in order.chunks_mut(pool) {
+                chunk.sort_by_key(|&i| examples[i].inputs.len());
+                out.extend(plan.cut(examples, chunk));
+            }
+            out
+        }
+    };
+    batches
         .iter()
         .map(|idx| TextBatch::from_examples(&idx.iter().map(|&i| &examples[i]).collect::<Vec<_>>()))
         .collect()
@@ -326,6 +373,61 @@ mod tests {
         assert_eq!(batch.real, vec![true, true, true, true, false, false]);
         assert_eq!(batch.real_tokens(), 4);
         assert!((batch.padding_fraction() - 2.0 / 6.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bucketed_evaluation_batches_hold_the_same_sentences_with_less_padding() {
+        let examples: Vec<Example> = (0..200).map(|i| example(1 + (i * 37) % 23)).collect();
+        for bucket_pool in [0, 4] {
+            let plan = BatchPlan {
+                sentences: 8,
+                max_tokens: None,
+                bucket_pool,
+                max_len: 24,
+            };
+            let plain = eval_batches(&examples, &plan, 10, EvalBatching::Plain);
+            let bucketed = eval_batches(&examples, &plan, 10, EvalBatching::Bucketed);
+            let again = eval_batches(&examples, &plan, 10, EvalBatching::Bucketed);
+            let sentences = |bs: &[TextBatch]| {
+                let mut v: Vec<Vec<usize>> = bs
+                    .iter()
+                    .flat_map(|b| {
+                        (0..b.batch).map(move |r| {
+                            (0..b.time)
+                                .filter(|&t| b.real[r * b.time + t])
+                                .map(|t| b.inputs[r * b.time + t])
+                                .collect()
+                        })
+                    })
+                    .collect();
+                v.sort();
+                v
+            };
+            assert_eq!(plain.len(), 10);
+            assert_eq!(
+                sentences(&plain),
+                sentences(&bucketed),
+                "pool {bucket_pool}"
+            );
+            let pads = |bs: &[TextBatch]| {
+                bs.iter()
+                    .map(|b| b.batch * b.time - b.real_tokens())
+                    .sum::<usize>()
+            };
+            assert!(
+                pads(&bucketed) < pads(&plain),
+                "pool {bucket_pool}: {} vs {}",
+                pads(&bucketed),
+                pads(&plain)
+            );
+            assert_eq!(
+                bucketed
+                    .iter()
+                    .map(|b| b.inputs.clone())
+                    .collect::<Vec<_>>(),
+                again.iter().map(|b| b.inputs.clone()).collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@ pub mod corpus;
 pub mod images;
 pub mod vocab;
 
-pub use batcher::{BatchPlan, EncodedSplit, Example, TextBatch, TextTensors, TrainBatches};
+pub use batcher::{
+    BatchPlan, EncodedSplit, EvalBatching, Example, TextBatch, TextTensors, TrainBatches,
+};
 pub use corpus::{load_corpus, split, Sentence, Splits};
 pub use vocab::Vocab;
 

@@ -9,8 +9,9 @@
 //!
 //! | name | value |
 //! |---|---|
-//! | `dist_mean` | `‖mu_B − mu_r‖₂ / d` (BatchNorm) |
+//! | `dist_mean` | `‖mu_B − mu_r‖₂ / d` (BatchNorm): the paper's measure, which shrinks like 1/√d |
 //! | `dist_var` / `dist_psi2` | `‖s_B − s_r‖₂ / d` |
+//! | `rms_dist_mean`, `rms_dist_var` / `rms_dist_psi2` | `‖·‖₂ / √d`: the per-feature RMS distance, comparable across widths |
 //! | `rel_dist_mean` | `‖mu_B − mu_r‖₂ / ‖sqrt(var_r)‖₂` (scale-free, BatchNorm) |
 //! | `rel_dist_var` / `rel_dist_psi2` | `‖s_B − s_r‖₂ / ‖s_r‖₂` (scale-free) |
 //! | `var_mean` / `psi2_mean`, `var_max` / `psi2_max` | mean and max over features of `s_B` |
@@ -47,6 +48,7 @@ pub fn layer_probes(stats: &BatchStats, grads: Option<&GradStats>) -> LayerProbe
     if let (Some(mu), Some(mu_r)) = (&stats.mean, &stats.running_mean) {
         let diff = l2(mu.clone() - mu_r.clone());
         push("dist_mean".into(), diff.clone().div_scalar(d));
+        push("rms_dist_mean".into(), diff.clone().div_scalar(d.sqrt()));
         push(
             "rel_dist_mean".into(),
             diff / l2(stats.running_second.clone().sqrt()),
@@ -54,6 +56,7 @@ pub fn layer_probes(stats: &BatchStats, grads: Option<&GradStats>) -> LayerProbe
     }
     let diff = l2(stats.second.clone() - stats.running_second.clone());
     push(format!("dist_{s}"), diff.clone().div_scalar(d));
+    push(format!("rms_dist_{s}"), diff.clone().div_scalar(d.sqrt()));
     push(
         format!("rel_dist_{s}"),
         diff / l2(stats.running_second.clone()),
@@ -114,8 +117,10 @@ mod tests {
         let sqrt5 = 5f32.sqrt();
         let expect = [
             ("dist_mean", sqrt5 / 2.0),
+            ("rms_dist_mean", sqrt5 / 2f32.sqrt()),
             ("rel_dist_mean", sqrt5 / 2f32.sqrt()),
             ("dist_var", 3.0 / 2.0),
+            ("rms_dist_var", 3.0 / 2f32.sqrt()),
             ("rel_dist_var", 3.0 / 2f32.sqrt()),
             ("var_mean", 2.5),
             ("var_max", 4.0),

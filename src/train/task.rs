@@ -75,7 +75,12 @@ impl<'a> TextTask<'a> {
             config,
             data,
             batches: TrainBatches::new(&data.train.examples, plan, config.seed),
-            valid: batcher::eval_batches(&data.valid.examples, &plan, config.eval_batches),
+            valid: batcher::eval_batches(
+                &data.valid.examples,
+                &plan,
+                config.eval_batches,
+                config.eval_batching.unwrap_or_default(),
+            ),
             device: device.clone(),
             eval_device: eval_device.clone(),
         }
