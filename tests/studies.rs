@@ -1,0 +1,62 @@
+//! The shipped study files: every one expands into valid runs, and the paper-scale study (meant
+//! for a GPU) starts and trains on the CPU backend.
+
+mod common;
+
+use ablate::experiment::Study;
+use common::{ablate, stderr, temp_dir};
+use std::path::Path;
+
+fn experiments() -> Vec<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_shipped_study_expands_into_valid_runs() {
+    let files = experiments();
+    assert!(files.len() >= 5, "{files:?}");
+    for f in files {
+        let study = Study::load(&f).unwrap_or_else(|e| panic!("{}: {e:#}", f.display()));
+        assert!(!study.runs.is_empty(), "{}", f.display());
+    }
+}
+
+#[test]
+fn paper_scale_study_trains_two_steps_on_the_cpu() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/paper-scale.toml");
+    let study = Study::load(&path).unwrap();
+    let run = study
+        .runs
+        .iter()
+        .find(|r| r.task == ablate::config::Task::Text)
+        .expect("a text run");
+    assert_eq!((run.d_model, run.layers, run.max_tokens), (512, 6, Some(4096)));
+    let dir = temp_dir("paper-scale");
+    let config = dir.join("config.toml");
+    std::fs::write(&config, run.to_toml()).unwrap();
+    let out = dir.join("results");
+    let o = ablate(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--backend",
+        "flex",
+        "--steps",
+        "2",
+        "--eval-batches",
+        "1",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("Finished after 2 of 2 steps"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
