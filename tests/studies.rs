@@ -37,7 +37,10 @@ fn paper_scale_study_trains_two_steps_on_the_cpu() {
         .iter()
         .find(|r| r.task == ablate::config::Task::Text)
         .expect("a text run");
-    assert_eq!((run.d_model, run.layers, run.max_tokens), (512, 6, Some(4096)));
+    assert_eq!(
+        (run.d_model, run.layers, run.max_tokens),
+        (512, 6, Some(4096))
+    );
     let dir = temp_dir("paper-scale");
     let config = dir.join("config.toml");
     std::fs::write(&config, run.to_toml()).unwrap();

@@ -105,7 +105,7 @@ fn oscillation(runs: &[RunResult], out: &Path, all_layers: bool) -> Result<Optio
                 buckets: bucketed(rs, layer_fn, name),
             })
             .collect();
-        draw_boxes(panel, what, axis, &series)?;
+        draw_boxes(panel, what, axis, bucket_axis(), &series)?;
     }
     save(&root)?;
     Ok(Some(Chart {
@@ -153,6 +153,7 @@ fn bn_vs_pn(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
         &panels[0],
         "Forward: ||s_B - s|| / d (s = sigma2 for BN, psi2 for PN)",
         "distance to running statistic",
+        bucket_axis(),
         &forward,
     )?;
     let backward: Vec<BoxSeries> = groups
@@ -168,6 +169,7 @@ fn bn_vs_pn(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
         &panels[1],
         "Backward: ||dL/ds_B|| / d",
         "gradient of the loss w.r.t. the statistic",
+        bucket_axis(),
         &backward,
     )?;
     save(&root)?;
@@ -271,5 +273,8 @@ pub fn draw_all(runs: &[RunResult], out: &Path) -> Result<Vec<Chart>> {
     charts.extend(curves::curves(runs, out, Task::Text)?);
     charts.extend(curves::curves(runs, out, Task::Images)?);
     charts.extend(padding(runs, out)?);
+    let points = super::scale::points(runs);
+    charts.extend(super::scale::charts::regime(&points, out)?);
+    charts.extend(super::scale::charts::per_layer(&points, out)?);
     Ok(charts)
 }

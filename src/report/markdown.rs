@@ -227,6 +227,12 @@ pub fn report(study: Option<&Study>, runs: &[RunResult], charts: &[Chart]) -> St
         let _ = writeln!(s, "- {f}");
     }
 
+    let points = super::scale::points(runs);
+    if !points.is_empty() {
+        let _ = writeln!(s, "\n## Text against images, with intervals\n");
+        s.push_str(&super::scale::markdown(&points));
+    }
+
     let _ = writeln!(s, "\n## Final metrics\n");
     let _ = writeln!(s, "| configuration | runs | status | steps | valid loss | valid ppl / accuracy | training-mode loss | training-mode − eval loss |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");

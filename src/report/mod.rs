@@ -8,6 +8,7 @@ pub mod charts;
 mod curves;
 pub mod markdown;
 mod plot;
+pub mod scale;
 pub mod stats;
 
 pub use stats::{mean_std, median, quantile, sorted_finite, BoxStats, BUCKETS};

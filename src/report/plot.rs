@@ -76,6 +76,8 @@ pub(super) fn log_chart<'a, 'b>(
         .x_label_formatter(&|x| format!("{x:.x_decimals$}"))
         .x_desc(x_desc)
         .y_desc(y_desc)
+        .y_labels(log_labels(area, lo, hi))
+        .light_line_style(BLACK.mix(0.04))
         .y_label_formatter(y_format)
         .label_style(font(14))
         .axis_desc_style(font(15))
@@ -84,8 +86,17 @@ pub(super) fn log_chart<'a, 'b>(
     Ok(chart)
 }
 
+/// A log-axis tick: plain decimals between 0.001 and 10,000 (`0.03`, `2`, `150`), powers of ten
+/// in scientific notation outside.
 pub(super) fn sci(y: &f64) -> String {
-    format!("{y:.1e}")
+    let a = y.abs();
+    if a == 0.0 || !(1e-3..1e4).contains(&a) {
+        return format!("{y:.0e}");
+    }
+    let decimals = (-a.log10().floor()).max(0.0) as usize + 1;
+    let s = format!("{y:.decimals$}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
 }
 
 pub(super) fn draw_legend<'a, 'b: 'a>(
@@ -102,10 +113,23 @@ pub(super) fn draw_legend<'a, 'b: 'a>(
         .map_err(err)
 }
 
-/// One series of a box chart: label, and for each 20 % bucket the values.
+/// One series of a box chart: label, and for each x category (a 20 % bucket of training, a
+/// layer) the values.
 pub struct BoxSeries {
     pub label: String,
     pub buckets: Vec<Vec<f64>>,
+}
+
+/// How many labels to ask plotters for on a log axis from `lo` to `hi`: enough for 2..9 within
+/// each decade where they fit (about 18 px a label), only the powers of ten where they do not.
+pub(super) fn log_labels(area: &Area, lo: f64, hi: f64) -> usize {
+    let decades = (hi / lo).log10().max(1.0);
+    let height = area.dim_in_pixel().1 as f64 * 0.75;
+    if height / (decades * 9.0) >= 18.0 {
+        (decades.ceil() as usize) * 10 + 2
+    } else {
+        decades.ceil() as usize + 1
+    }
 }
 
 /// Positive finite values (for log axes).
@@ -121,15 +145,29 @@ pub(super) fn log_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)>
     }
     (lo.is_finite() && hi > 0.0).then(|| {
         let hi = if hi <= lo { lo * 10.0 } else { hi };
-        (lo / 1.5, hi * 1.5)
+        // plotters labels a log axis from the first power of ten inside it: start the axis at
+        // one, so that the smallest values have labels below them
+        // (a hair below it, so that rounding in plotters' log10 keeps that power)
+        (10f64.powf((lo / 1.5).log10().floor()) * 0.999, hi * 1.5)
     })
 }
 
-/// Grouped box plots by 20 % bucket of training, log y axis.
+/// The x categories of box plots by 20 % bucket of training, and their axis description.
+pub(super) fn bucket_axis() -> (Vec<String>, &'static str) {
+    (
+        (0..5)
+            .map(|i| format!("{}-{} %", i * 20, i * 20 + 20))
+            .collect(),
+        "share of training (box: quartiles, whiskers: 1.5 IQR, dots: outliers)",
+    )
+}
+
+/// Grouped box plots, one group per x category (`series[i].buckets[category]`), log y axis.
 pub(super) fn draw_boxes(
     area: &Area,
     title: &str,
     y_label: &str,
+    (categories, x_desc): (Vec<String>, &str),
     series: &[BoxSeries],
 ) -> Result<()> {
     let all = series
@@ -145,22 +183,26 @@ pub(super) fn draw_boxes(
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(80)
-        .build_cartesian_2d(-0.5f64..4.5f64, (lo..hi).log_scale())
+        .build_cartesian_2d(
+            -0.5f64..(categories.len() as f64 - 0.5),
+            (lo..hi).log_scale(),
+        )
         .map_err(err)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(5)
+        .x_labels(categories.len())
         .x_label_formatter(&|x| {
             let i = x.round() as i64;
-            if (x - i as f64).abs() < 1e-6 && (0..5).contains(&i) {
-                format!("{}-{} %", i * 20, i * 20 + 20)
-            } else {
-                String::new()
+            match usize::try_from(i).ok().and_then(|i| categories.get(i)) {
+                Some(c) if (x - i as f64).abs() < 1e-6 => c.clone(),
+                _ => String::new(),
             }
         })
+        .y_labels(log_labels(area, lo, hi))
+        .light_line_style(BLACK.mix(0.04))
         .y_label_formatter(&sci)
-        .x_desc("share of training (box: quartiles, whiskers: 1.5 IQR, dots: outliers)")
+        .x_desc(x_desc)
         .y_desc(y_label)
         .label_style(font(14))
         .axis_desc_style(font(15))

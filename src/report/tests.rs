@@ -242,3 +242,24 @@ fn box_statistics_by_hand() {
     assert_eq!(b.outliers, vec![100.0]);
     assert_eq!(mean_std(&[1.0, 3.0]), (2.0, 2f64.sqrt()));
 }
+
+#[test]
+fn log_axes_start_at_a_power_of_ten_and_ticks_read_plainly() {
+    use super::plot::{log_range, sci};
+    let (lo, hi) = log_range([0.0034, 0.009].into_iter()).unwrap();
+    // the first labelled tick (a power of ten) lies below the smallest value
+    assert!((lo / 1e-3 - 0.999).abs() < 1e-9, "{lo}");
+    assert!(hi > 0.009);
+    let (lo, _) = log_range([4.6, 5.8].into_iter()).unwrap();
+    assert!((lo - 0.999).abs() < 1e-9, "{lo}");
+    for (y, want) in [
+        (0.03, "0.03"),
+        (2.0, "2"),
+        (150.0, "150"),
+        (0.005, "0.005"),
+        (1e-5, "1e-5"),
+        (2e5, "2e5"),
+    ] {
+        assert_eq!(sci(&y), want);
+    }
+}

@@ -1,0 +1,266 @@
+//! The scale ladder's charts: the regime charts (text/image ratio of each measure against each
+//! scale axis, with 95 % bands) and the per-layer box plots.
+
+use super::{axes, trajectory, Point, Ratio, Scope, DIRECTION, MEASURES, REPRODUCED};
+use crate::report::charts::Chart;
+use crate::report::plot::*;
+use anyhow::Result;
+use plotters::prelude::*;
+use std::path::Path;
+
+/// One line of a regime panel: label, colour and `(x, ratio)` points.
+struct Line {
+    label: String,
+    color: RGBColor,
+    points: Vec<(f64, Ratio)>,
+}
+
+/// One panel: x against the ratio (log), a 95 % band and markers per line, and the two
+/// thresholds of the verdicts as grey rules.
+fn regime_panel(area: &Area, title: &str, x_desc: &str, lines: &[Line]) -> Result<()> {
+    let values = lines
+        .iter()
+        .flat_map(|l| l.points.iter().flat_map(|(_, r)| [r.lo, r.value, r.hi]))
+        .chain([DIRECTION, REPRODUCED]);
+    let xs: Vec<f64> = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.0))
+        .collect();
+    let (Some((lo, hi)), false) = (
+        log_range(values.filter(|v| v.is_finite() && *v > 0.0)),
+        xs.is_empty(),
+    ) else {
+        area.titled(&format!("{title}: no data"), font(18))
+            .map_err(err)?;
+        return Ok(());
+    };
+    let (x0, x1) = xs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    let pad = ((x1 - x0) * 0.08).max(0.5);
+    let mut chart = log_chart(
+        area,
+        title,
+        18,
+        (x0 - pad)..(x1 + pad),
+        (lo, hi),
+        x_desc,
+        "text / images",
+        &sci,
+    )?;
+    for (y, what) in [
+        (DIRECTION, "1.2: direction"),
+        (REPRODUCED, "10: reproduced"),
+    ] {
+        chart
+            .draw_series(LineSeries::new(
+                [(x0 - pad, y), (x1 + pad, y)],
+                BLACK.mix(0.35).stroke_width(1),
+            ))
+            .map_err(err)?
+            .label(what)
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.mix(0.35)));
+    }
+    for line in lines {
+        let c = line.color;
+        if line.points.len() >= 2 {
+            let mut band: Vec<(f64, f64)> = line.points.iter().map(|(x, r)| (*x, r.hi)).collect();
+            band.extend(line.points.iter().rev().map(|(x, r)| (*x, r.lo)));
+            chart
+                .draw_series([Polygon::new(band, c.mix(0.15).filled())])
+                .map_err(err)?;
+        }
+        chart
+            .draw_series(LineSeries::new(
+                line.points.iter().map(|(x, r)| (*x, r.value)),
+                c.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label(line.label.clone())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.stroke_width(2)));
+        for (x, r) in &line.points {
+            chart
+                .draw_series([PathElement::new(
+                    [(*x, r.lo), (*x, r.hi)],
+                    c.stroke_width(1),
+                )])
+                .map_err(err)?;
+            chart
+                .draw_series([Circle::new((*x, r.value), 4, c.filled())])
+                .map_err(err)?;
+        }
+    }
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
+}
+
+/// One figure: a row of panels, one per measure.
+fn regime_figure(
+    out: &Path,
+    file: &str,
+    title: &str,
+    x_desc: &str,
+    lines_of: &dyn Fn(&str) -> Vec<Line>,
+) -> Result<()> {
+    register_font();
+    let path = out.join(file);
+    let root = BitMapBackend::new(&path, (1800, 620)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let root = root.titled(title, font(22)).map_err(err)?;
+    let panels = root.split_evenly((1, MEASURES.len()));
+    for (panel, (measure, meaning)) in panels.iter().zip(MEASURES) {
+        regime_panel(
+            panel,
+            &format!("{measure}: {meaning}"),
+            x_desc,
+            &lines_of(measure),
+        )?;
+    }
+    save(&root)
+}
+
+/// The regime charts: one per scale axis, and one along the longest trajectory.
+pub fn regime(points: &[Point], out: &Path) -> Result<Vec<Chart>> {
+    let mut charts = Vec::new();
+    for axis in axes(points) {
+        let file = format!("regime_{}.png", axis.key);
+        let lines_of = |measure: &str| -> Vec<Line> {
+            let mut lines = Vec::new();
+            for (li, (image, pts)) in axis.lines.iter().enumerate() {
+                for (si, scope) in Scope::ALL.iter().enumerate() {
+                    lines.push(Line {
+                        label: format!("{}, {image}", scope.label()),
+                        color: COLORS[(li * Scope::ALL.len() + si) % COLORS.len()],
+                        points: pts
+                            .iter()
+                            .filter_map(|(x, p)| Some((*x, p.ratio(measure, *scope)?)))
+                            .collect(),
+                    });
+                }
+            }
+            lines
+        };
+        let title = format!(
+            "BatchNorm batch-statistic distance, text / images, against {}",
+            axis.key
+        );
+        regime_figure(out, &file, &title, &axis.key, &lines_of)?;
+        charts.push(Chart {
+            file,
+            title: format!("Regime: the text/image ratio against {}", axis.key),
+            caption: format!(
+                "Text/image ratio of each measure (after warm-up; mean over seeds, 95 % bootstrap band over seeds) against `{}`, \
+                 for the first, the last and all BN layers; grey rules at 1.2 (direction) and 10 (reproduced).",
+                axis.key
+            ),
+        });
+    }
+    let longest = points.iter().map(|p| p.config().steps).max().unwrap_or(0);
+    let long: Vec<&Point> = points
+        .iter()
+        .filter(|p| p.config().steps == longest)
+        .collect();
+    let lines_of = |measure: &str| -> Vec<Line> {
+        let mut lines = Vec::new();
+        for (pi, p) in long.iter().enumerate() {
+            for (si, scope) in Scope::ALL.iter().enumerate() {
+                lines.push(Line {
+                    label: format!("{}, images {}", scope.label(), p.image_label),
+                    color: COLORS[(pi * Scope::ALL.len() + si) % COLORS.len()],
+                    points: trajectory(p, measure, *scope),
+                });
+            }
+        }
+        lines
+    };
+    let has_trajectory = long
+        .iter()
+        .any(|p| trajectory(p, "dist_var", Scope::First).len() >= 2);
+    if has_trajectory {
+        let file = "regime_length.png".to_string();
+        let title =
+            format!("BatchNorm batch-statistic distance, text / images, over {longest} updates");
+        regime_figure(
+            out,
+            &file,
+            &title,
+            "update (end of each fifth of training)",
+            &lines_of,
+        )?;
+        charts.push(Chart {
+            file,
+            title: "Regime: the text/image ratio over training".into(),
+            caption: format!(
+                "Text/image ratio of each measure in each fifth of the {longest}-update runs after warm-up \
+                 (95 % band from a bootstrap over blocks of steps when a side has one run)."
+            ),
+        });
+    }
+    Ok(charts)
+}
+
+/// Box plots of the per-feature RMS distance in every BN layer after warm-up, one panel per
+/// configuration (seeds pooled).
+pub fn per_layer(points: &[Point], out: &Path) -> Result<Option<Chart>> {
+    let mut groups: Vec<(String, Vec<&crate::report::RunResult>)> = Vec::new();
+    for p in points {
+        for (label, runs) in [
+            (format!("text, {}", p.label), &p.text),
+            (
+                format!(
+                    "images {}, {} updates",
+                    p.image_label, p.images[0].config.steps
+                ),
+                &p.images,
+            ),
+        ] {
+            if !groups.iter().any(|(l, _)| *l == label) {
+                groups.push((label, runs.clone()));
+            }
+        }
+    }
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    register_font();
+    let file = "per_layer.png";
+    let path = out.join(file);
+    let root = BitMapBackend::new(&path, (1500, 420 * groups.len() as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let panels = root.split_evenly((groups.len(), 1));
+    for (panel, (label, runs)) in panels.iter().zip(&groups) {
+        let layers = runs[0].layers.clone();
+        let values: Vec<Vec<f64>> = layers
+            .iter()
+            .map(|layer| {
+                runs.iter()
+                    .flat_map(|r| {
+                        let lo = r.config.warmup_steps as f64 / r.config.steps.max(1) as f64;
+                        r.probe_window(Some(layer), "rms_dist_var", lo, 1.0)
+                    })
+                    .collect()
+            })
+            .collect();
+        let series = [BoxSeries {
+            label: format!("{} run(s)", runs.len()),
+            buckets: values,
+        }];
+        draw_boxes(
+            panel,
+            &format!("{label}: ||var_B - var_r|| / sqrt(d) per layer, after warm-up"),
+            "per-feature RMS distance",
+            (
+                layers,
+                "BN layer, in model order (box: quartiles, whiskers: 1.5 IQR, dots: outliers)",
+            ),
+            &series,
+        )?;
+    }
+    save(&root)?;
+    Ok(Some(Chart {
+        file: file.into(),
+        title: "Every BN layer: the per-feature RMS distance".into(),
+        caption: "Per configuration (seeds pooled), the distribution over post-warm-up steps of ||σ²_B − σ²_r||/√d in every BN layer.".into(),
+    }))
+}
