@@ -5,6 +5,7 @@
 //! are matched by their id, so merging is a matter of listing the folders.
 
 pub mod charts;
+pub mod claims;
 mod curves;
 pub mod markdown;
 mod plot;
