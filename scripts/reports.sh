@@ -1,9 +1,24 @@
 #!/usr/bin/env bash
-# Regenerates every committed report from the results of the shipped studies.
+# Regenerates the report of every shipped study that has results.
 # Run the studies first (ablate run experiments/<study>.toml); finished runs are found by id in results/.
-set -euo pipefail
+# A study without results is skipped with a note; a committed report (reports/<study>/) whose study has
+# no results fails the script, so a stale report is never mistaken for a fresh one.
+set -uo pipefail
 cd "$(dirname "$0")/.."
+status=0
 for study in experiments/*.toml; do
     name=$(basename "$study" .toml)
-    cargo run --quiet --bin ablate -- report "$study" --out "reports/$name"
+    if out=$(cargo run --quiet --bin ablate -- report "$study" --out "reports/$name.new" 2>&1); then
+        rm -rf "reports/$name" && mv "reports/$name.new" "reports/$name"
+        echo "$out"
+    else
+        rm -rf "reports/$name.new"
+        if [ -d "reports/$name" ]; then
+            echo "reports/$name: not regenerated: $out" >&2
+            status=1
+        else
+            echo "$name: skipped ($out)"
+        fi
+    fi
 done
+exit $status
