@@ -2,8 +2,10 @@
 //! loop (it imports none of them).
 
 use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// `println!` to stdout, except that a closed pipe (`ablate run ... | head`) is ignored: the
 /// work goes on and the exit code still reports its outcome.
@@ -35,6 +37,80 @@ pub struct RunControl {
     pub progress: ProgressBar,
     /// Set (e.g. by a Ctrl-C handler) to stop the run cleanly after the current step.
     pub stop: Arc<AtomicBool>,
+    /// Plain periodic log lines on stderr (`None`: the bar says it all, or nothing is wanted).
+    pub log: Option<PlainLog>,
+}
+
+/// Periodic plain lines for logs that are files (a batch system's job output), where a progress
+/// bar draws nothing: step, loss, learning rate, ms/step, tokens/s and ETA, at most every
+/// `every`, and at the first and the last step.
+#[derive(Clone)]
+pub struct PlainLog {
+    pub label: String,
+    pub every: Duration,
+    started: Instant,
+    last: Arc<Mutex<Option<Instant>>>,
+}
+
+impl PlainLog {
+    pub fn new(label: String, every: Duration) -> Self {
+        Self {
+            label,
+            every,
+            started: Instant::now(),
+            last: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The line for `step` if one is due.
+    pub fn line(&self, s: &StepReport) -> Option<String> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let due = s.step == 1 || s.step == s.steps || last.is_none_or(|t| now - t >= self.every);
+        if !due {
+            return None;
+        }
+        *last = Some(now);
+        let elapsed = (now - self.started).as_secs_f64();
+        let eta = elapsed / s.step as f64 * (s.steps - s.step) as f64;
+        Some(format!(
+            "{} step {}/{} loss {:.4} lr {:.3e} {:.0} ms/step {:.0} tokens/s elapsed {} eta {}",
+            self.label,
+            s.step,
+            s.steps,
+            s.loss,
+            s.lr,
+            s.step_ms,
+            s.tokens_per_s,
+            clock(elapsed),
+            clock(eta)
+        ))
+    }
+}
+
+/// `1h02m03s`, `4m05s`, `6s`.
+pub fn clock(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, sec) => format!("{m}m{sec:02}s"),
+        (h, m, sec) => format!("{h}h{m:02}m{sec:02}s"),
+    }
+}
+
+/// What a training step reports.
+pub struct StepReport {
+    pub step: usize,
+    pub steps: usize,
+    pub loss: f64,
+    pub lr: f64,
+    pub step_ms: f64,
+    pub tokens_per_s: f64,
+}
+
+/// Whether stderr is a terminal (where progress bars draw).
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
 }
 
 impl RunControl {
@@ -43,11 +119,46 @@ impl RunControl {
         Self {
             progress: ProgressBar::hidden(),
             stop: Arc::new(AtomicBool::new(false)),
+            log: None,
+        }
+    }
+
+    /// A bar on a terminal; plain lines every 30 s when stderr is a file; nothing when `quiet`.
+    pub fn new(quiet: bool, label: String, stop: Arc<AtomicBool>) -> Self {
+        let plain = !quiet && !stderr_is_terminal();
+        Self {
+            progress: progress_bar(quiet || plain, label.clone()),
+            stop,
+            log: plain.then(|| PlainLog::new(label, Duration::from_secs(30))),
         }
     }
 
     pub fn stopped(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
+    }
+
+    /// After each training step: the bar's position and message, or a plain line when due.
+    pub fn report(&self, s: &StepReport) {
+        self.progress.set_position(s.step as u64);
+        self.progress.set_message(format!(
+            "loss {:.3} | {:.1} steps/s",
+            s.loss,
+            1e3 / s.step_ms
+        ));
+        if let Some(line) = self.log.as_ref().and_then(|l| l.line(s)) {
+            eprintln!("{line}");
+        }
+    }
+
+    /// A message that must be seen: above the bar, or as a plain line.
+    pub fn println(&self, msg: String) {
+        if self.progress.is_hidden() {
+            if self.log.is_some() {
+                eprintln!("{msg}");
+            }
+        } else {
+            self.progress.println(msg);
+        }
     }
 }
 

@@ -181,3 +181,109 @@ fn memory_table_for_the_default_model_and_a_preset() {
     );
     assert!(out.contains("measured on 2 training steps"), "{out}");
 }
+
+/// The Slurm script's command lines, as every task of a job array runs them (0-based and
+/// 1-based arrays), deal each run of a study to exactly one task, shards differing by at most one.
+#[test]
+fn slurm_array_script_covers_every_run_once() {
+    let dir = temp_dir("slurm");
+    let study = dir.join("study.toml");
+    std::fs::write(
+        &study,
+        "name = \"s\"\n[base]\nsteps = 5\n[[grid]]\nnorm = [\"layer\", \"batch\", \"rms\"]\nseed = [1, 2, 3, 4, 5]\n",
+    )
+    .unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm-array.sh");
+    let all = ablate(&["run", study.to_str().unwrap(), "--dry-run"]);
+    let ids = |o: &std::process::Output| -> Vec<String> {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.starts_with("  "))
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect()
+    };
+    let mut want = ids(&all);
+    want.sort();
+    assert_eq!(want.len(), 15);
+    for (base, count) in [(0usize, 4usize), (1, 4), (0, 15), (1, 2)] {
+        let mut got = Vec::new();
+        let mut sizes = Vec::new();
+        for task in base..base + count {
+            let o = std::process::Command::new("bash")
+                .arg(&script)
+                .args([
+                    study.to_str().unwrap(),
+                    dir.join("results").to_str().unwrap(),
+                    "--dry-run",
+                ])
+                .env("ABLATE", env!("CARGO_BIN_EXE_ablate"))
+                .env("SLURM_ARRAY_TASK_ID", task.to_string())
+                .env("SLURM_ARRAY_TASK_COUNT", count.to_string())
+                .env("SLURM_ARRAY_TASK_MIN", base.to_string())
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "task {task}: {}", stderr(&o));
+            let shard = ids(&o);
+            sizes.push(shard.len());
+            got.extend(shard);
+        }
+        got.sort();
+        assert_eq!(got, want, "base {base}, {count} tasks");
+        assert!(
+            sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1,
+            "{sizes:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With stderr a file (a batch system's log), a run writes plain progress lines there and a
+/// study prints every run's line on stdout.
+#[test]
+fn logs_without_a_terminal_get_plain_progress_lines() {
+    let dir = temp_dir("plain-log");
+    let out = dir.join("results");
+    let o = ablate(&common::args_with(
+        &["--steps", "12", "--out", out.to_str().unwrap()],
+        common::TINY_TEXT,
+    ));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    for want in [
+        "text/layer step 1/12 loss",
+        "text/layer step 12/12 loss",
+        "ms/step",
+        "tokens/s",
+        "eta",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    let study = dir.join("s.toml");
+    std::fs::write(
+        &study,
+        format!(
+            "name = \"s\"\n[base]\nsteps = 6\n{}[[grid]]\nnorm = [\"layer\", \"rms\"]\n",
+            common::TINY_TEXT_TOML
+        ),
+    )
+    .unwrap();
+    let o = ablate(&[
+        "run",
+        study.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--jobs",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("  finished "))
+            .count(),
+        2,
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -25,9 +25,14 @@ pub struct StudyArgs {
     /// List the runs and whether they are done, without running anything.
     #[arg(long)]
     pub dry_run: bool,
-    /// Run only shard k of n (e.g. 2/4), a deterministic share of the grid, for cluster job arrays.
+    /// Run only shard k of n (e.g. 2/4): the runs are dealt round-robin in grid order, so shard
+    /// sizes differ by at most one. For cluster job arrays, see scripts/slurm-array.sh.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
+    /// What --shard counts from: 1 (shards 1/n .. n/n) or 0 (0/n .. (n-1)/n, as a Slurm array
+    /// --array=0-(n-1) numbers its tasks in $SLURM_ARRAY_TASK_ID).
+    #[arg(long, value_name = "0|1", default_value_t = 1)]
+    pub shard_base: usize,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -39,7 +44,7 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
     let shard = args
         .shard
         .as_deref()
-        .map(experiment::parse_shard)
+        .map(|s| experiment::parse_shard(s, args.shard_base))
         .transpose()?;
     let study = Study::load(&args.study)?;
     let runs = match shard {

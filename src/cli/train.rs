@@ -2,7 +2,7 @@
 
 use super::args::RunArgs;
 use super::{EXIT_DIVERGED, EXIT_INTERRUPTED};
-use crate::progress::{install_stop_handler, progress_bar, RunControl};
+use crate::progress::{install_stop_handler, RunControl};
 use crate::results::{RunStatus, Summary};
 use crate::train;
 use anyhow::{Context, Result};
@@ -14,9 +14,10 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     let data = train::load_data(&config)?;
     let dir = claim_fresh_dir(&args.out, &config.id())?;
     let stop = install_stop_handler();
-    let progress = progress_bar(
+    let control = RunControl::new(
         args.quiet,
         format!("{}/{}", config.task.name(), config.norm.name()),
+        stop,
     );
     eprintln!(
         "ablate: training {} with {} norm -> {}",
@@ -24,16 +25,8 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         config.norm.name(),
         dir.display()
     );
-    let summary = train::run(
-        &config,
-        &data,
-        &dir,
-        &RunControl {
-            progress: progress.clone(),
-            stop,
-        },
-    )?;
-    progress.finish_and_clear();
+    let summary = train::run(&config, &data, &dir, &control)?;
+    control.progress.finish_and_clear();
     print_summary(&summary, &dir);
     Ok(exit_code(summary.status))
 }

@@ -14,7 +14,7 @@
 
 use crate::config::RunConfig;
 use crate::errors::one_line;
-use crate::progress::{progress_bar, RunControl};
+use crate::progress::RunControl;
 use crate::results::{read_summary, RunStatus, Summary};
 use crate::train;
 use anyhow::{anyhow, bail, Context, Result};
@@ -145,33 +145,44 @@ impl Study {
         })
     }
 
-    /// The runs of shard `k` of `n` (1-based): a run belongs to the shard its id hashes to, so
-    /// the partition does not depend on the order of the grid.
+    /// The runs of shard `k` of `n` (1-based): runs are dealt round-robin in grid order, so
+    /// shard sizes differ by at most one and every run is in exactly one shard.
     pub fn shard(&self, k: usize, n: usize) -> Vec<RunConfig> {
         self.runs
             .iter()
-            .filter(|r| shard_of(&r.id(), n) == k)
-            .cloned()
+            .enumerate()
+            .filter(|(i, _)| i % n + 1 == k)
+            .map(|(_, r)| r.clone())
             .collect()
     }
 }
 
-pub fn shard_of(id: &str, n: usize) -> usize {
-    (crate::config::fnv1a(id.as_bytes()) % n as u64) as usize + 1
-}
-
-/// Parses `k/n`.
-pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
-    let err = || anyhow!("--shard expects k/n with 1 <= k <= n, e.g. 2/4 (got {s:?})");
+/// Parses `k/n` with `k` counted from `base` (1: `1/n` .. `n/n`; 0: `0/n` .. `(n-1)/n`, as a
+/// Slurm array `--array=0-(n-1)` numbers its tasks); returns the 1-based `(k, n)`.
+pub fn parse_shard(s: &str, base: usize) -> Result<(usize, usize)> {
+    if base > 1 {
+        bail!("--shard-base must be 0 or 1 (got {base})");
+    }
+    let err = || {
+        let range = if base == 0 {
+            "0 <= k <= n - 1"
+        } else {
+            "1 <= k <= n"
+        };
+        anyhow!(
+            "--shard expects k/n with {range} (--shard-base {base}), e.g. {}/4 (got {s:?})",
+            base + 1
+        )
+    };
     let (k, n) = s.split_once('/').ok_or_else(err)?;
     let (k, n): (usize, usize) = (
         k.trim().parse().map_err(|_| err())?,
         n.trim().parse().map_err(|_| err())?,
     );
-    if n == 0 || k == 0 || k > n {
+    if n == 0 || k < base || k - base >= n {
         return Err(err());
     }
-    Ok((k, n))
+    Ok((k - base + 1, n))
 }
 
 /// What happened to one run of a study.
@@ -301,16 +312,14 @@ pub fn run_all(
         if stop.load(Ordering::SeqCst) {
             return Outcome::Failed("not started: interrupted".into());
         }
-        let bar = multi.add(progress_bar(quiet, format!("{:<28}", config.id())));
-        let control = RunControl {
-            progress: bar.clone(),
-            stop: stop.clone(),
-        };
+        let mut control = RunControl::new(quiet, config.id(), stop.clone());
+        control.progress = multi.add(control.progress);
         let outcome = run_one(config, out, force, &control);
-        bar.finish_and_clear();
-        multi.remove(&bar);
+        control.progress.finish_and_clear();
+        multi.remove(&control.progress);
+        // the per-run line is always printed: above the bars on a terminal, on stdout otherwise
         let line = describe(config, &outcome);
-        if quiet {
+        if multi.is_hidden() {
             crate::progress::say!("{line}");
         } else {
             let _ = multi.println(line);

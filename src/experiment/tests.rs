@@ -54,10 +54,34 @@ fn shards_partition_the_runs() {
         ids.sort();
         assert_eq!(all, ids, "shards of {n} cover every run exactly once");
     }
-    assert_eq!(parse_shard("2/4").unwrap(), (2, 4));
-    for bad in ["0/4", "5/4", "x", "1/0"] {
-        assert!(parse_shard(bad).is_err(), "{bad}");
+    // balanced: sizes differ by at most one, for grids of many sizes
+    for runs in [1usize, 7, 24, 25, 100] {
+        let text = format!(
+            "name = \"b\"\n[base]\nsteps = 5\n[[grid]]\nseed = [{}]\n",
+            (1..=runs)
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let s = parse(&text).unwrap();
+        assert_eq!(s.runs.len(), runs);
+        for n in [1, 2, 3, 8, 30] {
+            let sizes: Vec<usize> = (1..=n).map(|k| s.shard(k, n).len()).collect();
+            let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+            assert!(hi - lo <= 1, "{runs} runs in {n} shards: {sizes:?}");
+            assert_eq!(sizes.iter().sum::<usize>(), runs);
+        }
     }
+    assert_eq!(parse_shard("2/4", 1).unwrap(), (2, 4));
+    assert_eq!(parse_shard("0/4", 0).unwrap(), (1, 4));
+    assert_eq!(parse_shard("3/4", 0).unwrap(), (4, 4));
+    for bad in ["0/4", "5/4", "x", "1/0"] {
+        assert!(parse_shard(bad, 1).is_err(), "{bad}");
+    }
+    for bad in ["4/4", "x/4", "0/0"] {
+        assert!(parse_shard(bad, 0).is_err(), "{bad}");
+    }
+    assert!(parse_shard("1/4", 2).is_err());
 }
 
 #[test]

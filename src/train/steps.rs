@@ -7,7 +7,7 @@ use crate::config::RunConfig;
 use crate::model::NormedModel;
 use crate::norm::{BatchStats, GradStats, Norm, NormCtx};
 use crate::probe;
-use crate::progress::RunControl;
+use crate::progress::{RunControl, StepReport};
 use crate::results::{Divergence, PhaseTimes, ProbeRow, RunStatus, RunWriter, StepRow, Summary};
 use anyhow::{Context, Result};
 use burn::optim::{AdamConfig, GradientsParams};
@@ -228,7 +228,7 @@ pub fn train_loop<T: Task>(
                 Some(v) => format!("{} {v:.4e} above {loss_limit:.1}", div.quantity),
                 None => format!("non-finite {}", div.quantity),
             };
-            control.progress.println(format!(
+            control.println(format!(
                 "run {} diverged at step {step}: {what}{}",
                 run.summary.run_id,
                 div.layer
@@ -240,10 +240,14 @@ pub fn train_loop<T: Task>(
             run.summary.status = RunStatus::Diverged;
             return Ok(());
         }
-        control.progress.set_position(step as u64);
-        control
-            .progress
-            .set_message(format!("loss {:.3} | {:.1} steps/s", values.loss, 1e3 / ms));
+        control.report(&StepReport {
+            step,
+            steps: config.steps,
+            loss: values.loss,
+            lr,
+            step_ms: ms,
+            tokens_per_s: run.summary.tokens_per_s.unwrap_or(f64::NAN),
+        });
         if step % config.eval_every == 0 || step == config.steps {
             let row = task.evaluate(&model, step);
             run.writer.eval(&row)?;
