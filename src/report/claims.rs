@@ -21,6 +21,21 @@ fn final_losses(runs: &[&RunResult]) -> Vec<f64> {
         .collect()
 }
 
+/// Final validation losses in training mode (batch statistics) of the finished runs.
+fn final_train_mode_losses(runs: &[&RunResult]) -> Vec<f64> {
+    runs.iter()
+        .filter(|r| r.status() == RunStatus::Finished)
+        .filter_map(|r| {
+            r.summary
+                .as_ref()?
+                .final_eval
+                .as_ref()
+                .map(|e| e.train_mode_loss)
+        })
+        .filter(|x| x.is_finite())
+        .collect()
+}
+
 /// Mean of `a` minus mean of `b`, with a 95 % bootstrap interval over the seeds of each.
 pub fn difference(a: &[f64], b: &[f64]) -> Option<(f64, f64, f64)> {
     if a.is_empty() || b.is_empty() {
@@ -194,6 +209,11 @@ fn position(runs: &[RunResult]) -> Vec<String> {
         }
         let (pl, ml) = (final_losses(&per), final_losses(&pooled));
         let (line, sign) = compare("per-position", &pl, "pooled", &ml);
+        let (pt, mt) = (
+            final_train_mode_losses(&per),
+            final_train_mode_losses(&pooled),
+        );
+        let (train_line, _) = compare("per-position", &pt, "pooled", &mt);
         let verdict = match sign {
             Some(s) if s > 0.0 => "**supported**: statistics of the same position across sentences make a worse normalizer than pooled ones",
             Some(s) if s < 0.0 => "**contradicted**: per-position statistics do better here",
@@ -202,10 +222,14 @@ fn position(runs: &[RunResult]) -> Vec<String> {
         };
         out.push(format!(
             "Claim: tokens at the same position of different sentences are unrelated, so per-position batch statistics \
-             help nothing. Final validation loss: per-position BN {}, pooled (masked) BN {}; {line}. Rule: supported when \
-             the interval of per-position − pooled lies above 0. Verdict: {verdict}.",
+             help nothing. Final validation loss (evaluation mode, running statistics): per-position BN {}, pooled \
+             (masked) BN {}; {line}. In training mode (each batch's own statistics): per-position {}, pooled {}; \
+             {train_line}. Rule: supported when the interval of per-position − pooled (evaluation mode) lies above 0. \
+             Verdict: {verdict}.",
             pm(&pl),
-            pm(&ml)
+            pm(&ml),
+            pm(&pt),
+            pm(&mt)
         ));
     }
     out
