@@ -287,3 +287,88 @@ fn logs_without_a_terminal_get_plain_progress_lines() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--set` overrides a study's keys (a list adds an axis), `status` says where each run stands,
+/// and `runs-<study>.csv` holds one row per run matching its summary.
+#[test]
+fn study_overrides_status_and_runs_table() {
+    let dir = temp_dir("set-status");
+    let study = dir.join("s.toml");
+    std::fs::write(
+        &study,
+        format!(
+            "name = \"s\"\n[base]\nsteps = 500\n{}[[grid]]\nnorm = [\"layer\", \"batch\"]\n",
+            common::TINY_TEXT_TOML
+        ),
+    )
+    .unwrap();
+    let out = dir.join("results");
+    let (s, o) = (study.to_str().unwrap(), out.to_str().unwrap());
+    let before = ablate(&[
+        "status",
+        s,
+        "--results",
+        o,
+        "--set",
+        "steps=8",
+        "--set",
+        "seed=[1, 2]",
+    ]);
+    assert!(before.status.success(), "{}", stderr(&before));
+    let text = String::from_utf8_lossy(&before.stdout);
+    assert!(text.contains("4 runs: 4 to run"), "{text}");
+    let run = ablate(&[
+        "run",
+        s,
+        "--out",
+        o,
+        "--quiet",
+        "--set",
+        "steps=8",
+        "--set",
+        "seed=[1, 2]",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let after = ablate(&[
+        "status",
+        s,
+        "--results",
+        o,
+        "--set",
+        "steps=8",
+        "--set",
+        "seed=[1,2]",
+    ]);
+    let text = String::from_utf8_lossy(&after.stdout);
+    assert!(text.contains("4 runs: 4 finished"), "{text}");
+    assert!(text.contains("8/8"), "{text}");
+    let table = std::fs::read_to_string(out.join("runs-s.csv")).unwrap();
+    let mut rows = table.lines();
+    let header: Vec<&str> = rows.next().unwrap().split(',').collect();
+    assert!(
+        header.starts_with(&["id", "status", "steps_done", "steps", "norm"]),
+        "{header:?}"
+    );
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = rows.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 4);
+    for r in &rows {
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(r[0]).join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(r[col("status")], "finished");
+        assert_eq!(r[col("norm")], summary["norm"].as_str().unwrap());
+        let eval: f64 = r[col("eval_loss")].parse().unwrap();
+        assert!((eval - summary["final_eval"]["eval_loss"].as_f64().unwrap()).abs() < 1e-9);
+    }
+    // a bad override is one clear error
+    let bad = ablate(&["run", s, "--out", o, "--set", "stpes=3"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("did you mean `steps`"),
+        "{}",
+        stderr(&bad)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

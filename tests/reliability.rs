@@ -190,6 +190,8 @@ fn divergence_is_recorded_and_the_study_goes_on() {
     let runs: Vec<PathBuf> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().path())
+        // run folders (a study also writes its runs-<study>.csv table here)
+        .filter(|p| p.is_dir())
         .collect();
     assert_eq!(runs.len(), 2);
     let summaries: Vec<serde_json::Value> = runs.iter().map(|r| read_summary(r)).collect();
@@ -360,6 +362,8 @@ fn concurrent_processes_never_share_a_run_folder() {
     let runs: Vec<PathBuf> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().path())
+        // run folders (a study also writes its runs-<study>.csv table here)
+        .filter(|p| p.is_dir())
         .collect();
     assert_eq!(runs.len(), 2, "two folders for two processes");
     for r in &runs {
@@ -414,6 +418,9 @@ fn concurrent_processes_never_share_a_run_folder() {
     assert_eq!(trained, 3, "each run trained exactly once: {outputs:?}");
     for r in std::fs::read_dir(&sout).unwrap() {
         let r = r.unwrap().path();
+        if !r.is_dir() {
+            continue; // the study's runs-<study>.csv
+        }
         assert_eq!(read_summary(&r)["status"], "finished");
         assert_eq!(
             std::fs::read_to_string(r.join("steps.csv"))
@@ -448,6 +455,8 @@ fn same_configuration_and_seed_reproduce_the_loss_columns() {
     let mut runs: Vec<PathBuf> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().path())
+        // run folders (a study also writes its runs-<study>.csv table here)
+        .filter(|p| p.is_dir())
         .collect();
     runs.sort();
     assert_eq!(runs.len(), 2);
@@ -522,7 +531,9 @@ fn runs_trained_side_by_side_reproduce_runs_trained_alone() {
     }
     let mut ids: Vec<String> = std::fs::read_dir(&outputs[0])
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| !n.starts_with('.'))
         .collect();
     ids.sort();

@@ -12,7 +12,7 @@ pub use args::RunArgs;
 pub use bench::BenchArgs;
 pub use memory::MemoryArgs;
 pub use report::ReportArgs;
-pub use study::StudyArgs;
+pub use study::{StatusArgs, StudyArgs};
 pub use train::{claim_fresh_dir, exit_code};
 
 pub use crate::progress::EXIT_INTERRUPTED;
@@ -50,6 +50,8 @@ pub enum Command {
     Memory(MemoryArgs),
     /// Time the training step of the configured model per norm (and the probes' cost).
     Bench(BenchArgs),
+    /// Where each run of a study stands: state, steps, last loss, ETA.
+    Status(StatusArgs),
 }
 
 /// Runs the CLI; returns the process exit code.
@@ -60,6 +62,7 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         Some(Command::Report(args)) => report::run(&args),
         Some(Command::Memory(args)) => memory::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),
+        Some(Command::Status(args)) => study::status(&args),
     }
 }
 

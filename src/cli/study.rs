@@ -33,9 +33,46 @@ pub struct StudyArgs {
     /// --array=0-(n-1) numbers its tasks in $SLURM_ARRAY_TASK_ID).
     #[arg(long, value_name = "0|1", default_value_t = 1)]
     pub shard_base: usize,
+    /// Replace a key's value in the study's base and every grid: `--set steps=30`,
+    /// `--set lr=[1e-3,2e-3]` (a list adds an axis), `--set norm=batch`. Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// `ablate status`: where each run of a study stands.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The study file.
+    pub study: PathBuf,
+    /// The folder with the run folders.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// The same overrides as the `ablate run` being watched.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// Prints each run's state, progress, last loss and ETA.
+pub fn status(args: &StatusArgs) -> Result<i32> {
+    let overrides: Vec<_> = args
+        .set
+        .iter()
+        .map(|s| crate::experiment::parse_set(s))
+        .collect::<Result<_>>()?;
+    let study = crate::experiment::Study::load_with(&args.study, &overrides)?;
+    crate::progress::say!(
+        "study {} ({}) in {}",
+        study.name,
+        args.study.display(),
+        args.results.display()
+    );
+    for line in crate::experiment::status_lines(&study, &args.results) {
+        crate::progress::say!("{line}");
+    }
+    Ok(0)
 }
 
 /// Runs a study file; the exit code says whether anything failed or was interrupted.
@@ -46,7 +83,12 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
         .as_deref()
         .map(|s| experiment::parse_shard(s, args.shard_base))
         .transpose()?;
-    let study = Study::load(&args.study)?;
+    let overrides: Vec<_> = args
+        .set
+        .iter()
+        .map(|s| experiment::parse_set(s))
+        .collect::<Result<_>>()?;
+    let study = Study::load_with(&args.study, &overrides)?;
     let runs = match shard {
         Some((k, n)) => study.shard(k, n),
         None => study.runs.clone(),
@@ -92,6 +134,8 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
     let started = std::time::Instant::now();
     let outcomes =
         experiment::run_all(&runs, &args.out, jobs, args.force, args.quiet, stop.clone())?;
+    let table = args.out.join(format!("runs-{}.csv", study.name));
+    crate::results::write_atomic(&table, experiment::runs_table(&study, &args.out).as_bytes())?;
     let count = |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
     let failed = count(&|o| matches!(o, Outcome::Failed(_)));
     let interrupted =

@@ -1,5 +1,10 @@
 use super::*;
 use crate::norm::NormKind;
+use crate::results::RunStatus;
+use anyhow::Result;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 fn parse(text: &str) -> Result<Study> {
     Study::parse(text, Path::new("experiments/test.toml"))

@@ -1,0 +1,207 @@
+//! Study files: base settings plus grids, expanded into run configurations; shards of them.
+
+use crate::config::RunConfig;
+use crate::errors::one_line;
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StudyFile {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    base: toml::Table,
+    #[serde(default)]
+    grid: Vec<toml::Table>,
+}
+
+/// An expanded study.
+#[derive(Debug, Clone)]
+pub struct Study {
+    pub name: String,
+    pub description: String,
+    pub path: PathBuf,
+    /// Every run, in grid order, without duplicates.
+    pub runs: Vec<RunConfig>,
+}
+
+/// 1-based line of the first `key =` in `text`, for error messages.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+/// Extracts ("key" or "value", name) from an "unknown key `x`" / "unknown value `x`" message.
+fn unknown_name(msg: &str) -> Option<(&'static str, &str)> {
+    ["key", "value"].into_iter().find_map(|what| {
+        let rest = msg.split(&format!("unknown {what} `")).nth(1)?;
+        Some((what, rest.split('`').next()?))
+    })
+}
+
+/// A `--set key=value` override: the value is TOML (`steps=30`, `lr=[1e-3, 2e-3]`,
+/// `cnn_channels=[8, 16]`), or a bare string (`norm=batch`).
+pub fn parse_set(s: &str) -> Result<(String, toml::Value)> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow!("--set expects key=value, e.g. steps=30 (got {s:?})"))?;
+    let key = key.trim().replace('-', "_");
+    if key.is_empty() {
+        bail!("--set expects key=value, e.g. steps=30 (got {s:?})");
+    }
+    let value = value.trim();
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    Ok((key, parsed))
+}
+
+impl Study {
+    pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with(path, &[])
+    }
+
+    /// The study file with `overrides` (from `--set`) in place of its own values of those keys,
+    /// in its base and in every grid.
+    pub fn load_with(path: &Path, overrides: &[(String, toml::Value)]) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read study file {}", path.display()))?;
+        Self::parse_with(&text, path, overrides)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        Self::parse_with(text, path, &[])
+    }
+
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        overrides: &[(String, toml::Value)],
+    ) -> Result<Self> {
+        let file = path.display().to_string();
+        let mut study: StudyFile =
+            toml::from_str(text).map_err(|e| anyhow!("{file}: {}", one_line(&e.to_string())))?;
+        for (key, value) in overrides {
+            study.base.remove(key);
+            for grid in &mut study.grid {
+                grid.insert(key.clone(), value.clone());
+            }
+        }
+        let config_error = |e: anyhow::Error, context: &str| {
+            let msg = one_line(&e.to_string());
+            let line = unknown_name(&msg)
+                .and_then(|(what, name)| match what {
+                    "key" => line_of(text, name),
+                    _ => text
+                        .lines()
+                        .position(|l| l.contains(&format!("\"{name}\"")))
+                        .map(|i| i + 1),
+                })
+                .map(|l| format!(" (line {l})"))
+                .unwrap_or_default();
+            anyhow!("{file}: {context}{line}: {msg}")
+        };
+        // the base alone must already be a valid configuration
+        RunConfig::from_table(study.base.clone()).map_err(|e| config_error(e, "[base]"))?;
+        if study.grid.is_empty() {
+            bail!("{file}: the study has no [[grid]] table, so it has no runs");
+        }
+        let mut runs: Vec<RunConfig> = Vec::new();
+        let mut ids = std::collections::HashSet::new();
+        for (g, grid) in study.grid.iter().enumerate() {
+            let context = format!("[[grid]] #{}", g + 1);
+            let axes: Vec<(String, Vec<toml::Value>)> = grid
+                .iter()
+                .map(|(k, v)| {
+                    let values = match v {
+                        toml::Value::Array(a) => a.clone(),
+                        other => vec![other.clone()],
+                    };
+                    (k.clone(), values)
+                })
+                .collect();
+            if let Some((k, _)) = axes.iter().find(|(_, v)| v.is_empty()) {
+                let line = line_of(text, k)
+                    .map(|l| format!(" (line {l})"))
+                    .unwrap_or_default();
+                bail!(
+                    "{file}: {context}{line}: key `{k}` has an empty list, so the grid has no runs"
+                );
+            }
+            let mut combos: Vec<toml::Table> = vec![study.base.clone()];
+            for (k, values) in &axes {
+                combos = combos
+                    .into_iter()
+                    .flat_map(|c| {
+                        values.iter().map(move |v| {
+                            let mut c = c.clone();
+                            c.insert(k.clone(), v.clone());
+                            c
+                        })
+                    })
+                    .collect();
+            }
+            for combo in combos {
+                let config = RunConfig::from_table(combo).map_err(|e| config_error(e, &context))?;
+                config.validate().map_err(|e| config_error(e, &context))?;
+                if ids.insert(config.id()) {
+                    runs.push(config);
+                }
+            }
+        }
+        Ok(Study {
+            name: study.name,
+            description: study.description,
+            path: path.to_path_buf(),
+            runs,
+        })
+    }
+
+    /// The runs of shard `k` of `n` (1-based): runs are dealt round-robin in grid order, so
+    /// shard sizes differ by at most one and every run is in exactly one shard.
+    pub fn shard(&self, k: usize, n: usize) -> Vec<RunConfig> {
+        self.runs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % n + 1 == k)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+}
+
+/// Parses `k/n` with `k` counted from `base` (1: `1/n` .. `n/n`; 0: `0/n` .. `(n-1)/n`, as a
+/// Slurm array `--array=0-(n-1)` numbers its tasks); returns the 1-based `(k, n)`.
+pub fn parse_shard(s: &str, base: usize) -> Result<(usize, usize)> {
+    if base > 1 {
+        bail!("--shard-base must be 0 or 1 (got {base})");
+    }
+    let err = || {
+        let range = if base == 0 {
+            "0 <= k <= n - 1"
+        } else {
+            "1 <= k <= n"
+        };
+        anyhow!(
+            "--shard expects k/n with {range} (--shard-base {base}), e.g. {}/4 (got {s:?})",
+            base + 1
+        )
+    };
+    let (k, n) = s.split_once('/').ok_or_else(err)?;
+    let (k, n): (usize, usize) = (
+        k.trim().parse().map_err(|_| err())?,
+        n.trim().parse().map_err(|_| err())?,
+    );
+    if n == 0 || k < base || k - base >= n {
+        return Err(err());
+    }
+    Ok((k - base + 1, n))
+}

@@ -1,0 +1,178 @@
+//! The table of a study's runs (`runs-<study>.csv` beside the run folders, for pandas or
+//! polars) and the lines of `ablate status`.
+
+use super::Study;
+use crate::results::{read_csv, read_summary, StepRow, Summary, STEPS_FILE};
+use std::path::Path;
+
+/// What a run folder says about a run: its summary, or for a run without one (running, or
+/// killed) its last step from steps.csv.
+struct RunState {
+    status: String,
+    steps_done: usize,
+    last_loss: Option<f64>,
+    /// Seconds to the end at the run's own pace, for a run in progress.
+    eta_s: Option<f64>,
+    summary: Option<Summary>,
+}
+
+fn state(dir: &Path, planned: usize) -> RunState {
+    let steps: Vec<StepRow> = read_csv(&dir.join(STEPS_FILE)).unwrap_or_default();
+    let last = steps.last();
+    match read_summary(dir) {
+        Ok(s) => RunState {
+            status: format!("{:?}", s.status).to_lowercase(),
+            steps_done: s.steps_completed,
+            last_loss: s.final_train_loss,
+            eta_s: None,
+            summary: Some(s),
+        },
+        Err(_) if dir.is_dir() => RunState {
+            status: if dir.join(".lock").exists() {
+                "running"
+            } else {
+                "incomplete"
+            }
+            .into(),
+            steps_done: last.map_or(0, |r| r.step),
+            last_loss: last.map(|r| r.loss),
+            eta_s: last
+                .filter(|r| r.step > 0)
+                .map(|r| r.wall_s / r.step as f64 * planned.saturating_sub(r.step) as f64),
+            summary: None,
+        },
+        Err(_) => RunState {
+            status: "to run".into(),
+            steps_done: 0,
+            last_loss: None,
+            eta_s: None,
+            summary: None,
+        },
+    }
+}
+
+fn num(x: Option<f64>) -> String {
+    x.filter(|v| v.is_finite())
+        .map(|v| format!("{v}"))
+        .unwrap_or_default()
+}
+
+/// `runs-<study>.csv`: one row per run of the study with its id, state, the keys that vary in
+/// the study, and its final metrics (empty cells where a run has none).
+pub fn runs_table(study: &Study, out: &Path) -> String {
+    let configs: Vec<&crate::config::RunConfig> = study.runs.iter().collect();
+    let keys = varying_keys(&configs);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = vec![
+        "id".into(),
+        "status".into(),
+        "steps_done".into(),
+        "steps".into(),
+    ];
+    header.extend(keys.iter().cloned());
+    header.extend(
+        [
+            "seed",
+            "final_train_loss",
+            "eval_loss",
+            "eval_ppl",
+            "eval_accuracy",
+            "train_mode_loss",
+            "median_step_ms",
+            "tokens_per_s",
+            "wall_s",
+            "git_revision",
+        ]
+        .map(String::from),
+    );
+    let _ = w.write_record(&header);
+    for c in &study.runs {
+        let s = state(&out.join(c.id()), c.steps);
+        let eval = s.summary.as_ref().and_then(|s| s.final_eval.clone());
+        let mut row = vec![
+            c.id(),
+            s.status.clone(),
+            s.steps_done.to_string(),
+            c.steps.to_string(),
+        ];
+        row.extend(keys.iter().map(|k| value_of(c, k)));
+        let sum = s.summary.as_ref();
+        row.extend([
+            c.seed.to_string(),
+            num(s.last_loss),
+            num(eval.as_ref().map(|e| e.eval_loss)),
+            num(eval.as_ref().and_then(|e| e.eval_ppl)),
+            num(eval.as_ref().and_then(|e| e.eval_accuracy)),
+            num(eval.as_ref().map(|e| e.train_mode_loss)),
+            num(sum.and_then(|s| s.median_step_ms)),
+            num(sum.and_then(|s| s.tokens_per_s)),
+            num(sum.map(|s| s.wall_s)),
+            sum.and_then(|s| s.git_revision.clone()).unwrap_or_default(),
+        ]);
+        let _ = w.write_record(&row);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// `ablate status`: one line per run (state, progress, last loss, ETA) and a count per state.
+pub fn status_lines(study: &Study, out: &Path) -> Vec<String> {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut lines = Vec::new();
+    for c in &study.runs {
+        let s = state(&out.join(c.id()), c.steps);
+        *counts.entry(s.status.clone()).or_default() += 1;
+        let loss = s
+            .last_loss
+            .map(|l| format!("loss {l:.4}"))
+            .unwrap_or_default();
+        let eta = s
+            .eta_s
+            .map(|e| format!("eta {}", crate::progress::clock(e)))
+            .unwrap_or_default();
+        lines.push(format!(
+            "  {:<40} {:<11} {:>7}/{:<7} {:<12} {}",
+            c.id(),
+            s.status,
+            s.steps_done,
+            c.steps,
+            loss,
+            eta
+        ));
+    }
+    let summary = counts
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    lines.push(format!("{} runs: {summary}", study.runs.len()));
+    lines
+}
+
+/// Config keys (as in config.toml) whose values differ between the runs, seeds aside.
+fn varying_keys(configs: &[&crate::config::RunConfig]) -> Vec<String> {
+    let tables: Vec<toml::Table> = configs
+        .iter()
+        .filter_map(|c| toml::from_str(&c.to_toml()).ok())
+        .collect();
+    let Some(first) = tables.first() else {
+        return vec![];
+    };
+    let mut keys: Vec<String> = tables.iter().flat_map(|t| t.keys().cloned()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| k != "seed")
+        .filter(|k| tables.iter().any(|t| t.get(k) != first.get(k)))
+        .collect()
+}
+
+fn value_of(c: &crate::config::RunConfig, key: &str) -> String {
+    toml::from_str::<toml::Table>(&c.to_toml())
+        .ok()
+        .and_then(|t| t.get(key).cloned())
+        .map(|v| match v {
+            toml::Value::String(s) => s,
+            other => other.to_string(),
+        })
+        .unwrap_or_default()
+}
