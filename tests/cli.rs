@@ -372,3 +372,43 @@ fn study_overrides_status_and_runs_table() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// First-use details: the image task defaults to BatchNorm, a run that ends inside warm-up says
+/// so, `--version` names the git revision, statuses print in lower case, bench refuses --norm.
+#[test]
+fn first_use_defaults_and_warnings() {
+    let dir = temp_dir("first-use");
+    let out = dir.join("results");
+    let o = ablate(&[
+        "--task",
+        "images",
+        "--steps",
+        "2",
+        "--warmup-steps",
+        "5",
+        "--eval-batches",
+        "1",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("run images-batch-s1-"), "{stdout}");
+    assert!(stdout.contains(": finished after 2 of 2 steps"), "{stdout}");
+    assert!(
+        stderr(&o).contains("all 2 steps are inside the 5-step learning-rate warm-up"),
+        "{}",
+        stderr(&o)
+    );
+    let v = ablate(&["--version"]);
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("(git "),
+        "{:?}",
+        v
+    );
+    let b = ablate(&["bench", "--norm", "batch", "--steps", "1"]);
+    assert_eq!(b.status.code(), Some(1));
+    assert!(stderr(&b).contains("--norms"), "{}", stderr(&b));
+    let _ = std::fs::remove_dir_all(&dir);
+}

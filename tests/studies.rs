@@ -60,6 +60,6 @@ fn paper_scale_study_trains_two_steps_on_the_cpu() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("Finished after 2 of 2 steps"), "{stdout}");
+    assert!(stdout.contains("finished after 2 of 2 steps"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -21,7 +21,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub quiet: bool,
 
-    /// Normalization in every norm slot of the model. [default: layer]
+    /// Normalization in every norm slot of the model. [default: layer for text, batch for images]
     #[arg(long, value_enum, help_heading = "Run")]
     pub norm: Option<NormKind>,
     /// Text: transformer LM on padded sentences. Images: ResNet on Fashion-MNIST. [default: text]
@@ -198,8 +198,14 @@ impl RunArgs {
         if self.no_probes {
             c.probes = false;
         }
-        if c.task == Task::Images && self.batch_size.is_none() && self.config.is_none() {
-            c.batch_size = 64;
+        // the image model is there as BatchNorm's vision contrast: its defaults are batch 64, BN
+        if c.task == Task::Images && self.config.is_none() {
+            if self.batch_size.is_none() {
+                c.batch_size = 64;
+            }
+            if self.norm.is_none() {
+                c.norm = NormKind::Batch;
+            }
         }
         c.validate()?;
         Ok(c)

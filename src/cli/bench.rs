@@ -18,6 +18,11 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: &BenchArgs) -> Result<i32> {
+    if args.run.norm.is_some() {
+        anyhow::bail!(
+            "ablate bench times the norms given by --norms (e.g. --norms batch,power), not --norm"
+        );
+    }
     let config = args.run.to_config()?;
     let steps = args.run.steps.unwrap_or(40);
     eprintln!("ablate bench: {} steps per norm (median over the second half), {} task, batch {} x max length {}", steps, config.task.name(), config.batch_size, config.max_len);

@@ -19,6 +19,14 @@ pub use crate::progress::EXIT_INTERRUPTED;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+/// `--version`: the crate version and the git revision the binary was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("ABLATE_GIT_REVISION"),
+    ")"
+);
+
 /// Exit code of a run that diverged (a non-finite loss, gradient or statistic, or a loss above
 /// the divergence limit).
 pub const EXIT_DIVERGED: i32 = 3;
@@ -26,7 +34,7 @@ pub const EXIT_DIVERGED: i32 = 3;
 #[derive(Parser, Debug)]
 #[command(
     name = "ablate",
-    version,
+    version = VERSION,
     about = "Normalization ablation studies on Burn: LayerNorm, BatchNorm (naive and masked), PowerNorm, PN-V, RMSNorm",
     long_about = "Trains a model with the chosen normalization and logs, at every step, the batch statistics of every \
 norm layer to CSV. Without a subcommand, `ablate [OPTIONS]` trains one run, e.g. `ablate --norm batch`.",
@@ -49,6 +57,8 @@ pub enum Command {
     /// Training-memory accounting for the configured model (or a well-known size).
     Memory(MemoryArgs),
     /// Time the training step of the configured model per norm (and the probes' cost).
+    #[command(mut_arg("steps", |a| a.help("Training steps per norm; the median step time is taken over the second half. [default: 40]")))]
+    #[command(mut_arg("norm", |a| a.hide(true)))]
     Bench(BenchArgs),
     /// Where each run of a study stands: state, steps, last loss, ETA.
     Status(StatusArgs),

@@ -19,6 +19,12 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         format!("{}/{}", config.task.name(), config.norm.name()),
         stop,
     );
+    if config.steps <= config.warmup_steps {
+        eprintln!(
+            "ablate: warning: all {} steps are inside the {}-step learning-rate warm-up: the learning rate never reaches its peak (--lr {}); use more --steps or fewer --warmup-steps",
+            config.steps, config.warmup_steps, config.lr
+        );
+    }
     eprintln!(
         "ablate: training {} with {} norm -> {}",
         config.task.name(),
@@ -57,9 +63,9 @@ pub fn claim_fresh_dir(out: &Path, id: &str) -> Result<PathBuf> {
 
 fn print_summary(s: &Summary, dir: &Path) {
     crate::progress::say!(
-        "run {} : {:?} after {} of {} steps",
+        "run {} : {} after {} of {} steps",
         s.run_id,
-        s.status,
+        format!("{:?}", s.status).to_lowercase(),
         s.steps_completed,
         s.steps_planned
     );
