@@ -412,3 +412,29 @@ fn first_use_defaults_and_warnings() {
     assert!(stderr(&b).contains("--norms"), "{}", stderr(&b));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every key of a run's config.toml can be set from the command line.
+#[test]
+fn every_config_key_has_a_command_line_option() {
+    let help = String::from_utf8_lossy(&ablate(&["--help"]).stdout).to_string();
+    let config = ablate::RunConfig {
+        norm: ablate::norm::NormKind::Power,
+        eval_batching: Some(ablate::data::EvalBatching::Bucketed),
+        ..Default::default()
+    };
+    let table: toml::Table = toml::from_str(&config.to_toml()).unwrap();
+    assert!(table.len() > 35, "{}", table.len());
+    for key in table.keys() {
+        let flag = match key.as_str() {
+            "lowercase" => "--keep-case".to_string(),
+            "tie_embeddings" => "--untied-embeddings".to_string(),
+            "embed_scale" => "--no-embed-scale".to_string(),
+            "probes" => "--no-probes".to_string(),
+            k => format!("--{}", k.replace('_', "-")),
+        };
+        assert!(
+            help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
+            "no {flag} for `{key}`"
+        );
+    }
+}

@@ -86,6 +86,15 @@ pub struct RunArgs {
     /// Pre-norm (x + f(norm(x)), final norm) or post-norm (norm(x + f(x))). [default: pre]
     #[arg(long, value_enum, help_heading = "Model")]
     pub norm_position: Option<NormPosition>,
+    /// Separate LM head instead of one tied to the token embedding.
+    #[arg(long, help_heading = "Model")]
+    pub untied_embeddings: bool,
+    /// Do not scale the token embedding by sqrt(d-model) (fairseq scales it).
+    #[arg(long, help_heading = "Model")]
+    pub no_embed_scale: bool,
+    /// Images: channels of the stem and of each stage, comma-separated. [default: 16,32,64]
+    #[arg(long, value_delimiter = ',', help_heading = "Model")]
+    pub cnn_channels: Option<Vec<usize>>,
 
     /// Peak learning rate (after warm-up; inverse-sqrt decay after). [default: 0.001]
     #[arg(long, help_heading = "Optimization")]
@@ -96,10 +105,22 @@ pub struct RunArgs {
     /// Global gradient-norm clip, 0 = off. [default: 1.0]
     #[arg(long, help_heading = "Optimization")]
     pub grad_clip: Option<f64>,
+    /// Adam's first-moment decay. [default: 0.9]
+    #[arg(long, help_heading = "Optimization")]
+    pub adam_beta1: Option<f64>,
+    /// Adam's second-moment decay. [default: 0.98]
+    #[arg(long, help_heading = "Optimization")]
+    pub adam_beta2: Option<f64>,
+    /// Adam's epsilon. [default: 1e-8]
+    #[arg(long, help_heading = "Optimization")]
+    pub adam_eps: Option<f64>,
 
     /// BatchNorm / PN-V running-statistics momentum. [default: 0.1]
     #[arg(long, help_heading = "Norms")]
     pub norm_momentum: Option<f64>,
+    /// Added to the variance (or mean square) inside every norm's square root. [default: 1e-5]
+    #[arg(long, help_heading = "Norms")]
+    pub norm_eps: Option<f64>,
     /// PowerNorm warm-up steps (batch statistics before running ones). [default: --warmup-steps]
     #[arg(long, help_heading = "Norms")]
     pub pn_warmup: Option<usize>,
@@ -169,6 +190,11 @@ impl RunArgs {
             lr,
             warmup_steps,
             grad_clip,
+            adam_beta1,
+            adam_beta2,
+            adam_eps,
+            norm_eps,
+            cnn_channels,
             norm_momentum,
             pn_alpha_fwd,
             pn_alpha_bkw,
@@ -191,6 +217,12 @@ impl RunArgs {
         }
         if self.pn_groups.is_some() {
             c.pn_groups = self.pn_groups;
+        }
+        if self.untied_embeddings {
+            c.tie_embeddings = false;
+        }
+        if self.no_embed_scale {
+            c.embed_scale = false;
         }
         if self.keep_case {
             c.lowercase = false;
