@@ -15,7 +15,13 @@ mod write;
 pub use read::{find_run_dirs, read_config, read_csv, read_summary, RunResult};
 pub use write::{write_atomic, RunWriter};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// JSON has no NaN or infinity: serde_json writes a non-finite number as `null`, and this reads
+/// that `null` back as NaN, so a summary with a non-finite value stays readable.
+fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
 
 pub const CONFIG_FILE: &str = "config.toml";
 pub const STEPS_FILE: &str = "steps.csv";
@@ -59,9 +65,11 @@ pub struct ProbeRow {
 pub struct EvalRow {
     pub step: usize,
     /// Evaluation mode (running statistics): loss (nats) and perplexity (text).
+    #[serde(deserialize_with = "nan_if_null")]
     pub eval_loss: f64,
     pub eval_ppl: Option<f64>,
     /// Training mode (batch statistics, no dropout, nothing updated) on the same batches.
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_mode_loss: f64,
     pub train_mode_ppl: Option<f64>,
     /// Images: classification accuracy in each mode.
@@ -102,12 +110,17 @@ pub struct Divergence {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct PhaseTimes {
     /// Batch to device and forward pass (ndarray computes eagerly, so this is real work).
+    #[serde(deserialize_with = "nan_if_null")]
     pub forward: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub backward: f64,
     /// Norms' after-backward work (backward probes, PowerNorm's nu), gradient collection and clipping.
+    #[serde(deserialize_with = "nan_if_null")]
     pub norms_and_clip: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub optimizer: f64,
     /// Probe computation and the single device-to-host read of the step's values.
+    #[serde(deserialize_with = "nan_if_null")]
     pub probes_and_read: f64,
 }
 
@@ -134,6 +147,7 @@ pub struct Summary {
     pub phase_ms: Option<PhaseTimes>,
     /// Real tokens (text) or images per second over the run's training steps.
     pub tokens_per_s: Option<f64>,
+    #[serde(deserialize_with = "nan_if_null")]
     pub wall_s: f64,
     pub backend: String,
     pub adapter: String,
@@ -218,5 +232,25 @@ mod tests {
             tokens: 0,
         };
         assert_eq!(header_of(&eval), EVAL_COLUMNS);
+    }
+
+    /// A summary with non-finite numbers is still valid JSON and reads back (as NaN).
+    #[test]
+    fn non_finite_numbers_survive_a_summary_round_trip() {
+        let eval = EvalRow {
+            step: 3,
+            eval_loss: f64::NAN,
+            eval_ppl: Some(f64::INFINITY),
+            train_mode_loss: f64::INFINITY,
+            train_mode_ppl: None,
+            eval_accuracy: None,
+            train_mode_accuracy: None,
+            tokens: 1,
+        };
+        let json = serde_json::to_string(&eval).unwrap();
+        assert!(json.contains("\"eval_loss\":null"), "{json}");
+        let back: EvalRow = serde_json::from_str(&json).unwrap();
+        assert!(back.eval_loss.is_nan() && back.train_mode_loss.is_nan());
+        assert_eq!(back.eval_ppl, None);
     }
 }

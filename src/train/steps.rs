@@ -8,7 +8,9 @@ use crate::model::NormedModel;
 use crate::norm::{BatchStats, GradStats, Norm, NormCtx};
 use crate::probe;
 use crate::progress::{RunControl, StepReport};
-use crate::results::{Divergence, PhaseTimes, ProbeRow, RunStatus, RunWriter, StepRow, Summary};
+use crate::results::{
+    Divergence, EvalRow, PhaseTimes, ProbeRow, RunStatus, RunWriter, StepRow, Summary,
+};
 use anyhow::{Context, Result};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::Tensor;
@@ -98,6 +100,25 @@ fn divergence(step: usize, v: &StepValues, loss_limit: f64) -> Option<Divergence
         }
     }
     None
+}
+
+/// Divergence seen by an evaluation: a validation loss (either mode) that is not finite or is
+/// above the limit. A run is `finished` only if its last evaluation passes this.
+fn eval_divergence(row: &EvalRow, loss_limit: f64) -> Option<Divergence> {
+    let bad = |l: f64| !l.is_finite() || l > loss_limit;
+    let (quantity, loss) = if bad(row.eval_loss) {
+        ("eval_loss", row.eval_loss)
+    } else if bad(row.train_mode_loss) {
+        ("train_mode_loss", row.train_mode_loss)
+    } else {
+        return None;
+    };
+    Some(Divergence {
+        step: row.step,
+        quantity: quantity.into(),
+        layer: None,
+        value: loss.is_finite().then_some(loss),
+    })
 }
 
 /// Step times over the second half of a run: the first steps warm caches (and compile GPU
@@ -251,7 +272,20 @@ pub fn train_loop<T: Task>(
         if step % config.eval_every == 0 || step == config.steps {
             let row = task.evaluate(&model, step);
             run.writer.eval(&row)?;
+            let diverged = eval_divergence(&row, loss_limit);
             run.summary.final_eval = Some(row);
+            if let Some(div) = diverged {
+                control.println(format!(
+                    "run {} diverged at step {step}: validation loss {}",
+                    run.summary.run_id,
+                    div.value.map_or("non-finite".to_string(), |v| format!(
+                        "{v:.4e} above {loss_limit:.1}"
+                    ))
+                ));
+                run.summary.divergence = Some(div);
+                run.summary.status = RunStatus::Diverged;
+                return Ok(());
+            }
         }
         if step % 50 == 0 {
             run.writer
@@ -303,5 +337,36 @@ impl RunOutput {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(eval_loss: f64, train_mode_loss: f64) -> EvalRow {
+        EvalRow {
+            step: 40,
+            eval_loss,
+            eval_ppl: None,
+            train_mode_loss,
+            train_mode_ppl: None,
+            eval_accuracy: None,
+            train_mode_accuracy: None,
+            tokens: 10,
+        }
+    }
+
+    #[test]
+    fn an_evaluation_above_the_limit_or_not_finite_is_divergence() {
+        assert!(eval_divergence(&row(5.0, 5.2), 100.0).is_none());
+        let d = eval_divergence(&row(705.0, 5.0), 100.0).unwrap();
+        assert_eq!(
+            (d.step, d.quantity.as_str(), d.value),
+            (40, "eval_loss", Some(705.0))
+        );
+        let d = eval_divergence(&row(5.0, f64::NAN), 100.0).unwrap();
+        assert_eq!((d.quantity.as_str(), d.value), ("train_mode_loss", None));
+        assert!(eval_divergence(&row(f64::INFINITY, 1.0), 100.0).is_some());
     }
 }
