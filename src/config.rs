@@ -166,6 +166,31 @@ impl Default for RunConfig {
 impl RunConfig {
     /// Checks every setting; the message names the option.
     pub fn validate(&self) -> Result<()> {
+        // a config file (TOML) holds integers up to i64::MAX
+        let counts = [
+            ("seed", self.seed as u128),
+            ("steps", self.steps as u128),
+            ("max-len", self.max_len as u128),
+            ("batch-size", self.batch_size as u128),
+            ("max-tokens", self.max_tokens.unwrap_or(0) as u128),
+            ("bucket-pool", self.bucket_pool as u128),
+            ("vocab-size", self.vocab_size as u128),
+            ("d-model", self.d_model as u128),
+            ("layers", self.layers as u128),
+            ("heads", self.heads as u128),
+            ("d-ff", self.d_ff as u128),
+            ("warmup-steps", self.warmup_steps as u128),
+            ("eval-every", self.eval_every as u128),
+            ("eval-batches", self.eval_batches as u128),
+            ("pn-warmup", self.pn_warmup.unwrap_or(0) as u128),
+            ("pn-groups", self.pn_groups.unwrap_or(0) as u128),
+            ("device", self.device as u128),
+        ];
+        for (name, v) in counts {
+            if v > i64::MAX as u128 {
+                bail!("{name} must be at most {} (got {v})", i64::MAX);
+            }
+        }
         ensure_positive("steps", self.steps)?;
         ensure_positive("max-len", self.max_len)?;
         ensure_positive("batch-size", self.batch_size)?;

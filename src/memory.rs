@@ -47,6 +47,10 @@ impl Shape {
                 names.join(", ")
             );
         };
+        // far beyond any machine, and small enough that the byte counts fit in 64 bits
+        if batch == 0 || batch > 1 << 20 || seq == 0 || seq > 1 << 20 {
+            bail!("--batch-size and --max-len must be within [1, 1048576] for a preset (got {batch} and {seq})");
+        }
         Ok(Self {
             name: n.into(),
             vocab,

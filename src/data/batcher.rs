@@ -203,12 +203,12 @@ impl BatchPlan {
 
     /// Sentences in a bucketing pool of `batches` batches.
     fn pool_sentences(&self, batches: usize) -> usize {
-        batches
-            * self
-                .max_tokens
+        batches.saturating_mul(
+            self.max_tokens
                 .map(|t| t / self.max_len)
                 .unwrap_or(self.sentences)
-                .max(1)
+                .max(1),
+        )
     }
 
     /// Batches of one pass over `examples`. `rng = None`: file order (evaluation);

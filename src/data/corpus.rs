@@ -23,9 +23,30 @@ pub const TEST_SLOT: usize = 19;
 
 /// Reads a corpus file: UTF-8 text, one sentence per line, tokens separated by whitespace.
 /// Empty lines are skipped; `lowercase` folds case.
+/// The largest corpus read (and the most of any file read before saying it is too large, so a
+/// device like /dev/zero ends in an error, not an endless read).
+pub const MAX_CORPUS_BYTES: u64 = 1 << 30;
+
+/// At most `limit + 1` bytes of `path`.
+fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 pub fn load_corpus(path: &Path, lowercase: bool) -> Result<Vec<Sentence>> {
-    let bytes = std::fs::read(path)
+    let bytes = read_limited(path, MAX_CORPUS_BYTES)
         .with_context(|| format!("cannot read corpus file {}", path.display()))?;
+    if bytes.len() as u64 > MAX_CORPUS_BYTES {
+        bail!(
+            "corpus file {} is larger than {} MiB; this tool trains on corpora that fit in memory",
+            path.display(),
+            MAX_CORPUS_BYTES >> 20
+        );
+    }
     if bytes.contains(&0) {
         bail!(
             "corpus file {} looks binary (it contains NUL bytes); expected UTF-8 text, one sentence per line",

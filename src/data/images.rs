@@ -67,6 +67,9 @@ fn be_u32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
+/// Classes of the image task (Fashion-MNIST's ten).
+pub const CLASSES: usize = 10;
+
 /// Parses an IDX image file (magic 0x00000803) and its IDX label file (0x00000801).
 pub fn load_idx(images: &Path, labels: &Path) -> Result<ImageSet> {
     let img = read_maybe_gz(images)?;
@@ -88,12 +91,21 @@ pub fn load_idx(images: &Path, labels: &Path) -> Result<ImageSet> {
         be_u32(&img, 8) as usize,
         be_u32(&img, 12) as usize,
     );
-    if img.len() != 16 + n * rows * cols {
+    let expected = n
+        .checked_mul(rows)
+        .and_then(|x| x.checked_mul(cols))
+        .and_then(|x| x.checked_add(16));
+    if expected != Some(img.len()) {
         bail!(
-            "{} is truncated or padded: header says {n} images of {rows}x{cols} ({} bytes), file has {}",
+            "{} is truncated or padded: header says {n} images of {rows}x{cols}, file has {} bytes",
             images.display(),
-            16 + n * rows * cols,
             img.len()
+        );
+    }
+    if n == 0 || rows == 0 || cols == 0 {
+        bail!(
+            "{} holds no image ({n} images of {rows}x{cols})",
+            images.display()
         );
     }
     let n_labels = be_u32(&lab, 4) as usize;
@@ -102,6 +114,17 @@ pub fn load_idx(images: &Path, labels: &Path) -> Result<ImageSet> {
             "{} holds {} labels for {n} images",
             labels.display(),
             lab.len().saturating_sub(8)
+        );
+    }
+    if let Some((i, &l)) = lab[8..]
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| usize::from(l) >= CLASSES)
+    {
+        bail!(
+            "{}: label {l} of image {i} is outside the {CLASSES} classes 0-{}",
+            labels.display(),
+            CLASSES - 1
         );
     }
     let pixels = img[16..]

@@ -121,6 +121,16 @@ pub fn load_data(config: &RunConfig) -> Result<TaskData> {
                 &resolve_data_path(&config.labels),
             )?;
             let (train, valid) = images::split(&set);
+            if train.len() < config.batch_size || valid.is_empty() {
+                anyhow::bail!(
+                    "{} holds {} images: {} for training and {} for validation, fewer than one training batch of {} and one validation image",
+                    config.images.display(),
+                    set.len(),
+                    train.len(),
+                    valid.len(),
+                    config.batch_size
+                );
+            }
             TaskData::Images { train, valid }
         }
     })
