@@ -290,6 +290,14 @@ fn learning_rates(runs: &[RunResult]) -> Vec<String> {
             Some(_) => "**not resolved** by these seeds",
             None => "could not be measured",
         };
+        let edge = |sw: &[(f64, Vec<f64>)], lr: f64| {
+            sw.first().is_some_and(|f| f.0 == lr) || sw.last().is_some_and(|l| l.0 == lr)
+        };
+        let caveat = if edge(&ln, ln_lr) || edge(&s, bn_lr) {
+            " A best learning rate lies at the edge of the sweep: a wider sweep could move it."
+        } else {
+            ""
+        };
         let list = |sw: &[(f64, Vec<f64>)]| {
             sw.iter()
                 .map(|(lr, l)| format!("{lr}: {}", fmt(mean_std(l).0)))
@@ -299,7 +307,7 @@ fn learning_rates(runs: &[RunResult]) -> Vec<String> {
         out.push(format!(
             "Claim: BatchNorm is worse than LayerNorm on text, at each norm's best learning rate. Mean final validation \
              loss by learning rate: layer {}; {} {}. Best: layer at {ln_lr} ({}), {} at {bn_lr} ({}); {line}. Rule: \
-             reproduced when the interval of {} − layer lies above 0. Verdict: {verdict}.",
+             reproduced when the interval of {} − layer lies above 0. Verdict: {verdict}.{caveat}",
             list(&ln),
             bn.name(),
             list(&s),

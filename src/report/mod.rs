@@ -102,19 +102,40 @@ pub fn by_group(runs: &[RunResult]) -> Vec<(String, Vec<&RunResult>)> {
             None => groups.push((key, group_label(&r.config), vec![r])),
         }
     }
-    // distinct labels for groups that differ in other settings
+    // groups whose labels collide are told apart by the settings that differ between them
     let mut out: Vec<(String, Vec<&RunResult>)> = Vec::new();
-    for (_, label, v) in groups {
+    for (_, label, v) in &groups {
+        let same: Vec<&RunConfig> = groups
+            .iter()
+            .filter(|(_, l, _)| l == label)
+            .map(|(_, _, rs)| &rs[0].config)
+            .collect();
+        let label = if same.len() > 1 {
+            let keys = scale::varying_keys(&same);
+            let what: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{k} {}",
+                        scale::key_value(&v[0].config, k).trim_matches('"')
+                    )
+                })
+                .collect();
+            format!("{label}, {}", what.join(", "))
+        } else {
+            label.clone()
+        };
+        // still the same (settings that do not show in config.toml): number them
         let n = out
             .iter()
-            .filter(|(l, _)| l == &label || l.starts_with(&format!("{label} #")))
+            .filter(|(l, _)| *l == label || l.starts_with(&format!("{label} #")))
             .count();
         let label = if n == 0 {
             label
         } else {
             format!("{label} #{}", n + 1)
         };
-        out.push((label, v));
+        out.push((label, v.clone()));
     }
     out
 }
