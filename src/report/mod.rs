@@ -73,7 +73,14 @@ pub fn load_inputs(
     let mut runs = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for dir in dirs {
-        let run = RunResult::load(&dir)?;
+        // a damaged run folder is named and left out; the report goes on with the others
+        let run = match RunResult::load(&dir) {
+            Ok(run) => run,
+            Err(e) => {
+                eprintln!("warning: left out {}: {e:#}", dir.display());
+                continue;
+            }
+        };
         // the same run id in two merged folders: keep the first
         if seen.insert(run.config.id()) {
             runs.push(run);

@@ -38,6 +38,36 @@ pub fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
         .collect()
 }
 
+/// Like [`read_csv`], for a file still being written: a last line cut short (the writer is in
+/// the middle of it) ends the rows instead of failing; a bad line before the last still fails.
+pub fn read_csv_growing<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let rows: Vec<_> = reader.deserialize().collect();
+    let n = rows.len();
+    let mut out = Vec::with_capacity(n);
+    for (i, r) in rows.into_iter().enumerate() {
+        match r {
+            Ok(v) => out.push(v),
+            Err(_) if i + 1 == n => break,
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("{} row {}: unexpected format", path.display(), i + 2)
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn read_rows<T: for<'de> Deserialize<'de>>(path: &Path, growing: bool) -> Result<Vec<T>> {
+    if growing {
+        read_csv_growing(path)
+    } else {
+        read_csv(path)
+    }
+}
+
 /// Everything one run left on disk.
 #[derive(Debug, Clone)]
 pub struct RunResult {
@@ -56,19 +86,21 @@ impl RunResult {
     pub fn load(dir: &Path) -> Result<Self> {
         let config = read_config(dir)?;
         let summary = read_summary(dir).ok();
+        // a run without a summary may still be writing its CSVs
+        let growing = summary.is_none();
         let read = |f: &str| dir.join(f);
         let steps: Vec<StepRow> = if read(STEPS_FILE).exists() {
-            read_csv(&read(STEPS_FILE))?
+            read_rows(&read(STEPS_FILE), growing)?
         } else {
             vec![]
         };
         let eval: Vec<EvalRow> = if read(EVAL_FILE).exists() {
-            read_csv(&read(EVAL_FILE))?
+            read_rows(&read(EVAL_FILE), growing)?
         } else {
             vec![]
         };
         let rows: Vec<ProbeRow> = if read(PROBES_FILE).exists() {
-            read_csv(&read(PROBES_FILE))?
+            read_rows(&read(PROBES_FILE), growing)?
         } else {
             vec![]
         };
