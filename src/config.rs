@@ -344,6 +344,37 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
+/// Config keys (as in config.toml) whose values differ between `configs`, seeds aside; a key
+/// that some configurations leave out (an unset option) counts as differing from a set one.
+pub fn varying_keys(configs: &[&RunConfig]) -> Vec<String> {
+    let tables: Vec<toml::Table> = configs
+        .iter()
+        .filter_map(|c| toml::from_str(&c.to_toml()).ok())
+        .collect();
+    let Some(first) = tables.first() else {
+        return vec![];
+    };
+    let mut keys: Vec<String> = tables.iter().flat_map(|t| t.keys().cloned()).collect();
+    keys.sort();
+    keys.dedup();
+    // in config.toml order
+    let order: Vec<&String> = first.keys().collect();
+    keys.sort_by_key(|k| order.iter().position(|o| *o == k).unwrap_or(usize::MAX));
+    keys.into_iter()
+        .filter(|k| k != "seed")
+        .filter(|k| tables.iter().any(|t| t.get(k) != first.get(k)))
+        .collect()
+}
+
+impl RunConfig {
+    /// The value of `key` as config.toml writes it (`None`: an unset option left out).
+    pub fn value_of(&self, key: &str) -> Option<toml::Value> {
+        toml::from_str::<toml::Table>(&self.to_toml())
+            .ok()
+            .and_then(|mut t| t.remove(key))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

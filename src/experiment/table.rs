@@ -2,6 +2,7 @@
 //! polars) and the lines of `ablate status`.
 
 use super::Study;
+use crate::config::varying_keys;
 use crate::results::{read_csv, read_summary, StepRow, Summary, STEPS_FILE};
 use std::path::Path;
 
@@ -148,28 +149,8 @@ pub fn status_lines(study: &Study, out: &Path) -> Vec<String> {
     lines
 }
 
-/// Config keys (as in config.toml) whose values differ between the runs, seeds aside.
-fn varying_keys(configs: &[&crate::config::RunConfig]) -> Vec<String> {
-    let tables: Vec<toml::Table> = configs
-        .iter()
-        .filter_map(|c| toml::from_str(&c.to_toml()).ok())
-        .collect();
-    let Some(first) = tables.first() else {
-        return vec![];
-    };
-    let mut keys: Vec<String> = tables.iter().flat_map(|t| t.keys().cloned()).collect();
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .filter(|k| k != "seed")
-        .filter(|k| tables.iter().any(|t| t.get(k) != first.get(k)))
-        .collect()
-}
-
 fn value_of(c: &crate::config::RunConfig, key: &str) -> String {
-    toml::from_str::<toml::Table>(&c.to_toml())
-        .ok()
-        .and_then(|t| t.get(key).cloned())
+    c.value_of(key)
         .map(|v| match v {
             toml::Value::String(s) => s,
             other => other.to_string(),

@@ -113,29 +113,13 @@ fn finished(r: &RunResult) -> bool {
     r.status() == RunStatus::Finished
 }
 
-/// Config keys (as in config.toml) whose values differ between `configs`, seeds aside.
-pub fn varying_keys(configs: &[&RunConfig]) -> Vec<String> {
-    let tables: Vec<toml::Table> = configs
-        .iter()
-        .filter_map(|c| toml::from_str(&c.to_toml()).ok())
-        .collect();
-    let Some(first) = tables.first() else {
-        return vec![];
-    };
-    first
-        .keys()
-        .filter(|k| k.as_str() != "seed")
-        .filter(|k| tables.iter().any(|t| t.get(*k) != first.get(*k)))
-        .cloned()
-        .collect()
-}
+pub use crate::config::varying_keys;
 
 /// The value of `key` in `c`'s config.toml, as written there.
 pub fn key_value(c: &RunConfig, key: &str) -> String {
-    toml::from_str::<toml::Table>(&c.to_toml())
-        .ok()
-        .and_then(|t| t.get(key).map(|v| v.to_string()))
-        .unwrap_or_default()
+    c.value_of(key)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "default".into())
 }
 
 /// The scale points among `runs` (finished runs only), in the order of the runs.
