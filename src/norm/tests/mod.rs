@@ -274,6 +274,36 @@ fn dbeta_ref(w: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// dL/dvar and dL/dmu of `L = sum(w * bn_apply(x, mean, var))`, each with the other statistic
+/// held fixed, by central finite differences in float64.
+fn statistic_gradients_fd(
+    x: &[f64],
+    mean: &[f64],
+    var: &[f64],
+    g: &[f64],
+    be: &[f64],
+    w: &[f64],
+) -> (Vec<f64>, Vec<f64>) {
+    let h = 1e-6;
+    let fd = |perturb_var: bool, d: usize| {
+        let (mut mp, mut vp, mut mm, mut vm) =
+            (mean.to_vec(), var.to_vec(), mean.to_vec(), var.to_vec());
+        if perturb_var {
+            vp[d] += h;
+            vm[d] -= h;
+        } else {
+            mp[d] += h;
+            mm[d] -= h;
+        }
+        (loss_of(&bn_apply(x, &mp, &vp, g, be), w) - loss_of(&bn_apply(x, &mm, &vm, g, be), w))
+            / (2.0 * h)
+    };
+    (
+        (0..D).map(|d| fd(true, d)).collect(),
+        (0..D).map(|d| fd(false, d)).collect(),
+    )
+}
+
 // ---------- tests ----------
 
 /// `n` with its `gamma` and `beta` parameters (where it has them) set to `g` and `be`.
@@ -416,23 +446,7 @@ fn check_batch_norm(masked: bool) {
     // backward probes: dL/dvar and dL/dmu with the other statistic held fixed, by finite
     // differences of the float64 forward with injected statistics
     let grad = r.grad_stats.unwrap();
-    let h = 1e-6;
-    let fd = |perturb_var: bool, d: usize| {
-        let (mut mp, mut vp, mut mm, mut vm) =
-            (mean.clone(), var.clone(), mean.clone(), var.clone());
-        if perturb_var {
-            vp[d] += h;
-            vm[d] -= h;
-        } else {
-            mp[d] += h;
-            mm[d] -= h;
-        }
-        (loss_of(&bn_apply(&x, &mp, &vp, &g, &be), &w)
-            - loss_of(&bn_apply(&x, &mm, &vm, &g, &be), &w))
-            / (2.0 * h)
-    };
-    let dvar: Vec<f64> = (0..D).map(|d| fd(true, d)).collect();
-    let dmean: Vec<f64> = (0..D).map(|d| fd(false, d)).collect();
+    let (dvar, dmean) = statistic_gradients_fd(&x, &mean, &var, &g, &be, &w);
     assert_close("BN dL/dvar", &to_vec(grad.d_second.unwrap()), &dvar, 1e-5);
     assert_close("BN dL/dmu", &to_vec(grad.d_mean.unwrap()), &dmean, 1e-5);
     // evaluation with the updated running statistics

@@ -101,23 +101,7 @@ fn scaled_batch_norm_matches_float64_reference() {
     );
     // backward probes by finite differences of the forward with injected statistics
     let grad = r.grad_stats.unwrap();
-    let h = 1e-6;
-    let fd = |perturb_var: bool, d: usize| {
-        let (mut mp, mut vp, mut mm, mut vm) =
-            (mean.clone(), var.clone(), mean.clone(), var.clone());
-        if perturb_var {
-            vp[d] += h;
-            vm[d] -= h;
-        } else {
-            mp[d] += h;
-            mm[d] -= h;
-        }
-        (loss_of(&bn_apply(&filled, &mp, &vp, &g, &be), &w)
-            - loss_of(&bn_apply(&filled, &mm, &vm, &g, &be), &w))
-            / (2.0 * h)
-    };
-    let dvar: Vec<f64> = (0..D).map(|d| fd(true, d)).collect();
-    let dmean: Vec<f64> = (0..D).map(|d| fd(false, d)).collect();
+    let (dvar, dmean) = statistic_gradients_fd(&filled, &mean, &var, &g, &be, &w);
     assert_close(
         "scaled BN dL/dvar",
         &to_vec(grad.d_second.unwrap()),
