@@ -3,7 +3,7 @@
 
 pub use crate::backend::BackendKind;
 use crate::data::{BatchPlan, EvalBatching};
-use crate::errors::{ensure_positive, ensure_within, friendly, one_line};
+use crate::errors::{ensure_positive, ensure_positive_number, ensure_within, friendly, one_line};
 use crate::model::{CnnConfig, LmConfig, NormPosition};
 use crate::norm::{BackwardDivisor, BackwardMeans, NormConfig, NormKind, PowerConfig};
 use anyhow::{bail, Result};
@@ -215,14 +215,10 @@ impl RunConfig {
         }
         self.batch_plan().validate()?;
         ensure_within("dropout", self.dropout, 0.0, 0.999)?;
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            bail!("lr must be a positive number (got {})", self.lr);
-        }
+        ensure_positive_number("lr", self.lr)?;
         ensure_within("adam-beta1", self.adam_beta1, 0.0, 0.999999)?;
         ensure_within("adam-beta2", self.adam_beta2, 0.0, 0.999999)?;
-        if !(self.adam_eps.is_finite() && self.adam_eps > 0.0) {
-            bail!("adam-eps must be a positive number (got {})", self.adam_eps);
-        }
+        ensure_positive_number("adam-eps", self.adam_eps)?;
         ensure_within("grad-clip", self.grad_clip, 0.0, f64::MAX)?;
         if self.backend == BackendKind::Wgpu && !cfg!(feature = "wgpu") {
             bail!(

@@ -11,6 +11,14 @@ pub fn ensure_positive(name: &str, v: usize) -> Result<()> {
     Ok(())
 }
 
+/// `name must be a positive number (got v)` unless `v` is finite and above 0.
+pub fn ensure_positive_number(name: &str, v: f64) -> Result<()> {
+    if !(v.is_finite() && v > 0.0) {
+        bail!("{name} must be a positive number (got {v})");
+    }
+    Ok(())
+}
+
 /// `name must be within [lo, hi] (got v)` unless `v` is a finite number in the range.
 pub fn ensure_within(name: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
     if !(v.is_finite() && v >= lo && v <= hi) {

@@ -3,7 +3,7 @@
 
 use super::Study;
 use crate::config::varying_keys;
-use crate::results::{read_csv, read_summary, StepRow, Summary, STEPS_FILE};
+use crate::results::{read_csv_growing, read_summary, StepRow, Summary, STEPS_FILE};
 use std::path::Path;
 
 /// What a run folder says about a run: its summary, or for a run without one (running, or
@@ -18,37 +18,40 @@ struct RunState {
 }
 
 fn state(dir: &Path, planned: usize) -> RunState {
-    let steps: Vec<StepRow> = read_csv(&dir.join(STEPS_FILE)).unwrap_or_default();
-    let last = steps.last();
-    match read_summary(dir) {
-        Ok(s) => RunState {
+    if let Ok(s) = read_summary(dir) {
+        return RunState {
             status: format!("{:?}", s.status).to_lowercase(),
             steps_done: s.steps_completed,
             last_loss: s.final_train_loss,
             eta_s: None,
             summary: Some(s),
-        },
-        Err(_) if dir.is_dir() => RunState {
-            status: if dir.join(".lock").exists() {
-                "running"
-            } else {
-                "incomplete"
-            }
-            .into(),
-            steps_done: last.map_or(0, |r| r.step),
-            last_loss: last.map(|r| r.loss),
-            eta_s: last
-                .filter(|r| r.step > 0)
-                .map(|r| r.wall_s / r.step as f64 * planned.saturating_sub(r.step) as f64),
-            summary: None,
-        },
-        Err(_) => RunState {
+        };
+    }
+    if !dir.is_dir() {
+        return RunState {
             status: "to run".into(),
             steps_done: 0,
             last_loss: None,
             eta_s: None,
             summary: None,
-        },
+        };
+    }
+    // no summary yet: steps.csv says how far it got (read only here, not for finished runs)
+    let steps: Vec<StepRow> = read_csv_growing(&dir.join(STEPS_FILE)).unwrap_or_default();
+    let last = steps.last();
+    RunState {
+        status: if dir.join(".lock").exists() {
+            "running"
+        } else {
+            "incomplete"
+        }
+        .into(),
+        steps_done: last.map_or(0, |r| r.step),
+        last_loss: last.map(|r| r.loss),
+        eta_s: last
+            .filter(|r| r.step > 0)
+            .map(|r| r.wall_s / r.step as f64 * planned.saturating_sub(r.step) as f64),
+        summary: None,
     }
 }
 

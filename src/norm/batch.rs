@@ -39,8 +39,7 @@ impl BatchNorm {
     /// `gamma * (x - mean) / sqrt(var + eps) + beta`, for any statistics (also used by tests
     /// to differentiate with respect to injected statistics).
     pub fn apply(&self, x: Tensor<3>, mean: Tensor<1>, var: Tensor<1>) -> Tensor<3> {
-        let scale = per_feature(self.gamma.val() / var.add_scalar(self.eps).sqrt());
-        (x - per_feature(mean)) * scale + per_feature(self.beta.val())
+        normalize(x, mean, var, &self.gamma, &self.beta, self.eps)
     }
 
     /// Batch mean and biased variance, over real tokens (masked) or all positions.
@@ -51,11 +50,29 @@ impl BatchNorm {
             let var = super::masked_feature_mean(centered.square(), ctx);
             (mean, var)
         } else {
-            let mean = super::feature_mean(x.clone());
-            let var = super::feature_mean((x - per_feature(mean.clone())).square());
-            (mean, var)
+            all_position_statistics(x)
         }
     }
+}
+
+/// `gamma * (x - mean) / sqrt(var + eps) + beta` with per-feature statistics.
+pub(super) fn normalize(
+    x: Tensor<3>,
+    mean: Tensor<1>,
+    var: Tensor<1>,
+    gamma: &Param<Tensor<1>>,
+    beta: &Param<Tensor<1>>,
+    eps: f64,
+) -> Tensor<3> {
+    let scale = per_feature(gamma.val() / var.add_scalar(eps).sqrt());
+    (x - per_feature(mean)) * scale + per_feature(beta.val())
+}
+
+/// Per-feature mean and biased variance over every batch x time position.
+pub(super) fn all_position_statistics(x: Tensor<3>) -> (Tensor<1>, Tensor<1>) {
+    let mean = super::feature_mean(x.clone());
+    let var = super::feature_mean((x - per_feature(mean.clone())).square());
+    (mean, var)
 }
 
 pub const BATCH: NormDef<BatchNorm> = NormDef {

@@ -34,7 +34,7 @@ mod stats;
 pub use power::{BackwardDivisor, BackwardMeans, PowerConfig};
 pub use stats::{BatchStats, GradStats, PowerGrad, PowerStats, StatKind};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use burn::module::Module;
 use burn::tensor::{Device, Gradients, Tensor};
 
@@ -237,9 +237,7 @@ pub struct NormConfig {
 impl NormConfig {
     /// Checks the options every norm shares, then the norm's own.
     pub fn validate(&self, d: usize) -> Result<()> {
-        if !(self.eps.is_finite() && self.eps > 0.0) {
-            bail!("norm-eps must be a positive number (got {})", self.eps);
-        }
+        crate::errors::ensure_positive_number("norm-eps", self.eps)?;
         crate::errors::ensure_within("norm-momentum", self.momentum, 0.0, 1.0)?;
         self.kind.validate(self, d)
     }

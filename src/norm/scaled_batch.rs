@@ -13,10 +13,10 @@
 //!   evaluation they hold the batch's real-token mean normalized by the running statistics,
 //!   as in the code. Either way nothing real depends on them.
 
-use super::batch::statistic_gradients;
+use super::batch::{all_position_statistics, normalize, statistic_gradients};
 use super::stats::moving_average;
 use super::{
-    feature_mean, masked_feature_mean, no_checks, no_note, per_feature, BatchStats, GradStats,
+    masked_feature_mean, no_checks, no_note, per_feature, BatchStats, GradStats,
     Norm, NormCtx, NormDef, NormInfo, StatKind,
 };
 use burn::module::{Module, Param, RunningState};
@@ -75,12 +75,6 @@ impl ScaledBatchNorm {
             None => x,
         }
     }
-
-    /// `gamma * (x - mean) / sqrt(var + eps) + beta`.
-    fn apply(&self, x: Tensor<3>, mean: Tensor<1>, var: Tensor<1>) -> Tensor<3> {
-        let scale = per_feature(self.gamma.val() / var.add_scalar(self.eps).sqrt());
-        (x - per_feature(mean)) * scale + per_feature(self.beta.val())
-    }
 }
 
 impl Norm for ScaledBatchNorm {
@@ -90,13 +84,13 @@ impl Norm for ScaledBatchNorm {
         let running_var = self.running_var.value_sync().to_device(&device);
         let filled = self.scaled_and_filled(x, ctx);
         if !ctx.training {
-            return (self.apply(filled, running_mean, running_var), None);
+            let y = normalize(filled, running_mean, running_var, &self.gamma, &self.beta, self.eps);
+            return (y, None);
         }
         // every position counts: the filled rows sit at the mean, so they dilute the variance
         let [b, t, _] = filled.dims();
         let n = (b * t) as f64;
-        let mean = feature_mean(filled.clone());
-        let var = feature_mean((filled.clone() - per_feature(mean.clone())).square());
+        let (mean, var) = all_position_statistics(filled.clone());
         let (mean_d, var_d) = (mean.clone().detach(), var.clone().detach());
         if ctx.update_running {
             let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
@@ -104,7 +98,7 @@ impl Norm for ScaledBatchNorm {
             self.running_mean.update(moving_average(running_mean.clone(), mean_d.clone(), MOMENTUM));
             self.running_var.update(moving_average(running_var.clone(), var_unbiased, MOMENTUM));
         }
-        let y = self.apply(filled, mean, var);
+        let y = normalize(filled, mean, var, &self.gamma, &self.beta, self.eps);
         let stats = BatchStats::variance(
             mean_d.inner(),
             var_d.inner(),

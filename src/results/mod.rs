@@ -12,7 +12,7 @@
 mod read;
 mod write;
 
-pub use read::{find_run_dirs, read_config, read_csv, read_summary, RunResult};
+pub use read::{find_run_dirs, read_config, read_csv, read_csv_growing, read_summary, RunResult};
 pub use write::{write_atomic, RunWriter};
 
 use serde::{Deserialize, Deserializer, Serialize};

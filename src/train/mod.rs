@@ -148,7 +148,6 @@ fn train(
 ) -> Result<()> {
     let init_device = crate::backend::device(BackendKind::Ndarray, 0)?.autodiff();
     let device = base_device.clone().autodiff();
-    config.batch_plan().validate()?;
     match data {
         TaskData::Text(text) => {
             let mut task = TextTask::new(config, text, &device, base_device);

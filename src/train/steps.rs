@@ -129,6 +129,9 @@ struct Timings {
     /// forward, backward, norms and clipping, optimizer, probes and read
     phases: Vec<[f64; 5]>,
     tokens: Vec<usize>,
+    /// Running totals, for the progress line's rate at every step.
+    total_ms: f64,
+    total_tokens: usize,
 }
 
 impl Timings {
@@ -136,10 +139,21 @@ impl Timings {
         self.step_ms.push(step_ms);
         self.phases.push(phases);
         self.tokens.push(tokens);
+        self.total_ms += step_ms;
+        self.total_tokens += tokens;
     }
 
-    /// Median step time, phase times and tokens/s over the second half, into the summary.
+    /// Tokens (or images) per second over every step so far.
+    fn rate(&self) -> f64 {
+        self.total_tokens as f64 / (self.total_ms / 1e3).max(1e-9)
+    }
+
+    /// Median step time, phase times and tokens/s over the second half, into the summary (once,
+    /// when the run stops: sorting the second half at every step would grow with the run).
     fn summarize(&self, summary: &mut Summary) {
+        if self.step_ms.is_empty() {
+            return;
+        }
         let half = self.step_ms.len() / 2;
         summary.median_step_ms = upper_median(self.step_ms[half..].to_vec());
         let late = &self.phases[half..];
@@ -170,13 +184,28 @@ fn upper_median(mut v: Vec<f64>) -> Option<f64> {
 
 /// Trains `task`'s model for `config.steps` steps: forward -> backward -> norms read their
 /// gradients -> clip -> Adam -> one read of the step's values -> CSV rows; evaluates every
-/// `eval_every` steps and at the end. Stops early on divergence or when asked to.
+/// `eval_every` steps and at the end. Stops early on divergence or when asked to. The step
+/// timings reach the summary however the run ends.
 pub fn train_loop<T: Task>(
+    config: &RunConfig,
+    task: &mut T,
+    model: T::Model,
+    run: &mut RunOutput,
+    control: &RunControl,
+) -> Result<()> {
+    let mut timings = Timings::default();
+    let result = run_steps(config, task, model, run, control, &mut timings);
+    timings.summarize(&mut run.summary);
+    result
+}
+
+fn run_steps<T: Task>(
     config: &RunConfig,
     task: &mut T,
     mut model: T::Model,
     run: &mut RunOutput,
     control: &RunControl,
+    timings: &mut Timings,
 ) -> Result<()> {
     let mut optim = AdamConfig::new()
         .with_beta_1(config.adam_beta1 as f32)
@@ -185,7 +214,6 @@ pub fn train_loop<T: Task>(
         .init();
     let layer_names = model.norm_names();
     let loss_limit = task.loss_limit();
-    let mut timings = Timings::default();
     control.progress.set_length(config.steps as u64);
     for step in 1..=config.steps {
         if control.stopped() {
@@ -243,7 +271,6 @@ pub fn train_loop<T: Task>(
         run.write_step(step, lr, &values, &batch, ms)?;
         run.summary.steps_completed = step;
         run.summary.final_train_loss = Some(values.loss);
-        timings.summarize(&mut run.summary);
         if let Some(div) = divergence(step, &values, loss_limit) {
             let what = match div.value {
                 Some(v) => format!("{} {v:.4e} above {loss_limit:.1}", div.quantity),
@@ -267,7 +294,7 @@ pub fn train_loop<T: Task>(
             loss: values.loss,
             lr,
             step_ms: ms,
-            tokens_per_s: run.summary.tokens_per_s.unwrap_or(f64::NAN),
+            tokens_per_s: timings.rate(),
         });
         if step % config.eval_every == 0 || step == config.steps {
             let row = task.evaluate(&model, step);

@@ -338,8 +338,10 @@ fn set_affine(n: NormLayer, g: &[f64], be: &[f64]) -> NormLayer {
     })
 }
 
-fn with_params(kind: NormKind) -> NormLayer {
-    let cfg = NormConfig {
+/// The configuration the tests build norms from: width `D`, at most `T` positions, PowerNorm
+/// with a 3-step warm-up, no GroupScaling and the authors' all-positions means.
+fn test_config(kind: NormKind) -> NormConfig {
+    NormConfig {
         kind,
         eps: EPS,
         momentum: 0.1,
@@ -352,9 +354,12 @@ fn with_params(kind: NormKind) -> NormLayer {
             backward_means: BackwardMeans::All,
         },
         max_positions: Some(T),
-    };
+    }
+}
+
+fn with_params(kind: NormKind) -> NormLayer {
     let (g, be) = gamma_beta();
-    set_affine(cfg.init(D, &device()), &g, &be)
+    set_affine(test_config(kind).init(D, &device()), &g, &be)
 }
 
 #[test]

@@ -191,20 +191,7 @@ fn positions_beyond_the_batch_keep_their_running_statistics() {
 
 #[test]
 fn position_batch_needs_text() {
-    let mut cfg = NormConfig {
-        kind: NormKind::PositionBatch,
-        eps: EPS,
-        momentum: 0.1,
-        power: PowerConfig {
-            alpha_fwd: 0.9,
-            alpha_bkw: 0.9,
-            warmup: 3,
-            groups: 0,
-            backward_divisor: BackwardDivisor::Batch,
-            backward_means: BackwardMeans::Real,
-        },
-        max_positions: Some(T),
-    };
+    let mut cfg = test_config(NormKind::PositionBatch);
     cfg.validate(D).unwrap();
     cfg.max_positions = None;
     assert!(cfg
