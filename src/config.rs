@@ -112,7 +112,14 @@ pub struct RunConfig {
     pub eval_batching: Option<EvalBatching>,
     /// Per-layer batch-statistics probes every step.
     pub probes: bool,
+    /// Save the complete training state every N steps (0: never; a stop by Ctrl-C or SIGTERM
+    /// saves it too unless 0). Last field: config.toml files from before it lack its line.
+    pub checkpoint_every: usize,
 }
+
+/// Keys that change what is logged but not the training trajectory: recorded in config.toml,
+/// left out of the run id (so changing them does not retrain a study).
+pub const LOGGING_KEYS: [&str; 3] = ["eval_every", "probes", "checkpoint_every"];
 
 impl Default for RunConfig {
     fn default() -> Self {
@@ -159,6 +166,7 @@ impl Default for RunConfig {
             eval_batches: 20,
             eval_batching: None,
             probes: true,
+            checkpoint_every: 1000,
         }
     }
 }
@@ -181,6 +189,7 @@ impl RunConfig {
             ("d-ff", self.d_ff as u128),
             ("warmup-steps", self.warmup_steps as u128),
             ("eval-every", self.eval_every as u128),
+            ("checkpoint-every", self.checkpoint_every as u128),
             ("eval-batches", self.eval_batches as u128),
             ("pn-warmup", self.pn_warmup.unwrap_or(0) as u128),
             ("pn-groups", self.pn_groups.unwrap_or(0) as u128),
@@ -318,15 +327,49 @@ impl RunConfig {
             .map_err(|e: toml::de::Error| anyhow::anyhow!("{}", friendly(&one_line(e.message()))))
     }
 
-    /// Stable identity: the same configuration always gets the same id.
+    /// Stable identity from what changes the training trajectory: the same trajectory always
+    /// gets the same id, whatever the logging keys ([`LOGGING_KEYS`]) say.
     pub fn id(&self) -> String {
+        let mut c = self.clone();
+        let d = RunConfig::default();
+        (c.eval_every, c.probes, c.checkpoint_every) = (d.eval_every, d.probes, d.checkpoint_every);
+        self.id_of(&c.to_toml())
+    }
+
+    /// The id that builds up to f674c5a gave this configuration: a hash of all of config.toml
+    /// as written then (no `checkpoint_every` line), logging keys included. Result folders
+    /// named so are still found ([`RunConfig::run_dir`]).
+    pub fn legacy_id(&self) -> String {
+        let toml = self.to_toml();
+        let old: String = toml
+            .lines()
+            .filter(|l| !l.starts_with("checkpoint_every ="))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        self.id_of(&old)
+    }
+
+    fn id_of(&self, toml: &str) -> String {
         format!(
             "{}-{}-s{}-{:08x}",
             self.task.name(),
             self.norm.name(),
             self.seed,
-            fnv1a(self.to_toml().as_bytes()) as u32
+            fnv1a(toml.as_bytes()) as u32
         )
+    }
+
+    /// This run's folder in `out`: `out/<id>`, or the folder an earlier build named by
+    /// [`RunConfig::legacy_id`] when only that one exists.
+    pub fn run_dir(&self, out: &std::path::Path) -> PathBuf {
+        let dir = out.join(self.id());
+        if !dir.exists() {
+            let legacy = out.join(self.legacy_id());
+            if legacy.is_dir() {
+                return legacy;
+            }
+        }
+        dir
     }
 }
 
@@ -375,6 +418,47 @@ impl RunConfig {
 mod tests {
     use super::*;
     use crate::errors::closest;
+
+    #[test]
+    fn logging_keys_leave_the_id_alone() {
+        let c = RunConfig::default();
+        for key in LOGGING_KEYS {
+            assert!(c.value_of(key).is_some(), "{key} is not a config key");
+        }
+        let logged = RunConfig {
+            eval_every: 7,
+            probes: false,
+            checkpoint_every: 0,
+            ..RunConfig::default()
+        };
+        assert_eq!(logged.id(), c.id());
+        assert_ne!(logged.to_toml(), c.to_toml());
+        let other = RunConfig {
+            lr: 2e-3,
+            ..RunConfig::default()
+        };
+        assert_ne!(other.id(), c.id());
+    }
+
+    #[test]
+    fn folders_named_by_earlier_builds_are_found() {
+        // the ids build f674c5a gave these configurations (its `ablate run --dry-run`)
+        assert_eq!(RunConfig::default().legacy_id(), "text-layer-s1-584a8770");
+        let power = RunConfig {
+            norm: NormKind::Power,
+            steps: 7,
+            eval_every: 3,
+            ..RunConfig::default()
+        };
+        assert_eq!(power.legacy_id(), "text-power-s1-8ad6dbef");
+        let out = std::env::temp_dir().join(format!("ablate-legacy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(out.join(power.legacy_id())).unwrap();
+        assert_eq!(power.run_dir(&out), out.join(power.legacy_id()));
+        std::fs::create_dir_all(out.join(power.id())).unwrap();
+        assert_eq!(power.run_dir(&out), out.join(power.id()));
+        std::fs::remove_dir_all(&out).unwrap();
+    }
 
     #[test]
     fn config_round_trips_through_toml_and_id_is_stable() {

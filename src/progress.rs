@@ -39,6 +39,8 @@ pub struct RunControl {
     pub stop: Arc<AtomicBool>,
     /// Plain periodic log lines on stderr (`None`: the bar says it all, or nothing is wanted).
     pub log: Option<PlainLog>,
+    /// Stop as Ctrl-C would once this many steps are done (`--stop-at-step`).
+    pub stop_at: Option<usize>,
 }
 
 /// Periodic plain lines for logs that are files (a batch system's job output), where a progress
@@ -120,6 +122,7 @@ impl RunControl {
             progress: ProgressBar::hidden(),
             stop: Arc::new(AtomicBool::new(false)),
             log: None,
+            stop_at: None,
         }
     }
 
@@ -130,11 +133,13 @@ impl RunControl {
             progress: progress_bar(quiet || plain, label.clone()),
             stop,
             log: plain.then(|| PlainLog::new(label, Duration::from_secs(30))),
+            stop_at: None,
         }
     }
 
-    pub fn stopped(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
+    /// Whether the run must stop before training step `step`.
+    pub fn stopped_before(&self, step: usize) -> bool {
+        self.stop.load(Ordering::SeqCst) || self.stop_at.is_some_and(|s| step > s)
     }
 
     /// After each training step: the bar's position and message, or a plain line when due.

@@ -9,11 +9,19 @@ use clap::Args;
 use std::path::PathBuf;
 
 /// Options of a single run. Each overrides the default (or the value from `--config`).
-#[derive(Args, Debug, Default, Clone)]
+#[derive(Args, Debug, Default, Clone, PartialEq)]
 pub struct RunArgs {
     /// Start from a run's config.toml (e.g. results/<run>/config.toml) to rerun it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Continue the interrupted run in DIR (e.g. results/<run-id>) from its last checkpoint,
+    /// with its own config.toml; the result files go on as if it had never stopped.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Stop after step N with a checkpoint, as Ctrl-C would: to train in chunks under a batch
+    /// system's time limit (continue with --resume DIR --stop-at-step M).
+    #[arg(long, value_name = "N")]
+    pub stop_at_step: Option<usize>,
     /// Folder that receives the run folder results/<run-id>/.
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub out: PathBuf,
@@ -152,6 +160,11 @@ pub struct RunArgs {
     /// Switch the per-step batch-statistics probes off.
     #[arg(long, help_heading = "Logging")]
     pub no_probes: bool,
+    /// Save the complete training state (weights, Adam moments, running statistics, data
+    /// position) every N steps into <run>/checkpoints/, keeping the last two; 0 = never. A
+    /// stop by Ctrl-C or SIGTERM saves one too. [default: 1000]
+    #[arg(long, help_heading = "Logging")]
+    pub checkpoint_every: Option<usize>,
 }
 
 impl RunArgs {
@@ -201,7 +214,8 @@ impl RunArgs {
             pn_backward_divisor,
             eval_every,
             eval_batches,
-            bucket_pool
+            bucket_pool,
+            checkpoint_every
         );
         if self.max_tokens.is_some() {
             c.max_tokens = self.max_tokens;

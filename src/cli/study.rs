@@ -139,11 +139,11 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
     let count = |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
     let failed = count(&|o| matches!(o, Outcome::Failed(_)));
     let interrupted =
-        count(&|o| matches!(o, Outcome::Ran(s) if s.status == RunStatus::Interrupted));
+        count(&|o| matches!(o, Outcome::Ran(s, _) if s.status == RunStatus::Interrupted));
     crate::progress::say!(
         "study {}: {} ran, {} skipped, {} busy, {} failed, {} interrupted in {:.0} s; results in {}",
         study.name,
-        count(&|o| matches!(o, Outcome::Ran(s) if s.status != RunStatus::Interrupted)),
+        count(&|o| matches!(o, Outcome::Ran(s, _) if s.status != RunStatus::Interrupted)),
         count(&|o| matches!(o, Outcome::Skipped(_))),
         count(&|o| matches!(o, Outcome::Busy)),
         failed,

@@ -3,22 +3,28 @@
 use super::args::RunArgs;
 use super::{EXIT_DIVERGED, EXIT_INTERRUPTED};
 use crate::progress::{install_stop_handler, RunControl};
-use crate::results::{RunStatus, Summary};
+use crate::results::{RunLock, RunStatus, Summary};
 use crate::train;
-use anyhow::{Context, Result};
+use crate::train::checkpoint::Checkpoint;
+use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
 /// Trains the run `args` describe; returns the exit code of its status.
 pub fn run(args: &RunArgs) -> Result<i32> {
+    if let Some(dir) = &args.resume {
+        return resume(args, dir);
+    }
     let config = args.to_config()?;
+    if config_stop_unsaved(args, &Some(config.clone())) {
+        bail!("--stop-at-step needs checkpoints to continue from: give --checkpoint-every > 0");
+    }
     let data = train::load_data(&config)?;
     let dir = claim_fresh_dir(&args.out, &config.id())?;
-    let stop = install_stop_handler();
-    let control = RunControl::new(
-        args.quiet,
-        format!("{}/{}", config.task.name(), config.norm.name()),
-        stop,
-    );
+    // the folder is new, so no one else holds it; the lock tells studies it is taken
+    let Some(_lock) = RunLock::acquire(&dir)? else {
+        bail!("{} was taken by another ablate process", dir.display());
+    };
+    let control = run_control(args, &config);
     if config.steps <= config.warmup_steps {
         eprintln!(
             "ablate: warning: all {} steps are inside the {}-step learning-rate warm-up: the learning rate never reaches its peak (--lr {}); use more --steps or fewer --warmup-steps",
@@ -35,6 +41,86 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     control.progress.finish_and_clear();
     print_summary(&summary, &dir);
     Ok(exit_code(summary.status))
+}
+
+/// `ablate --resume DIR`: continues an interrupted run from its newest checkpoint.
+fn resume(args: &RunArgs, dir: &Path) -> Result<i32> {
+    let bare = RunArgs {
+        resume: args.resume.clone(),
+        stop_at_step: args.stop_at_step,
+        quiet: args.quiet,
+        out: args.out.clone(),
+        ..RunArgs::default()
+    };
+    if *args != bare {
+        bail!("--resume continues a run with its own config.toml: give no other run options (only --quiet and --stop-at-step)");
+    }
+    if config_stop_unsaved(args, &crate::results::read_config(dir).ok()) {
+        bail!(
+            "--stop-at-step needs checkpoints to continue from: this run has checkpoint_every = 0"
+        );
+    }
+    if dir.is_symlink() {
+        bail!(
+            "{} is a symbolic link: give the run folder itself",
+            dir.display()
+        );
+    }
+    let config = crate::results::read_config(dir)
+        .with_context(|| format!("{} is not a run folder", dir.display()))?;
+    let Some(_lock) = RunLock::acquire(dir)? else {
+        bail!(
+            "{} is being trained by another ablate process",
+            dir.display()
+        );
+    };
+    if let Ok(s) = crate::results::read_summary(dir) {
+        if matches!(s.status, RunStatus::Finished | RunStatus::Diverged) {
+            bail!(
+                "{} has already {} ({} of {} steps): nothing to resume",
+                dir.display(),
+                format!("{:?}", s.status).to_lowercase(),
+                s.steps_completed,
+                s.steps_planned
+            );
+        }
+    }
+    let Some(checkpoint) = Checkpoint::latest(dir)? else {
+        bail!(
+            "{} has no checkpoint to resume from (checkpoints are saved every --checkpoint-every steps and on Ctrl-C); rerun it with `ablate --config {}`",
+            dir.display(),
+            dir.join(crate::results::CONFIG_FILE).display()
+        );
+    };
+    checkpoint.check_compatible(&config)?;
+    let data = train::load_data(&config)?;
+    let control = run_control(args, &config);
+    eprintln!(
+        "ablate: resuming {} from step {} of {}",
+        dir.display(),
+        checkpoint.state.step,
+        config.steps
+    );
+    let summary = train::resume(&config, &data, dir, &checkpoint, &control)?;
+    control.progress.finish_and_clear();
+    print_summary(&summary, dir);
+    Ok(exit_code(summary.status))
+}
+
+/// The run's progress display, stop handler (Ctrl-C, SIGTERM) and `--stop-at-step`.
+fn run_control(args: &RunArgs, config: &crate::config::RunConfig) -> RunControl {
+    let mut control = RunControl::new(
+        args.quiet,
+        format!("{}/{}", config.task.name(), config.norm.name()),
+        install_stop_handler(),
+    );
+    control.stop_at = args.stop_at_step;
+    control
+}
+
+/// `--stop-at-step` with checkpoints off: the stop would leave nothing to resume from.
+fn config_stop_unsaved(args: &RunArgs, config: &Option<crate::config::RunConfig>) -> bool {
+    args.stop_at_step.is_some() && config.as_ref().is_some_and(|c| c.checkpoint_every == 0)
 }
 
 /// Creates `out/<id>` (or `out/<id>-2`, `-3`, ... if taken) atomically: two processes never

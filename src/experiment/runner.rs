@@ -4,11 +4,12 @@
 use crate::config::RunConfig;
 use crate::errors::one_line;
 use crate::progress::RunControl;
-use crate::results::{read_summary, RunStatus, Summary};
+use crate::results::{read_summary, RunLock, RunStatus, Summary};
 use crate::train;
+use crate::train::checkpoint::Checkpoint;
 use anyhow::{Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -19,7 +20,8 @@ pub enum Outcome {
     Skipped(Summary),
     /// Another process holds the run's lock.
     Busy,
-    Ran(Summary),
+    /// Trained (to its end, or until stopped); resumed from the given step.
+    Ran(Summary, Option<usize>),
     Failed(String),
 }
 
@@ -28,59 +30,18 @@ pub fn existing_status(dir: &Path) -> Option<RunStatus> {
     read_summary(dir).ok().map(|s| s.status)
 }
 
-/// A lock file that marks a run folder as taken by this process; removed on drop.
-struct RunLock(PathBuf);
-
-impl RunLock {
-    fn acquire(dir: &Path) -> Result<Option<RunLock>> {
-        let path = dir.join(".lock");
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    use std::io::Write;
-                    let _ = write!(f, "{}", std::process::id());
-                    return Ok(Some(RunLock(path)));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let pid = std::fs::read_to_string(&path).unwrap_or_default();
-                    let alive = match pid.trim().parse::<u32>() {
-                        Ok(p) => Path::new(&format!("/proc/{p}")).exists(),
-                        // no pid yet: its owner created the file and is writing its pid
-                        // (a crash in that instant leaves an empty file, stale after a while)
-                        Err(_) => std::fs::metadata(&path)
-                            .and_then(|m| m.modified())
-                            .map(|t| t.elapsed().unwrap_or_default().as_secs() < 30)
-                            .unwrap_or(false),
-                    };
-                    if alive {
-                        return Ok(None);
-                    }
-                    // stale lock of a crashed process
-                    let _ = std::fs::remove_file(&path);
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("cannot create {}", path.display()))
-                }
-            }
-        }
-        Ok(None)
-    }
-}
-
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Runs one configuration of a study into `out/<id>/`.
+/// Runs one configuration of a study into its folder in `out` ([`RunConfig::run_dir`]). A run
+/// interrupted with a checkpoint of this configuration and build continues from it; any other
+/// incomplete run (or every run, with `force`) starts over.
 pub fn run_one(config: &RunConfig, out: &Path, force: bool, control: &RunControl) -> Outcome {
-    let dir = out.join(config.id());
+    let dir = config.run_dir(out);
     let result = (|| -> Result<Outcome> {
+        if dir.is_symlink() {
+            anyhow::bail!(
+                "{} is a symbolic link: ablate writes only into real folders",
+                dir.display()
+            );
+        }
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create run folder {}", dir.display()))?;
         let Some(_lock) = RunLock::acquire(&dir)? else {
@@ -92,17 +53,40 @@ pub fn run_one(config: &RunConfig, out: &Path, force: bool, control: &RunControl
                     return Ok(Outcome::Skipped(s));
                 }
             }
+            if let Some(c) = Checkpoint::latest(&dir)? {
+                match c.check_compatible(config) {
+                    Ok(()) => {
+                        let data = train::load_data(config)?;
+                        let summary = train::resume(config, &data, &dir, &c, control)?;
+                        return Ok(Outcome::Ran(summary, Some(c.state.step)));
+                    }
+                    Err(e) => eprintln!(
+                        "warning: {} starts over: {}",
+                        config.id(),
+                        one_line(&format!("{e:#}"))
+                    ),
+                }
+            }
         }
-        // an incomplete (interrupted, failed, crashed) or forced run starts over
+        // an incomplete (interrupted, failed, crashed) or forced run starts over; entries are
+        // removed, never followed (a symlink inside is deleted as a link)
         for f in std::fs::read_dir(&dir)? {
-            let p = f?.path();
+            let entry = f?;
+            let p = entry.path();
             if p.file_name().is_some_and(|n| n != ".lock") {
-                std::fs::remove_file(&p)
-                    .with_context(|| format!("cannot clear {}", p.display()))?;
+                let removed = if entry.file_type()?.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+                removed.with_context(|| format!("cannot clear {}", p.display()))?;
             }
         }
         let data = train::load_data(config)?;
-        Ok(Outcome::Ran(train::run(config, &data, &dir, control)?))
+        Ok(Outcome::Ran(
+            train::run(config, &data, &dir, control)?,
+            None,
+        ))
     })();
     result.unwrap_or_else(|e| Outcome::Failed(one_line(&format!("{e:#}"))))
 }
@@ -188,7 +172,7 @@ pub fn describe(config: &RunConfig, outcome: &Outcome) -> String {
     match outcome {
         Outcome::Skipped(s) => format!("  skip     {id} (already {:?})", s.status),
         Outcome::Busy => format!("  busy     {id} (another ablate process is running it)"),
-        Outcome::Ran(s) => {
+        Outcome::Ran(s, resumed) => {
             let metric = s
                 .final_eval
                 .as_ref()
@@ -198,9 +182,12 @@ pub fn describe(config: &RunConfig, outcome: &Outcome) -> String {
                     _ => String::new(),
                 });
             format!(
-                "  {:<8} {id} {}",
+                "  {:<8} {id} {}{}",
                 format!("{:?}", s.status).to_lowercase(),
-                metric.unwrap_or_default()
+                metric.unwrap_or_default(),
+                resumed
+                    .map(|step| format!(" (resumed from step {step})"))
+                    .unwrap_or_default()
             )
         }
         Outcome::Failed(e) => format!("  failed   {id}: {e}"),

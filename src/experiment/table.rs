@@ -91,7 +91,7 @@ pub fn runs_table(study: &Study, out: &Path) -> String {
     );
     let _ = w.write_record(&header);
     for c in &study.runs {
-        let s = state(&out.join(c.id()), c.steps);
+        let s = state(&c.run_dir(out), c.steps);
         let eval = s.summary.as_ref().and_then(|s| s.final_eval.clone());
         let mut row = vec![
             c.id(),
@@ -123,7 +123,7 @@ pub fn status_lines(study: &Study, out: &Path) -> Vec<String> {
     let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
     let mut lines = Vec::new();
     for c in &study.runs {
-        let s = state(&out.join(c.id()), c.steps);
+        let s = state(&c.run_dir(out), c.steps);
         *counts.entry(s.status.clone()).or_default() += 1;
         let loss = s
             .last_loss

@@ -161,8 +161,8 @@ fn runner_skips_finished_runs_reruns_with_force_and_survives_a_failure() {
     study.runs.push(broken);
     let stop = Arc::new(AtomicBool::new(false));
     let outcomes = run_all(&study.runs, &out, 2, false, true, stop.clone()).unwrap();
-    assert!(matches!(&outcomes[0], Outcome::Ran(s) if s.status == RunStatus::Finished));
-    assert!(matches!(&outcomes[1], Outcome::Ran(s) if s.status == RunStatus::Finished));
+    assert!(matches!(&outcomes[0], Outcome::Ran(s, _) if s.status == RunStatus::Finished));
+    assert!(matches!(&outcomes[1], Outcome::Ran(s, _) if s.status == RunStatus::Finished));
     assert!(matches!(&outcomes[2], Outcome::Failed(e) if e.contains("/nonexistent/corpus.txt")));
     let steps = out.join(study.runs[0].id()).join("steps.csv");
     let modified = std::fs::metadata(&steps).unwrap().modified().unwrap();
@@ -173,7 +173,7 @@ fn runner_skips_finished_runs_reruns_with_force_and_survives_a_failure() {
         modified
     );
     let forced = run_all(&study.runs[..1], &out, 1, true, true, stop).unwrap();
-    assert!(matches!(&forced[0], Outcome::Ran(_)));
+    assert!(matches!(&forced[0], Outcome::Ran(..)));
     assert!(
         !out.join(study.runs[0].id()).join(".lock").exists(),
         "lock released"

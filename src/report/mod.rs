@@ -51,10 +51,9 @@ pub fn load_inputs(
         if input.extension().is_some_and(|e| e == "toml") && input.is_file() {
             let s = Study::load(input)?;
             for run in &s.runs {
-                let id = run.id();
                 if let Some(dir) = results
                     .iter()
-                    .map(|r| r.join(&id))
+                    .map(|r| run.run_dir(r))
                     .find(|d| d.join(results::CONFIG_FILE).is_file())
                 {
                     dirs.push(dir);

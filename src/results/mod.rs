@@ -9,11 +9,14 @@
 //! - `eval.csv`: one row per evaluation ([`EvalRow`]).
 //! - `summary.json`: final state ([`Summary`]), written atomically.
 
+mod lock;
 mod read;
 mod write;
 
+pub use lock::RunLock;
+
 pub use read::{find_run_dirs, read_config, read_csv, read_csv_growing, read_summary, RunResult};
-pub use write::{write_atomic, RunWriter};
+pub use write::{sync_dir, write_atomic, FileLengths, RunWriter};
 
 use serde::{Deserialize, Deserializer, Serialize};
 

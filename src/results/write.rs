@@ -9,14 +9,43 @@ use anyhow::{Context, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-/// Writes `value` to `path` through a temporary file and a rename, so readers never see a
-/// half-written file.
+/// Writes `contents` to `path` through a temporary file, fsync and a rename, so readers never
+/// see a half-written file and a crash leaves the old file or the new one. The temporary file
+/// is removed if any step fails.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    use std::io::Write;
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, contents).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move {} into place", path.display()))?;
+    let written = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot move {} into place", path.display()));
+    }
+    sync_dir(path.parent().unwrap_or(Path::new(".")));
     Ok(())
+}
+
+/// Makes a rename in `dir` durable (best effort: not every file system supports it).
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Byte lengths of a run's CSV files at a consistent point (after a flush): a resumed run cuts
+/// its files back to them, dropping rows written after its checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileLengths {
+    pub steps: u64,
+    pub probes: u64,
+    pub eval: u64,
 }
 
 pub struct RunWriter {
@@ -48,6 +77,64 @@ impl RunWriter {
         })
     }
 
+    /// Reopens the result files of `dir` to continue a run: each CSV is cut back to `lengths`
+    /// and appended to; config.toml is rewritten (logging keys may have changed).
+    pub fn resume(dir: &Path, config: &RunConfig, lengths: FileLengths) -> Result<Self> {
+        write_atomic(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
+        let reopen = |name: &str, len: u64| -> Result<csv::Writer<File>> {
+            let path = dir.join(name);
+            let file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .with_context(|| format!("cannot reopen {}", path.display()))?;
+            let on_disk = file.metadata()?.len();
+            if on_disk < len {
+                anyhow::bail!(
+                    "{} holds {on_disk} bytes, fewer than the {len} its checkpoint recorded: the results were changed since",
+                    path.display()
+                );
+            }
+            file.set_len(len)
+                .with_context(|| format!("cannot cut {} back", path.display()))?;
+            Ok(csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(file))
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            steps: reopen(STEPS_FILE, lengths.steps)?,
+            probes: reopen(PROBES_FILE, lengths.probes)?,
+            eval: reopen(EVAL_FILE, lengths.eval)?,
+        })
+    }
+
+    /// Flushes the CSV files and returns their lengths.
+    pub fn lengths(&mut self) -> Result<FileLengths> {
+        self.flush()?;
+        let len = |name: &str| -> Result<u64> {
+            let path = self.dir.join(name);
+            Ok(std::fs::metadata(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .len())
+        };
+        Ok(FileLengths {
+            steps: len(STEPS_FILE)?,
+            probes: len(PROBES_FILE)?,
+            eval: len(EVAL_FILE)?,
+        })
+    }
+
+    /// Flushes the CSV files to the disk itself (before a checkpoint points at their lengths).
+    pub fn sync(&mut self) -> Result<()> {
+        self.flush()?;
+        for w in [&self.steps, &self.probes, &self.eval] {
+            w.get_ref()
+                .sync_data()
+                .context("cannot sync the run's CSV files")?;
+        }
+        Ok(())
+    }
+
     pub fn step(&mut self, row: &StepRow) -> Result<()> {
         self.steps.serialize(row).context("cannot write steps.csv")
     }
@@ -64,9 +151,9 @@ impl RunWriter {
     }
 
     pub fn flush(&mut self) -> Result<()> {
-        self.steps.flush()?;
-        self.probes.flush()?;
-        self.eval.flush()?;
+        self.steps.flush().context("cannot write steps.csv")?;
+        self.probes.flush().context("cannot write probes.csv")?;
+        self.eval.flush().context("cannot write eval.csv")?;
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 //! Adam step -> one device read of loss, gradient norm and every probe -> CSV rows. What
 //! differs between text and images is a [`Task`](task::Task).
 
+pub mod checkpoint;
 mod clip;
 mod init;
 pub mod schedule;
@@ -19,8 +20,9 @@ use crate::progress::RunControl;
 use crate::results::{RunStatus, RunWriter, Summary};
 use anyhow::Result;
 use burn::tensor::Device;
+use checkpoint::Checkpoint;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use steps::{train_loop, RunOutput};
 use task::{ImageTask, Task, TextTask};
 
@@ -45,11 +47,75 @@ pub fn run(
     dir: &Path,
     control: &RunControl,
 ) -> Result<Summary> {
+    run_from(config, data, dir, None, control)
+}
+
+/// Continues the run in `dir` from `checkpoint` (checked with
+/// [`Checkpoint::check_compatible`]): the CSV files are cut back to the checkpoint's step and
+/// training goes on from the next step, with the numbers an uninterrupted run would give.
+pub fn resume(
+    config: &RunConfig,
+    data: &TaskData,
+    dir: &Path,
+    checkpoint: &Checkpoint,
+    control: &RunControl,
+) -> Result<Summary> {
+    checkpoint.check_compatible(config)?;
+    run_from(config, data, dir, Some(checkpoint), control)
+}
+
+fn run_from(
+    config: &RunConfig,
+    data: &TaskData,
+    dir: &Path,
+    checkpoint: Option<&Checkpoint>,
+    control: &RunControl,
+) -> Result<Summary> {
     config.validate()?;
-    let started = Instant::now();
-    let writer = RunWriter::create(dir, config)?;
     let base_device = crate::backend::device(config.backend, config.device)?;
-    let summary = Summary {
+    let (writer, summary, started) = match checkpoint {
+        None => (
+            RunWriter::create(dir, config)?,
+            fresh_summary(config, &base_device),
+            Instant::now(),
+        ),
+        Some(c) => {
+            let mut summary = c.state.summary.clone();
+            summary.status = RunStatus::Running;
+            summary.git_revision = git_revision();
+            let now = Instant::now();
+            let started = now
+                .checked_sub(Duration::from_secs_f64(c.state.wall_s.max(0.0)))
+                .unwrap_or(now);
+            (
+                RunWriter::resume(dir, config, c.state.files)?,
+                summary,
+                started,
+            )
+        }
+    };
+    let mut out = RunOutput {
+        writer,
+        summary,
+        started,
+    };
+    let result = train(config, data, &base_device, &mut out, checkpoint, control);
+    let RunOutput {
+        mut writer,
+        mut summary,
+        ..
+    } = out;
+    summary.wall_s = started.elapsed().as_secs_f64();
+    if let Err(e) = &result {
+        summary.status = RunStatus::Failed;
+        summary.error = Some(format!("{e:#}"));
+    }
+    writer.summary(&summary)?;
+    result.map(|()| summary)
+}
+
+fn fresh_summary(config: &RunConfig, base_device: &Device) -> Summary {
+    Summary {
         run_id: config.id(),
         status: RunStatus::Running,
         task: config.task.name().into(),
@@ -68,30 +134,12 @@ pub fn run(
         tokens_per_s: None,
         wall_s: 0.0,
         backend: config.backend.name().into(),
-        adapter: crate::backend::adapter_name(config.backend, &base_device),
+        adapter: crate::backend::adapter_name(config.backend, base_device),
         crate_version: env!("CARGO_PKG_VERSION").into(),
         git_revision: git_revision(),
         divergence: None,
         error: None,
-    };
-    let mut out = RunOutput {
-        writer,
-        summary,
-        started,
-    };
-    let result = train(config, data, &base_device, &mut out, control);
-    let RunOutput {
-        mut writer,
-        mut summary,
-        ..
-    } = out;
-    summary.wall_s = started.elapsed().as_secs_f64();
-    if let Err(e) = &result {
-        summary.status = RunStatus::Failed;
-        summary.error = Some(format!("{e:#}"));
     }
-    writer.summary(&summary)?;
-    result.map(|()| summary)
 }
 
 /// A relative data path that does not exist from the working directory is looked up in the
@@ -144,6 +192,7 @@ fn train(
     data: &TaskData,
     base_device: &Device,
     out: &mut RunOutput,
+    checkpoint: Option<&Checkpoint>,
     control: &RunControl,
 ) -> Result<()> {
     let init_device = crate::backend::device(BackendKind::Ndarray, 0)?.autodiff();
@@ -151,11 +200,27 @@ fn train(
     match data {
         TaskData::Text(text) => {
             let mut task = TextTask::new(config, text, &device, base_device);
-            start(config, &mut task, &init_device, &device, out, control)
+            start(
+                config,
+                &mut task,
+                &init_device,
+                &device,
+                out,
+                checkpoint,
+                control,
+            )
         }
         TaskData::Images { train, valid } => {
             let mut task = ImageTask::new(config, train, valid, &device, base_device);
-            start(config, &mut task, &init_device, &device, out, control)
+            start(
+                config,
+                &mut task,
+                &init_device,
+                &device,
+                out,
+                checkpoint,
+                control,
+            )
         }
     }
 }
@@ -166,10 +231,16 @@ fn start<T: Task>(
     init_device: &Device,
     device: &Device,
     out: &mut RunOutput,
+    checkpoint: Option<&Checkpoint>,
     control: &RunControl,
 ) -> Result<()> {
     task.describe(&mut out.summary);
-    let model = task.model(init_device, device);
+    let mut model = task.model(init_device, device);
     out.summary.num_params = burn::module::Module::num_params(&model);
-    train_loop(config, task, model, out, control)
+    if let Some(c) = checkpoint {
+        model = c.load_model(model)?;
+        // the batch order: replay the iterators to where the checkpoint left them
+        task.skip_batches(c.state.step);
+    }
+    train_loop(config, task, model, out, checkpoint, control)
 }

@@ -1,5 +1,6 @@
 //! The step loop, shared by every task.
 
+use super::checkpoint::{self, Checkpoint};
 use super::clip::clip_gradients;
 use super::schedule;
 use super::task::{BatchInfo, Forward, Task};
@@ -182,19 +183,22 @@ fn upper_median(mut v: Vec<f64>) -> Option<f64> {
     Some(v[v.len() / 2])
 }
 
-/// Trains `task`'s model for `config.steps` steps: forward -> backward -> norms read their
-/// gradients -> clip -> Adam -> one read of the step's values -> CSV rows; evaluates every
-/// `eval_every` steps and at the end. Stops early on divergence or when asked to. The step
-/// timings reach the summary however the run ends.
+/// Trains `task`'s model for `config.steps` steps (from the step after `checkpoint`, when
+/// resuming): forward -> backward -> norms read their gradients -> clip -> Adam -> one read of
+/// the step's values -> CSV rows; evaluates every `eval_every` steps and at the end; saves a
+/// checkpoint every `checkpoint_every` steps and when stopped. Stops early on divergence or
+/// when asked to. The step timings (of this process's steps) reach the summary however the run
+/// ends.
 pub fn train_loop<T: Task>(
     config: &RunConfig,
     task: &mut T,
     model: T::Model,
     run: &mut RunOutput,
+    checkpoint: Option<&Checkpoint>,
     control: &RunControl,
 ) -> Result<()> {
     let mut timings = Timings::default();
-    let result = run_steps(config, task, model, run, control, &mut timings);
+    let result = run_steps(config, task, model, run, checkpoint, control, &mut timings);
     timings.summarize(&mut run.summary);
     result
 }
@@ -204,6 +208,7 @@ fn run_steps<T: Task>(
     task: &mut T,
     mut model: T::Model,
     run: &mut RunOutput,
+    checkpoint: Option<&Checkpoint>,
     control: &RunControl,
     timings: &mut Timings,
 ) -> Result<()> {
@@ -212,11 +217,23 @@ fn run_steps<T: Task>(
         .with_beta_2(config.adam_beta2 as f32)
         .with_epsilon(config.adam_eps as f32)
         .init();
+    let first = match checkpoint {
+        Some(c) => {
+            optim = c.load_optimizer(optim)?;
+            c.state.step + 1
+        }
+        None => 1,
+    };
+    let mut saved_at = first - 1;
     let layer_names = model.norm_names();
     let loss_limit = task.loss_limit();
     control.progress.set_length(config.steps as u64);
-    for step in 1..=config.steps {
-        if control.stopped() {
+    control.progress.set_position(saved_at as u64);
+    for step in first..=config.steps {
+        if control.stopped_before(step) {
+            if config.checkpoint_every > 0 && step - 1 > saved_at {
+                run.save_checkpoint(step - 1, &model, &optim)?;
+            }
             run.summary.status = RunStatus::Interrupted;
             return Ok(());
         }
@@ -319,8 +336,14 @@ fn run_steps<T: Task>(
                 .flush()
                 .context("cannot write the run's CSV files")?;
         }
+        if config.checkpoint_every > 0 && step % config.checkpoint_every == 0 && step < config.steps
+        {
+            run.save_checkpoint(step, &model, &optim)?;
+            saved_at = step;
+        }
     }
     run.summary.status = RunStatus::Finished;
+    checkpoint::finish(&run.writer.dir, &model)?;
     Ok(())
 }
 
@@ -332,6 +355,27 @@ pub struct RunOutput {
 }
 
 impl RunOutput {
+    /// The state after `step` into the run folder's checkpoints.
+    fn save_checkpoint<M: burn::module::Module>(
+        &mut self,
+        step: usize,
+        model: &M,
+        optim: &burn::optim::ModuleOptimizer,
+    ) -> Result<()> {
+        let dir = self.writer.dir.clone();
+        let wall_s = self.started.elapsed().as_secs_f64();
+        checkpoint::save(
+            &dir,
+            step,
+            model,
+            optim,
+            &mut self.writer,
+            &self.summary,
+            wall_s,
+        )?;
+        Ok(())
+    }
+
     /// The step's row in `steps.csv` and its probes in `probes.csv`.
     fn write_step(
         &mut self,

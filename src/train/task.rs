@@ -40,6 +40,10 @@ pub trait Task {
     /// Forward pass of training step `step` (1-based) on the next training batch.
     fn forward(&mut self, model: &Self::Model, step: usize) -> Forward;
 
+    /// Moves past the next `n` training batches without computing anything (a resumed run
+    /// replays the batch order up to its checkpoint).
+    fn skip_batches(&mut self, n: usize);
+
     /// Loss in evaluation mode (running statistics) and in training mode (batch statistics,
     /// nothing updated, no dropout) on the same validation batches.
     fn evaluate(&self, model: &Self::Model, step: usize) -> EvalRow;
@@ -118,6 +122,12 @@ impl Task for TextTask<'_> {
                 padding_fraction: batch.padding_fraction(),
                 positions: batch.batch * batch.time,
             },
+        }
+    }
+
+    fn skip_batches(&mut self, n: usize) {
+        for _ in 0..n {
+            self.batches.next();
         }
     }
 
@@ -230,6 +240,12 @@ impl Task for ImageTask<'_> {
                 padding_fraction: 0.0,
                 positions,
             },
+        }
+    }
+
+    fn skip_batches(&mut self, n: usize) {
+        for _ in 0..n {
+            self.batches.next();
         }
     }
 
