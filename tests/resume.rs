@@ -319,3 +319,67 @@ fn logging_keys_do_not_change_the_run_id() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_ne!(only_run(&out).file_name().unwrap(), names[0].as_os_str());
 }
+
+#[test]
+fn a_run_stopped_by_sigint_resumes_exactly() {
+    let dir = temp_dir("resume-sigint");
+    let (whole, parts) = (dir.join("whole"), dir.join("parts"));
+    let args = args_with(
+        TINY_TEXT,
+        &[
+            "--norm",
+            "power",
+            "--steps",
+            "1500",
+            "--eval-every",
+            "100",
+            "--quiet",
+        ],
+    );
+    let mut child = common::bin()
+        .args(args_with(&args, &["--out", parts.to_str().unwrap()]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // wait until training is under way (steps.csv is flushed every 50 steps), then Ctrl-C
+    let started = std::time::Instant::now();
+    let steps_written = || {
+        std::fs::read_dir(&parts)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::metadata(e.unwrap().path().join("steps.csv")).ok())
+            .is_some_and(|m| m.len() > 8_000)
+    };
+    while !steps_written() {
+        assert!(started.elapsed().as_secs() < 120, "training did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let run = only_run(&parts);
+    let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
+    if out.status.code() == Some(0) {
+        // finished before the signal arrived: nothing to resume (rare on a fast machine)
+        assert!(summary.contains("\"finished\""));
+        return;
+    }
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(summary.contains("\"interrupted\""), "{summary}");
+    let o = ablate(&["--resume", run.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = ablate(&args_with(&args, &["--out", whole.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let straight = only_run(&whole);
+    for file in ["steps.csv", "probes.csv", "eval.csv"] {
+        assert_eq!(
+            numeric_rows(&straight.join(file)),
+            numeric_rows(&run.join(file)),
+            "{file} differs after Ctrl-C and --resume"
+        );
+    }
+}

@@ -35,7 +35,7 @@ pub fn existing_status(dir: &Path) -> Option<RunStatus> {
 /// incomplete run (or every run, with `force`) starts over.
 pub fn run_one(config: &RunConfig, out: &Path, force: bool, control: &RunControl) -> Outcome {
     let dir = config.run_dir(out);
-    let result = (|| -> Result<Outcome> {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<Outcome> {
         if dir.is_symlink() {
             anyhow::bail!(
                 "{} is a symbolic link: ablate writes only into real folders",
@@ -87,7 +87,13 @@ pub fn run_one(config: &RunConfig, out: &Path, force: bool, control: &RunControl
             train::run(config, &data, &dir, control)?,
             None,
         ))
-    })();
+    }))
+    .unwrap_or_else(|panic| {
+        Err(anyhow::anyhow!(
+            "internal error: {}",
+            train::panic_message(&*panic)
+        ))
+    });
     result.unwrap_or_else(|e| Outcome::Failed(one_line(&format!("{e:#}"))))
 }
 

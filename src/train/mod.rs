@@ -99,7 +99,17 @@ fn run_from(
         summary,
         started,
     };
-    let result = train(config, data, &base_device, &mut out, checkpoint, control);
+    // a panic (a bug, or a library's refusal) ends this run as failed, with its message in
+    // summary.json, instead of taking a study's other runs down with it
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train(config, data, &base_device, &mut out, checkpoint, control)
+    }))
+    .unwrap_or_else(|panic| {
+        Err(anyhow::anyhow!(
+            "internal error: {}",
+            panic_message(&*panic)
+        ))
+    });
     let RunOutput {
         mut writer,
         mut summary,
@@ -112,6 +122,15 @@ fn run_from(
     }
     writer.summary(&summary)?;
     result.map(|()| summary)
+}
+
+/// The message a panic carried.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 fn fresh_summary(config: &RunConfig, base_device: &Device) -> Summary {

@@ -232,7 +232,7 @@ fn run_steps<T: Task>(
     for step in first..=config.steps {
         if control.stopped_before(step) {
             if config.checkpoint_every > 0 && step - 1 > saved_at {
-                run.save_checkpoint(step - 1, &model, &optim)?;
+                run.save_checkpoint(step - 1, &model, &optim, control)?;
             }
             run.summary.status = RunStatus::Interrupted;
             return Ok(());
@@ -338,7 +338,7 @@ fn run_steps<T: Task>(
         }
         if config.checkpoint_every > 0 && step % config.checkpoint_every == 0 && step < config.steps
         {
-            run.save_checkpoint(step, &model, &optim)?;
+            run.save_checkpoint(step, &model, &optim, control)?;
             saved_at = step;
         }
     }
@@ -355,24 +355,26 @@ pub struct RunOutput {
 }
 
 impl RunOutput {
-    /// The state after `step` into the run folder's checkpoints.
+    /// The state after `step` into the run folder's checkpoints; says so with its size and
+    /// the time it took.
     fn save_checkpoint<M: burn::module::Module>(
         &mut self,
         step: usize,
         model: &M,
         optim: &burn::optim::ModuleOptimizer,
+        control: &RunControl,
     ) -> Result<()> {
         let dir = self.writer.dir.clone();
-        let wall_s = self.started.elapsed().as_secs_f64();
-        checkpoint::save(
-            &dir,
-            step,
-            model,
-            optim,
-            &mut self.writer,
-            &self.summary,
-            wall_s,
-        )?;
+        let t0 = Instant::now();
+        let wall_s = t0.duration_since(self.started).as_secs_f64();
+        let (writer, summary) = (&mut self.writer, &self.summary);
+        let bytes = checkpoint::save(&dir, step, model, optim, writer, summary, wall_s)?;
+        control.println(format!(
+            "{} checkpoint at step {step}: {:.1} MB in {:.0} ms",
+            self.summary.run_id,
+            bytes as f64 / 1e6,
+            t0.elapsed().as_secs_f64() * 1e3
+        ));
         Ok(())
     }
 
