@@ -228,7 +228,19 @@ impl RunConfig {
         ensure_within("adam-beta1", self.adam_beta1, 0.0, 0.999999)?;
         ensure_within("adam-beta2", self.adam_beta2, 0.0, 0.999999)?;
         ensure_positive_number("adam-eps", self.adam_eps)?;
-        ensure_within("grad-clip", self.grad_clip, 0.0, f64::MAX)?;
+        if !(self.grad_clip >= 0.0 && self.grad_clip.is_finite()) {
+            bail!(
+                "grad-clip must be a finite number >= 0 (0 switches clipping off; got {})",
+                self.grad_clip
+            );
+        }
+        if self.device != 0 && self.backend != BackendKind::Wgpu {
+            bail!(
+                "device {} selects a GPU, but the backend is {} (the CPU); use --backend wgpu or leave --device out",
+                self.device,
+                self.backend.name()
+            );
+        }
         if self.backend == BackendKind::Wgpu && !cfg!(feature = "wgpu") {
             bail!(
                 "this build has no GPU backend: rebuild with the wgpu feature, e.g. `cargo run --features wgpu --bin ablate -- --backend wgpu ...`"

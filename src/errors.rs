@@ -101,3 +101,42 @@ pub fn one_line(msg: &str) -> String {
     }
     parts.join(" ")
 }
+
+/// Reads `path` (a `what` file: "corpus", "config", ...) whole, refusing one larger than
+/// `limit` bytes before reading further: a device such as /dev/zero or a huge file gets a clear
+/// error instead of filling the memory.
+pub fn read_limited(path: &std::path::Path, limit: u64, what: &str) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("cannot read {what} file {}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        anyhow::bail!(
+            "{what} file {} is larger than {}, the most ablate reads for it",
+            path.display(),
+            if limit >= 1 << 20 {
+                format!("{} MiB", limit >> 20)
+            } else {
+                format!("{} KiB", limit >> 10)
+            }
+        );
+    }
+    Ok(bytes)
+}
+
+/// [`read_limited`] as UTF-8 text.
+pub fn read_text_limited(path: &std::path::Path, limit: u64, what: &str) -> anyhow::Result<String> {
+    let bytes = read_limited(path, limit, what)?;
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{what} file {} is not UTF-8 text (first bad byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// Largest config or study file read (far above any real one).
+pub const MAX_SETTINGS_BYTES: u64 = 16 << 20;

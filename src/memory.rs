@@ -10,7 +10,7 @@
 //! - activations kept for backward, per layer, half precision: `34*B*S*H + 5*B*N*S^2` bytes
 //!   (Korthikanti et al. 2022); twice that in float32.
 
-use crate::config::RunConfig;
+use crate::config::{BackendKind, RunConfig};
 use crate::model::NormPosition;
 use crate::norm::NormKind;
 use crate::progress::RunControl;
@@ -211,6 +211,73 @@ fn proc_status_bytes(field: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// Memory this machine can still give (MemAvailable in /proc/meminfo), bytes.
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Float32 training memory of the text model by the table's formulas (parameters, gradients,
+/// Adam's moments, activations) for batches of `batch` x `seq` tokens; in f64, so that absurd
+/// settings give a large number instead of an overflow.
+pub fn training_bytes(config: &RunConfig, vocab: usize, batch: f64, seq: f64) -> f64 {
+    let (h, l, n, v) = (
+        config.d_model as f64,
+        config.layers as f64,
+        config.heads as f64,
+        vocab as f64,
+    );
+    let phi = v * h + l * (12.0 * h * h + 13.0 * h);
+    16.0 * phi + 2.0 * l * (34.0 * batch * seq * h + 5.0 * batch * n * seq * seq)
+}
+
+/// Refuses, before any work, a text run whose estimated float32 training memory (see
+/// [`training_bytes`]; its largest batch: as long as the longest sentence of `data`, or
+/// `max_len` when the data are not loaded yet) exceeds the memory this machine has available.
+/// GPU runs are not checked (their memory is the device's), nor the small image model.
+pub fn check_fits(config: &RunConfig, data: Option<&TaskData>) -> Result<()> {
+    let longest = match data {
+        Some(TaskData::Text(t)) => t
+            .train
+            .examples
+            .iter()
+            .chain(&t.valid.examples)
+            .map(|e| e.inputs.len())
+            .max(),
+        _ => None,
+    };
+    if config.task != crate::config::Task::Text || config.backend == BackendKind::Wgpu {
+        return Ok(());
+    }
+    let Some(available) = available_memory() else {
+        return Ok(());
+    };
+    let seq = longest.unwrap_or(config.max_len).min(config.max_len).max(1) as f64;
+    let batch = match config.max_tokens {
+        Some(t) => (t as f64 / seq).floor().max(1.0),
+        None => config.batch_size as f64,
+    };
+    let need = training_bytes(config, config.vocab_size, batch, seq);
+    if need > available as f64 {
+        bail!(
+            "this run needs about {} of memory (float32 parameters, gradients, Adam moments and the activations of a {batch} x {seq} batch, as `ablate memory` counts them), more than the {} this machine has available; use a smaller --max-len, --batch-size, --max-tokens, --d-model or --layers",
+            human_f64(need),
+            human(available)
+        );
+    }
+    Ok(())
+}
+
+fn human_f64(bytes: f64) -> String {
+    if bytes < u64::MAX as f64 {
+        human(bytes as u64)
+    } else {
+        format!("{:.1e} bytes", bytes)
+    }
 }
 
 /// Peak resident memory of this process so far, bytes.

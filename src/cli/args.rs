@@ -4,7 +4,7 @@ use crate::config::{BackendKind, RunConfig, Task};
 use crate::data::EvalBatching;
 use crate::model::NormPosition;
 use crate::norm::{BackwardDivisor, BackwardMeans, NormKind};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -172,8 +172,11 @@ impl RunArgs {
     pub fn to_config(&self) -> Result<RunConfig> {
         let mut c = match &self.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                let text = crate::errors::read_text_limited(
+                    path,
+                    crate::errors::MAX_SETTINGS_BYTES,
+                    "config",
+                )?;
                 RunConfig::from_toml(&text, &path.display().to_string())?
             }
             None => RunConfig::default(),

@@ -114,7 +114,7 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
     );
     if args.dry_run {
         for r in &runs {
-            let state = experiment::existing_status(&args.out.join(r.id()))
+            let state = experiment::existing_status(&r.run_dir(&args.out))
                 .map(|s| format!("{s:?}").to_lowercase())
                 .unwrap_or_else(|| "to run".into());
             crate::progress::say!(
@@ -127,6 +127,9 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
             );
         }
         return Ok(0);
+    }
+    for r in &runs {
+        crate::memory::check_fits(r, None).with_context(|| format!("run {}", r.id()))?;
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output folder {}", args.out.display()))?;

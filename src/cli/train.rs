@@ -19,6 +19,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         bail!("--stop-at-step needs checkpoints to continue from: give --checkpoint-every > 0");
     }
     let data = train::load_data(&config)?;
+    crate::memory::check_fits(&config, Some(&data))?;
     let dir = claim_fresh_dir(&args.out, &config.id())?;
     // the folder is new, so no one else holds it; the lock tells studies it is taken
     let Some(_lock) = RunLock::acquire(&dir)? else {

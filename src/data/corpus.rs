@@ -1,6 +1,6 @@
 //! Loading a one-sentence-per-line text corpus and splitting it deterministically.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::path::Path;
 
 /// A tokenized sentence: words as they appear, separated by whitespace in the file.
@@ -27,26 +27,8 @@ pub const TEST_SLOT: usize = 19;
 /// device like /dev/zero ends in an error, not an endless read).
 pub const MAX_CORPUS_BYTES: u64 = 1 << 30;
 
-/// At most `limit + 1` bytes of `path`.
-fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(limit + 1)
-        .read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
 pub fn load_corpus(path: &Path, lowercase: bool) -> Result<Vec<Sentence>> {
-    let bytes = read_limited(path, MAX_CORPUS_BYTES)
-        .with_context(|| format!("cannot read corpus file {}", path.display()))?;
-    if bytes.len() as u64 > MAX_CORPUS_BYTES {
-        bail!(
-            "corpus file {} is larger than {} MiB; this tool trains on corpora that fit in memory",
-            path.display(),
-            MAX_CORPUS_BYTES >> 20
-        );
-    }
+    let bytes = crate::errors::read_limited(path, MAX_CORPUS_BYTES, "corpus")?;
     if bytes.contains(&0) {
         bail!(
             "corpus file {} looks binary (it contains NUL bytes); expected UTF-8 text, one sentence per line",

@@ -44,12 +44,16 @@ impl ImageSet {
     }
 }
 
+/// Largest image or label file read, compressed or not (Fashion-MNIST's training images are
+/// 47 MB).
+const MAX_IDX_BYTES: u64 = 1 << 30;
+
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path)
-        .with_context(|| format!("cannot read image file {}", path.display()))?;
+    let raw = crate::errors::read_limited(path, MAX_IDX_BYTES, "image")?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         GzDecoder::new(&raw[..])
+            .take(MAX_IDX_BYTES + 1)
             .read_to_end(&mut out)
             .with_context(|| {
                 format!(
@@ -57,6 +61,13 @@ fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
                     path.display()
                 )
             })?;
+        if out.len() as u64 > MAX_IDX_BYTES {
+            bail!(
+                "image file {} decompresses to more than {} MiB",
+                path.display(),
+                MAX_IDX_BYTES >> 20
+            );
+        }
         Ok(out)
     } else {
         Ok(raw)

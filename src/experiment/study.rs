@@ -2,7 +2,7 @@
 
 use crate::config::RunConfig;
 use crate::errors::one_line;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -73,8 +73,8 @@ impl Study {
     /// The study file with `overrides` (from `--set`) in place of its own values of those keys,
     /// in its base and in every grid.
     pub fn load_with(path: &Path, overrides: &[(String, toml::Value)]) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read study file {}", path.display()))?;
+        let text =
+            crate::errors::read_text_limited(path, crate::errors::MAX_SETTINGS_BYTES, "study")?;
         Self::parse_with(&text, path, overrides)
     }
 

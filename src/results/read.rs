@@ -20,8 +20,8 @@ pub fn read_summary(dir: &Path) -> Result<Summary> {
 
 pub fn read_config(dir: &Path) -> Result<RunConfig> {
     let path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        crate::errors::read_text_limited(&path, crate::errors::MAX_SETTINGS_BYTES, "config")?;
     RunConfig::from_toml(&text, &path.display().to_string())
 }
 
