@@ -16,7 +16,7 @@ pub use stats::{mean_std, median, quantile, sorted_finite, BoxStats, BUCKETS};
 
 use crate::config::{RunConfig, Task};
 use crate::experiment::Study;
-use crate::results::{self, find_run_dirs, RunResult};
+use crate::results::{self, find_run_dirs, RunResult, RunStatus};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -40,7 +40,9 @@ pub fn group_key(c: &RunConfig) -> String {
 }
 
 /// Loads the runs named by `inputs`: result folders, or study files whose runs are looked up
-/// by id in the `results` folders.
+/// by id in the `results` folders. Says on stderr, one line each, what it leaves out or finds
+/// damaged: every planned run without a result folder or without a finished result, every
+/// damaged or missing file; the report goes on with the rest.
 pub fn load_inputs(
     inputs: &[PathBuf],
     results: &[PathBuf],
@@ -50,14 +52,26 @@ pub fn load_inputs(
     for input in inputs {
         if input.extension().is_some_and(|e| e == "toml") && input.is_file() {
             let s = Study::load(input)?;
+            let mut missing = Vec::new();
             for run in &s.runs {
-                if let Some(dir) = results
-                    .iter()
-                    .map(|r| run.run_dir(r))
-                    .find(|d| d.join(results::CONFIG_FILE).is_file())
-                {
-                    dirs.push(dir);
+                match planned_run_dir(run, results) {
+                    Some(dir) => dirs.push(dir),
+                    None => missing.push(run.id()),
                 }
+            }
+            if !missing.is_empty() {
+                eprintln!(
+                    "warning: {} of the {} runs of {} have no results in {}: {}",
+                    missing.len(),
+                    s.runs.len(),
+                    input.display(),
+                    results
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    missing.join(", ")
+                );
             }
             study = Some(s);
         } else if input.is_dir() {
@@ -80,6 +94,18 @@ pub fn load_inputs(
                 continue;
             }
         };
+        for w in &run.warnings {
+            eprintln!("warning: {w}");
+        }
+        if study.is_some() && !matches!(run.status(), RunStatus::Finished | RunStatus::Diverged) {
+            eprintln!(
+                "warning: {} has no finished result ({}, {} of {} steps)",
+                dir.display(),
+                format!("{:?}", run.status()).to_lowercase(),
+                run.steps_done(),
+                run.config.steps
+            );
+        }
         // the same run id in two merged folders: keep the first
         if seen.insert(run.config.id()) {
             runs.push(run);
@@ -96,6 +122,45 @@ pub fn load_inputs(
         );
     }
     Ok((study, runs))
+}
+
+/// The result folder of a planned run in `results`: `<id>` (or an earlier build's name for it),
+/// or a rerun of it by single runs (`<id>-2`, `<id>-3`, ...); a finished (or diverged) one is
+/// preferred over one that was interrupted.
+fn planned_run_dir(run: &crate::config::RunConfig, results: &[PathBuf]) -> Option<PathBuf> {
+    let id = run.id();
+    let mut candidates = Vec::new();
+    for r in results {
+        candidates.push(run.run_dir(r));
+        if let Ok(entries) = std::fs::read_dir(r) {
+            let mut reruns: Vec<(usize, PathBuf)> = entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().to_str()?.to_string();
+                    let n = name
+                        .strip_prefix(&format!("{id}-"))?
+                        .parse::<usize>()
+                        .ok()?;
+                    Some((n, e.path()))
+                })
+                .collect();
+            reruns.sort();
+            candidates.extend(reruns.into_iter().map(|(_, p)| p));
+        }
+    }
+    let candidates: Vec<PathBuf> = candidates
+        .into_iter()
+        .filter(|d| d.join(results::CONFIG_FILE).is_file())
+        .collect();
+    let done = |d: &PathBuf| {
+        results::read_summary(d)
+            .is_ok_and(|s| matches!(s.status, RunStatus::Finished | RunStatus::Diverged))
+    };
+    candidates
+        .iter()
+        .find(|d| done(d))
+        .or(candidates.first())
+        .cloned()
 }
 
 /// Runs that finished or diverged, plus all others (reports show every run, with its status).
@@ -150,7 +215,21 @@ pub fn by_group(runs: &[RunResult]) -> Vec<(String, Vec<&RunResult>)> {
 pub fn write_report(study: Option<&Study>, runs: &[RunResult], out: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create report folder {}", out.display()))?;
-    let charts = charts::draw_all(runs, out)?;
+    // charts are drawn in a private folder and renamed into place: a rename replaces a symbolic
+    // link found at a chart's name instead of writing through it, and readers never see a
+    // half-drawn chart
+    let tmp = out.join(format!(".report.tmp.{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    let drawn = charts::draw_all(runs, &tmp).and_then(|charts| {
+        for c in &charts {
+            std::fs::rename(tmp.join(&c.file), out.join(&c.file))
+                .with_context(|| format!("cannot move {} into {}", c.file, out.display()))?;
+        }
+        Ok(charts)
+    });
+    let _ = std::fs::remove_dir_all(&tmp);
+    let charts = drawn?;
     let md = markdown::report(study, runs, &charts);
     results::write_atomic(&out.join("REPORT.md"), md.as_bytes())?;
     Ok(charts.into_iter().map(|c| out.join(c.file)).collect())

@@ -60,14 +60,6 @@ pub fn read_csv_growing<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec
     Ok(out)
 }
 
-fn read_rows<T: for<'de> Deserialize<'de>>(path: &Path, growing: bool) -> Result<Vec<T>> {
-    if growing {
-        read_csv_growing(path)
-    } else {
-        read_csv(path)
-    }
-}
-
 /// Everything one run left on disk.
 #[derive(Debug, Clone)]
 pub struct RunResult {
@@ -80,30 +72,83 @@ pub struct RunResult {
     pub probes: BTreeMap<String, BTreeMap<String, Vec<(usize, f64)>>>,
     /// Layer names in model order (the first is the model's first norm layer).
     pub layers: Vec<String>,
+    /// Damaged or missing files, one line each (see [`RunResult::load`]).
+    pub warnings: Vec<String>,
+}
+
+/// The file's bytes up to its last newline, and whether anything came after it: a row cut short
+/// by an interrupted write, left out even when what is left of it parses (`5.1` of `5.1234`).
+fn complete_lines(path: &Path) -> Result<(Vec<u8>, bool)> {
+    let mut bytes =
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let cut = keep < bytes.len();
+    bytes.truncate(keep);
+    Ok((bytes, cut))
+}
+
+/// Rows of a CSV file read by [`complete_lines`] (none when the file is missing); a bad row is
+/// an error naming the file and the line.
+fn parse_rows<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    content: Option<(Vec<u8>, bool)>,
+) -> Result<Vec<T>> {
+    let Some((bytes, _)) = content else {
+        return Ok(vec![]);
+    };
+    csv::Reader::from_reader(&bytes[..])
+        .deserialize()
+        .enumerate()
+        .map(|(i, r)| {
+            r.with_context(|| format!("{} row {}: unexpected format", path.display(), i + 2))
+        })
+        .collect()
 }
 
 impl RunResult {
+    /// Loads a run folder. What is damaged or missing but leaves the run usable (a summary that
+    /// does not parse, a missing CSV file, a last row cut short) goes into `warnings`, one line
+    /// each naming the file; a missing or unreadable config.toml, or a bad row inside a file,
+    /// is an error.
     pub fn load(dir: &Path) -> Result<Self> {
         let config = read_config(dir)?;
-        let summary = read_summary(dir).ok();
-        // a run without a summary may still be writing its CSVs
-        let growing = summary.is_none();
-        let read = |f: &str| dir.join(f);
-        let steps: Vec<StepRow> = if read(STEPS_FILE).exists() {
-            read_rows(&read(STEPS_FILE), growing)?
-        } else {
-            vec![]
+        let mut warnings = Vec::new();
+        let summary_path = dir.join(SUMMARY_FILE);
+        let summary = match read_summary(dir) {
+            Ok(s) => Some(s),
+            Err(e) if summary_path.exists() => {
+                warnings.push(format!(
+                    "{}: the run counts as not finished",
+                    crate::errors::one_line(&format!("{e:#}"))
+                ));
+                None
+            }
+            Err(_) => None,
         };
-        let eval: Vec<EvalRow> = if read(EVAL_FILE).exists() {
-            read_rows(&read(EVAL_FILE), growing)?
-        } else {
-            vec![]
+        // A run without a summary may still be writing its CSVs: a missing file or a last line
+        // cut short is expected there, and worth a warning only in a run that has ended.
+        let ended = summary.is_some();
+        let mut read = |name: &str, wanted: bool| -> Result<Option<(Vec<u8>, bool)>> {
+            let path = dir.join(name);
+            if !path.exists() {
+                if wanted && (ended || name == STEPS_FILE) {
+                    warnings.push(format!("{} is missing", path.display()));
+                }
+                return Ok(None);
+            }
+            let (bytes, cut) = complete_lines(&path)?;
+            if cut && ended {
+                warnings.push(format!(
+                    "{} ends in a row cut short: that row is left out",
+                    path.display()
+                ));
+            }
+            Ok(Some((bytes, cut)))
         };
-        let rows: Vec<ProbeRow> = if read(PROBES_FILE).exists() {
-            read_rows(&read(PROBES_FILE), growing)?
-        } else {
-            vec![]
-        };
+        let steps: Vec<StepRow> = parse_rows(&dir.join(STEPS_FILE), read(STEPS_FILE, true)?)?;
+        let eval: Vec<EvalRow> = parse_rows(&dir.join(EVAL_FILE), read(EVAL_FILE, true)?)?;
+        let rows: Vec<ProbeRow> =
+            parse_rows(&dir.join(PROBES_FILE), read(PROBES_FILE, config.probes)?)?;
         let mut probes: BTreeMap<String, BTreeMap<String, Vec<(usize, f64)>>> = BTreeMap::new();
         let mut layers: Vec<String> = Vec::new();
         for r in rows {
@@ -125,6 +170,7 @@ impl RunResult {
             eval,
             probes,
             layers,
+            warnings,
         })
     }
 
