@@ -252,6 +252,11 @@ impl RunConfig {
         if self.cnn_channels.is_empty() || self.cnn_channels.contains(&0) {
             bail!("cnn-channels must list at least one positive channel count");
         }
+        // the image model is a small ResNet on 28 x 28 images: far wider stages are a typo, and
+        // their weights alone (9 c^2 floats per convolution) would not fit in memory
+        if let Some(&c) = self.cnn_channels.iter().find(|&&c| c > 4096) {
+            bail!("cnn-channels must be at most 4096 per stage (got {c})");
+        }
         let widths: Vec<usize> = match self.task {
             Task::Text => vec![self.d_model],
             Task::Images => self.cnn_channels.clone(),

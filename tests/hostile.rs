@@ -4,9 +4,30 @@
 
 mod common;
 
-use common::{ablate, stderr, temp_dir};
+use common::{ablate, bin, stderr, temp_dir};
 use std::io::Write;
 use std::path::Path;
+
+/// `ablate args`, killed after `seconds` (a hostile input must never hang the tool).
+fn ablate_within(args: &[&str], seconds: u64) -> Option<std::process::Output> {
+    use std::process::Stdio;
+    let mut child = bin()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() >= seconds {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Some(child.wait_with_output().unwrap())
+}
 
 /// An IDX image file with the given header and pixel bytes, and its label file.
 fn idx(
@@ -241,13 +262,329 @@ fn hostile_inputs_get_one_clear_line_and_leave_no_run_folder() {
             "did you mean `steps`",
         ),
     ];
+    let mut rows = rows;
+    let long = dir.join("long.txt");
+    std::fs::write(
+        &long,
+        format!("{}\n{}", "w ".repeat(150_000), "a b c d e\n".repeat(60)),
+    )
+    .unwrap();
+    let zero_ckpt = dir.join("zero.toml");
+    std::fs::write(&zero_ckpt, "checkpoint_every = 0\n").unwrap();
+    let wrong_type = dir.join("type.toml");
+    std::fs::write(&wrong_type, "steps = \"ten\"\n").unwrap();
+    let unknown_key = dir.join("unknown.toml");
+    std::fs::write(&unknown_key, "stpes = 3\n").unwrap();
+    let (lab_i, _) = idx(&dir, "labels-missing", 20, 2, 2, 80, &[1; 20]);
+    let long_s = long.to_str().unwrap().to_string();
+    let simple: Vec<(&str, &str, i32, &str)> = vec![
+        ("d-model 0", "--d-model 0", 1, "d-model must be at least 1"),
+        ("layers 0", "--layers 0", 1, "layers must be at least 1"),
+        ("heads 0", "--heads 0", 1, "heads must be at least 1"),
+        ("d-ff 0", "--d-ff 0", 1, "d-ff must be at least 1"),
+        (
+            "dropout 1",
+            "--dropout 1",
+            1,
+            "dropout must be within [0, 0.999]",
+        ),
+        (
+            "dropout negative",
+            "--dropout -0.1",
+            1,
+            "dropout must be within",
+        ),
+        (
+            "adam beta1 1",
+            "--adam-beta1 1",
+            1,
+            "adam-beta1 must be within",
+        ),
+        (
+            "adam beta2 negative",
+            "--adam-beta2 -0.1",
+            1,
+            "adam-beta2 must be within",
+        ),
+        ("lr 0", "--lr 0", 1, "lr must be a positive number"),
+        ("lr negative", "--lr -1", 1, "lr must be a positive number"),
+        (
+            "lr NaN",
+            "--lr nan",
+            1,
+            "lr must be a positive number (got NaN)",
+        ),
+        (
+            "lr infinite",
+            "--lr inf",
+            1,
+            "lr must be a positive number (got inf)",
+        ),
+        (
+            "lr text",
+            "--lr fast",
+            2,
+            "invalid value 'fast' for '--lr <LR>'",
+        ),
+        (
+            "grad-clip negative",
+            "--grad-clip -1",
+            1,
+            "grad-clip must be a finite number >= 0",
+        ),
+        (
+            "grad-clip NaN",
+            "--grad-clip nan",
+            1,
+            "grad-clip must be a finite number >= 0",
+        ),
+        (
+            "eval-every 0",
+            "--eval-every 0",
+            1,
+            "eval-every must be at least 1",
+        ),
+        (
+            "norm-eps infinite",
+            "--norm-eps inf",
+            1,
+            "norm-eps must be a positive number",
+        ),
+        (
+            "momentum NaN",
+            "--norm-momentum nan",
+            1,
+            "norm-momentum must be within [0, 1]",
+        ),
+        (
+            "pn alpha above 1",
+            "--norm power --pn-alpha-fwd 1.5",
+            1,
+            "pn-alpha-fwd must be within [0, 1]",
+        ),
+        (
+            "pn alpha negative",
+            "--norm power --pn-alpha-bkw -1",
+            1,
+            "pn-alpha-bkw must be within [0, 1]",
+        ),
+        (
+            "pn groups not dividing d",
+            "--norm power --pn-groups 3",
+            1,
+            "must divide the model width",
+        ),
+        (
+            "cnn channel 0",
+            "--task images --cnn-channels 0",
+            1,
+            "cnn-channels must list at least one positive",
+        ),
+        (
+            "cnn channels huge",
+            "--task images --cnn-channels 100000",
+            1,
+            "cnn-channels must be at most 4096",
+        ),
+        (
+            "device without GPU backend",
+            "--device 2",
+            1,
+            "selects a GPU, but the backend is flex",
+        ),
+        (
+            "model beyond memory",
+            "--d-model 200000 --heads 2",
+            1,
+            "more than the",
+        ),
+        (
+            "batch beyond memory",
+            "--batch-size 100000000",
+            1,
+            "more than the",
+        ),
+        (
+            "checkpoint every negative",
+            "--checkpoint-every -1",
+            2,
+            "invalid value '-1' for '--checkpoint-every",
+        ),
+        (
+            "seed text",
+            "--seed abc",
+            2,
+            "invalid value 'abc' for '--seed <SEED>'",
+        ),
+        (
+            "seed negative",
+            "--seed -1",
+            2,
+            "invalid value '-1' for '--seed <SEED>'",
+        ),
+        (
+            "unknown option",
+            "--stpes 3",
+            2,
+            "a similar argument exists: '--steps'",
+        ),
+        (
+            "unknown norm position",
+            "--norm-position middle",
+            2,
+            "invalid value 'middle'",
+        ),
+        (
+            "corpus /dev/zero",
+            "--corpus /dev/zero",
+            1,
+            "corpus file /dev/zero is larger than 1024 MiB",
+        ),
+        (
+            "corpus is a folder",
+            "--corpus /tmp",
+            1,
+            "cannot read corpus file /tmp",
+        ),
+        (
+            "images /dev/zero",
+            "--task images --images /dev/zero",
+            1,
+            "image file /dev/zero is larger than",
+        ),
+        (
+            "labels missing",
+            "--task images --labels /nonexistent/l.idx",
+            1,
+            "cannot read label file /nonexistent/l.idx",
+        ),
+        (
+            "labels /dev/zero",
+            "--task images --labels /dev/zero",
+            1,
+            "label file /dev/zero is larger than",
+        ),
+        (
+            "config /dev/zero",
+            "--config /dev/zero",
+            1,
+            "config file /dev/zero is larger than 16 MiB",
+        ),
+        (
+            "config missing",
+            "--config /nonexistent/c.toml",
+            1,
+            "cannot read config file /nonexistent/c.toml",
+        ),
+        (
+            "config is a folder",
+            "--config /tmp",
+            1,
+            "cannot read config file /tmp",
+        ),
+        (
+            "study /dev/zero",
+            "run /dev/zero --dry-run",
+            1,
+            "study file /dev/zero is larger than 16 MiB",
+        ),
+        (
+            "report of an empty folder",
+            "report /tmp/ablate-no-such-results --out /tmp/ablate-no-report",
+            1,
+            "is neither a results folder nor a study file",
+        ),
+        (
+            "resume a missing folder",
+            "--resume /nonexistent/run",
+            1,
+            "/nonexistent/run is not a run folder",
+        ),
+        (
+            "resume with other options",
+            "--resume /nonexistent/run --lr 0.1",
+            1,
+            "give no other run options",
+        ),
+        (
+            "memory of images",
+            "memory --task images",
+            1,
+            "accounts for the text model",
+        ),
+    ];
+    for (name, args, code, message) in simple {
+        rows.push((
+            name,
+            args.split_whitespace().map(String::from).collect(),
+            code,
+            message,
+        ));
+    }
+    let files: Vec<(&str, Vec<String>, i32, &str)> = vec![
+        (
+            "sentence beyond memory",
+            vec![
+                "--corpus".into(),
+                long_s,
+                "--max-len".into(),
+                "100000".into(),
+            ],
+            1,
+            "of a 32 x 100000 batch",
+        ),
+        (
+            "stop without checkpoints",
+            vec![
+                "--config".into(),
+                zero_ckpt.to_str().unwrap().into(),
+                "--stop-at-step".into(),
+                "2".into(),
+            ],
+            1,
+            "--stop-at-step needs checkpoints",
+        ),
+        (
+            "config value of the wrong type",
+            vec!["--config".into(), wrong_type.to_str().unwrap().into()],
+            1,
+            "invalid type: string \"ten\", expected usize",
+        ),
+        (
+            "config key misspelt",
+            vec!["--config".into(), unknown_key.to_str().unwrap().into()],
+            1,
+            "unknown key `stpes` (did you mean `steps`?)",
+        ),
+        (
+            "label file missing for real images",
+            vec![
+                "--task".into(),
+                "images".into(),
+                "--images".into(),
+                lab_i,
+                "--labels".into(),
+                "/nonexistent/x".into(),
+            ],
+            1,
+            "cannot read label file /nonexistent/x",
+        ),
+    ];
+    rows.extend(files);
     let mut failures = Vec::new();
     for (name, args, code, message) in &rows {
         let mut full: Vec<&str> = args.iter().map(String::as_str).collect();
-        if !matches!(full.first(), Some(&"memory") | Some(&"run")) {
+        if !matches!(
+            full.first(),
+            Some(&"memory") | Some(&"run") | Some(&"report")
+        ) && !full.contains(&"--resume")
+        {
             full.extend(["--out", out.to_str().unwrap(), "--quiet"]);
         }
-        let o = ablate(&full);
+        let Some(o) = ablate_within(&full, 60) else {
+            failures.push(format!("{name}: still running after 60 s (killed)"));
+            continue;
+        };
         let err = stderr(&o);
         let ok = o.status.code() == Some(*code)
             && err.contains(message)
@@ -271,4 +608,315 @@ fn hostile_inputs_get_one_clear_line_and_leave_no_run_folder() {
         failures.join("\n")
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A tiny study of `norms` written into `dir`, trained into `dir/results`.
+fn tiny_study(dir: &Path, norms: &str) -> (String, std::path::PathBuf) {
+    let study = dir.join("s.toml");
+    std::fs::write(
+        &study,
+        format!(
+            "name = \"s\"\n[base]\n{}steps = 12\neval_every = 6\nwarmup_steps = 3\n[[grid]]\nnorm = [{norms}]\n",
+            common::TINY_TEXT_TOML
+        ),
+    )
+    .unwrap();
+    let out = dir.join("results");
+    let o = ablate(&[
+        "run",
+        study.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (study.to_str().unwrap().to_string(), out)
+}
+
+fn run_folder(out: &Path, prefix: &str) -> std::path::PathBuf {
+    std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir() && p.file_name().unwrap().to_str().unwrap().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no run {prefix}* in {}", out.display()))
+}
+
+/// Damaged result folders, one kind of damage per row: `ablate report` names each damaged or
+/// missing file and each planned run without a finished result, touches none of them, and
+/// reports on the rest.
+#[test]
+fn report_names_damaged_and_missing_results_and_goes_on() {
+    let dir = temp_dir("damaged");
+    let (study, out) = tiny_study(
+        &dir,
+        "\"batch\", \"layer\", \"power\", \"rms\", \"masked-batch\", \"pn-v\"",
+    );
+    let damage: Vec<(&str, &str, Box<dyn Fn(&Path)>, &str)> = vec![
+        (
+            "corrupt summary",
+            "text-batch-",
+            Box::new(|d| std::fs::write(d.join("summary.json"), "{\"run_id\": ").unwrap()),
+            "summary.json is not a valid run summary",
+        ),
+        (
+            "deleted eval.csv",
+            "text-layer-",
+            Box::new(|d| std::fs::remove_file(d.join("eval.csv")).unwrap()),
+            "eval.csv is missing",
+        ),
+        (
+            "deleted config.toml",
+            "text-power-",
+            Box::new(|d| std::fs::remove_file(d.join("config.toml")).unwrap()),
+            "have no results in",
+        ),
+        (
+            "number cut mid-digit",
+            "text-rms-",
+            Box::new(|d| {
+                let p = d.join("steps.csv");
+                let len = std::fs::metadata(&p).unwrap().len();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .unwrap()
+                    .set_len(len - 3)
+                    .unwrap();
+            }),
+            "steps.csv ends in a row cut short",
+        ),
+        (
+            "run folder deleted",
+            "text-masked-batch-",
+            Box::new(|d| std::fs::remove_dir_all(d).unwrap()),
+            "text-masked-batch-s1-",
+        ),
+        (
+            "unfinished run",
+            "text-pn-v-",
+            Box::new(|d| std::fs::remove_file(d.join("summary.json")).unwrap()),
+            "has no finished result (running, 12 of 12 steps)",
+        ),
+    ];
+    for (_, prefix, f, _) in &damage {
+        f(&run_folder(&out, prefix));
+    }
+    let snapshot = |out: &Path| -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let mut files = Vec::new();
+        for d in std::fs::read_dir(out).unwrap() {
+            let d = d.unwrap().path();
+            if d.is_dir() {
+                for f in std::fs::read_dir(&d).unwrap() {
+                    let f = f.unwrap().path();
+                    files.push((f.clone(), std::fs::read(&f).unwrap()));
+                }
+            }
+        }
+        files.sort();
+        files
+    };
+    let before = snapshot(&out);
+    let report = dir.join("report");
+    let o = ablate(&[
+        "report",
+        &study,
+        "--results",
+        out.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let mut failures = Vec::new();
+    for (name, _, _, message) in &damage {
+        if !err
+            .lines()
+            .any(|l| l.starts_with("warning:") && l.contains(message))
+        {
+            failures.push(format!("{name}: no warning containing {message:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\nstderr:\n{err}",
+        failures.join("\n")
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("internal error"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&out), before, "report changed result files");
+    let md = std::fs::read_to_string(report.join("REPORT.md")).unwrap();
+    assert!(
+        md.contains("layer"),
+        "the report goes on with the readable runs"
+    );
+}
+
+/// A run interrupted in `<id>` and finished again by a single run in `<id>-2`: the report uses
+/// the finished folder.
+#[test]
+fn report_prefers_the_finished_folder_of_a_run_id() {
+    let dir = temp_dir("rerun-folder");
+    let (study, out) = tiny_study(&dir, "\"batch\"");
+    let first = run_folder(&out, "text-batch-");
+    let second = out.join(format!(
+        "{}-2",
+        first.file_name().unwrap().to_str().unwrap()
+    ));
+    copy_dir(&first, &second);
+    // the first folder now looks interrupted half-way
+    let summary = std::fs::read_to_string(first.join("summary.json")).unwrap();
+    std::fs::write(
+        first.join("summary.json"),
+        summary.replace("\"finished\"", "\"interrupted\""),
+    )
+    .unwrap();
+    let report = dir.join("report");
+    let o = ablate(&[
+        "report",
+        &study,
+        "--results",
+        out.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("has no finished result"),
+        "{}",
+        stderr(&o)
+    );
+    let md = std::fs::read_to_string(report.join("REPORT.md")).unwrap();
+    assert!(
+        md.contains("finished") && !md.contains("interrupted"),
+        "{md}"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in std::fs::read_dir(from).unwrap() {
+        let f = f.unwrap().path();
+        if f.is_file() {
+            std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+/// Symbolic links: a study never trains into (or clears) a linked run folder, and a report
+/// never writes a chart through a link.
+#[test]
+fn symlinks_are_never_written_through() {
+    use std::os::unix::fs::symlink;
+    let dir = temp_dir("symlinks");
+    let (study, out) = tiny_study(&dir, "\"batch\"");
+    // a chart whose name is a link to a file elsewhere
+    let report = dir.join("report");
+    let o = ablate(&[
+        "report",
+        &study,
+        "--results",
+        out.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let chart = std::fs::read_dir(&report)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "png"))
+        .expect("a chart");
+    let elsewhere = dir.join("precious.txt");
+    std::fs::write(&elsewhere, "keep me").unwrap();
+    std::fs::remove_file(&chart).unwrap();
+    symlink(&elsewhere, &chart).unwrap();
+    let o = ablate(&[
+        "report",
+        &study,
+        "--results",
+        out.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "keep me");
+    assert!(!chart.is_symlink() && chart.is_file());
+
+    // a run folder that is a link to a folder elsewhere: refused, nothing there deleted
+    let run = run_folder(&out, "text-batch-");
+    let target = dir.join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("notes.txt"), "mine").unwrap();
+    std::fs::remove_dir_all(&run).unwrap();
+    symlink(&target, &run).unwrap();
+    let o = ablate(&["run", &study, "--out", out.to_str().unwrap(), "--quiet"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("is a symbolic link"), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(target.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 1);
+}
+
+/// A run folder held by a live process (its lock) is left alone by a study: "busy", files
+/// untouched.
+#[test]
+fn a_study_leaves_a_locked_run_alone() {
+    let dir = temp_dir("locked");
+    let (study, out) = tiny_study(&dir, "\"batch\"");
+    let run = run_folder(&out, "text-batch-");
+    std::fs::remove_file(run.join("summary.json")).unwrap();
+    std::fs::write(run.join(".lock"), std::process::id().to_string()).unwrap();
+    let steps = std::fs::read(run.join("steps.csv")).unwrap();
+    let o = ablate(&["run", &study, "--out", out.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("busy"));
+    assert_eq!(std::fs::read(run.join("steps.csv")).unwrap(), steps);
+    assert!(run.join(".lock").exists());
+}
+
+/// `ablate run ... | head -1`: the reader goes away, the study still trains every run and
+/// says so by its exit code.
+#[test]
+fn a_closed_pipe_does_not_end_a_study_early() {
+    use std::process::Stdio;
+    let dir = temp_dir("pipe");
+    let study = dir.join("s.toml");
+    std::fs::write(
+        &study,
+        format!(
+            "name = \"s\"\n[base]\n{}steps = 12\n[[grid]]\nseed = [1, 2, 3]\n",
+            common::TINY_TEXT_TOML
+        ),
+    )
+    .unwrap();
+    let out = dir.join("results");
+    let mut child = bin()
+        .args([
+            "run",
+            study.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader closes the pipe at once
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let finished = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .filter(|p| {
+            std::fs::read_to_string(p.join("summary.json"))
+                .is_ok_and(|s| s.contains("\"finished\""))
+        })
+        .count();
+    assert_eq!(finished, 3);
 }

@@ -48,8 +48,8 @@ impl ImageSet {
 /// 47 MB).
 const MAX_IDX_BYTES: u64 = 1 << 30;
 
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = crate::errors::read_limited(path, MAX_IDX_BYTES, "image")?;
+fn read_maybe_gz(path: &Path, what: &str) -> Result<Vec<u8>> {
+    let raw = crate::errors::read_limited(path, MAX_IDX_BYTES, what)?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         GzDecoder::new(&raw[..])
@@ -57,13 +57,13 @@ fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
             .read_to_end(&mut out)
             .with_context(|| {
                 format!(
-                    "image file {} is not a complete gzip stream (truncated?)",
+                    "{what} file {} is not a complete gzip stream (truncated?)",
                     path.display()
                 )
             })?;
         if out.len() as u64 > MAX_IDX_BYTES {
             bail!(
-                "image file {} decompresses to more than {} MiB",
+                "{what} file {} decompresses to more than {} MiB",
                 path.display(),
                 MAX_IDX_BYTES >> 20
             );
@@ -83,8 +83,8 @@ pub const CLASSES: usize = 10;
 
 /// Parses an IDX image file (magic 0x00000803) and its IDX label file (0x00000801).
 pub fn load_idx(images: &Path, labels: &Path) -> Result<ImageSet> {
-    let img = read_maybe_gz(images)?;
-    let lab = read_maybe_gz(labels)?;
+    let img = read_maybe_gz(images, "image")?;
+    let lab = read_maybe_gz(labels, "label")?;
     if img.len() < 16 || be_u32(&img, 0) != 0x0803 {
         bail!(
             "{} is not an IDX image file (expected magic 0x00000803)",

@@ -219,8 +219,7 @@ pub fn write_report(study: Option<&Study>, runs: &[RunResult], out: &Path) -> Re
     // link found at a chart's name instead of writing through it, and readers never see a
     // half-drawn chart
     let tmp = out.join(format!(".report.tmp.{}", std::process::id()));
-    std::fs::create_dir_all(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let drawn = charts::draw_all(runs, &tmp).and_then(|charts| {
         for c in &charts {
             std::fs::rename(tmp.join(&c.file), out.join(&c.file))
