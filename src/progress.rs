@@ -52,6 +52,9 @@ pub struct PlainLog {
     pub every: Duration,
     started: Instant,
     last: Arc<Mutex<Option<Instant>>>,
+    /// The first step this process reported and when (a resumed run starts late): the ETA is
+    /// the rate since then, not since the process started loading data.
+    first: Arc<Mutex<Option<(usize, Instant)>>>,
 }
 
 impl PlainLog {
@@ -61,6 +64,7 @@ impl PlainLog {
             every,
             started: Instant::now(),
             last: Arc::new(Mutex::new(None)),
+            first: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -68,13 +72,24 @@ impl PlainLog {
     pub fn line(&self, s: &StepReport) -> Option<String> {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let due = s.step == 1 || s.step == s.steps || last.is_none_or(|t| now - t >= self.every);
+        let (first_step, first_at) = *self
+            .first
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert((s.step, now));
+        let due =
+            s.step == first_step || s.step == s.steps || last.is_none_or(|t| now - t >= self.every);
         if !due {
             return None;
         }
         *last = Some(now);
         let elapsed = (now - self.started).as_secs_f64();
-        let eta = elapsed / s.step as f64 * (s.steps - s.step) as f64;
+        let left = (s.steps - s.step) as f64;
+        let eta = if s.step > first_step {
+            (now - first_at).as_secs_f64() / (s.step - first_step) as f64 * left
+        } else {
+            s.step_ms / 1e3 * left
+        };
         Some(format!(
             "{} step {}/{} loss {:.4} lr {:.3e} {:.0} ms/step {:.0} tokens/s elapsed {} eta {}",
             self.label,

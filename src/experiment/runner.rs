@@ -176,7 +176,10 @@ pub fn run_all(
 pub fn describe(config: &RunConfig, outcome: &Outcome) -> String {
     let id = config.id();
     match outcome {
-        Outcome::Skipped(s) => format!("  skip     {id} (already {:?})", s.status),
+        Outcome::Skipped(s) => format!(
+            "  skip     {id} (already {})",
+            format!("{:?}", s.status).to_lowercase()
+        ),
         Outcome::Busy => format!("  busy     {id} (another ablate process is running it)"),
         Outcome::Ran(s, resumed) => {
             let metric = s

@@ -234,7 +234,7 @@ fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
         "Padding fraction of the batch vs BatchNorm variance distance (first norm layer)",
         22,
         0f64..1f64,
-        (lo, hi),
+        (lo, legend_room(lo, hi, series.len())),
         "padding fraction of the batch (pads / (batch x time))",
         "||sigma2_B - sigma2|| / d",
         &sci,

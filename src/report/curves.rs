@@ -63,7 +63,7 @@ pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>
         "Per-step distance of the batch statistic to the running one (first norm layer)",
         22,
         0f64..max_step,
-        (lo, hi),
+        (lo, legend_room(lo, hi, series.len())),
         "training step",
         "||s_B - s|| / d (thin: raw, thick: 25-step moving average)",
         &sci,

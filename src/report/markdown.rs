@@ -144,7 +144,12 @@ fn findings(groups: &[(String, Vec<&RunResult>)]) -> Vec<String> {
             verdict_ratio(last / first, 2.0)
         ));
     } else {
-        out.push("The text-vs-image comparison needs runs of `batch` on both tasks; this report has none.".into());
+        out.push(
+            "This section compares plain `batch` on both tasks, and this report has no such pair; where text runs \
+             use another BatchNorm (`scaled-batch`, `masked-batch`), the scale ladder below compares them with the \
+             image model's BatchNorm."
+                .into(),
+        );
     }
     if let Some(t) = text_bn {
         for (name, other) in [("PN-V", pnv), ("PowerNorm", pn)] {
@@ -381,7 +386,11 @@ pub fn report(study: Option<&Study>, runs: &[RunResult], charts: &[Chart]) -> St
         );
         let _ = writeln!(s, "|---|---|---|");
         let _ = writeln!(s, "| model | encoder-decoder, 6+6 layers, d 512, FFN 1024, 4 heads | decoder-only LM, {} layers, d {}, FFN {}, {} heads, {}-norm |", c.layers, c.d_model, c.d_ff, c.heads, format!("{:?}", c.norm_position).to_lowercase());
-        let _ = writeln!(s, "| batch | about 4096 tokens | {} real tokens on average ({} sentences, max length {}, padding fraction {}) |", fmt(mean_std(&tokens).0), c.batch_size, c.max_len, fmt(mean_std(&pad).0));
+        let shape = match c.max_tokens {
+            Some(t) => format!("batches of up to {t} padded tokens"),
+            None => format!("{} sentences", c.batch_size),
+        };
+        let _ = writeln!(s, "| batch | about 4096 tokens | {:.0} real tokens on average ({shape}, max length {}, padding fraction {:.3}) |", mean_std(&tokens).0, c.max_len, mean_std(&pad).0);
         let _ = writeln!(s, "| training | tens of thousands of updates, lr 1.5e-3, 8000 warm-up | {} updates, lr {}, {} warm-up |", c.steps, c.lr, c.warmup_steps);
         let _ = writeln!(
             s,

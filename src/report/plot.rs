@@ -27,15 +27,17 @@ pub struct Chart {
     pub caption: String,
 }
 
+/// The Okabe-Ito palette (Okabe & Ito 2008), which stays distinct for colour-blind readers;
+/// its yellow, weak on white, comes last.
 pub(super) const COLORS: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(255, 127, 14),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(23, 190, 207),
+    RGBColor(0, 114, 178),   // blue
+    RGBColor(213, 94, 0),    // vermillion
+    RGBColor(0, 158, 115),   // bluish green
+    RGBColor(230, 159, 0),   // orange
+    RGBColor(204, 121, 167), // reddish purple
+    RGBColor(86, 180, 233),  // sky blue
+    RGBColor(0, 0, 0),       // black
+    RGBColor(240, 228, 66),  // yellow
 ];
 
 pub(super) type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
@@ -79,8 +81,8 @@ pub(super) fn log_chart<'a, 'b>(
         .y_labels(log_labels(area, lo, hi))
         .light_line_style(BLACK.mix(0.04))
         .y_label_formatter(y_format)
-        .label_style(font(14))
-        .axis_desc_style(font(15))
+        .label_style(font(18))
+        .axis_desc_style(font(19))
         .draw()
         .map_err(err)?;
     Ok(chart)
@@ -99,6 +101,13 @@ pub(super) fn sci(y: &f64) -> String {
     s.to_string()
 }
 
+/// The top of a log axis raised so that a legend of `entries` lines in the upper corner sits
+/// above the data instead of over it: the legend's share of the height is left empty.
+pub(super) fn legend_room(lo: f64, hi: f64, entries: usize) -> f64 {
+    let share = (0.06 + 0.07 * entries as f64).min(0.5);
+    lo * (hi / lo).powf(1.0 / (1.0 - share))
+}
+
 pub(super) fn draw_legend<'a, 'b: 'a>(
     chart: &mut LogChart<'a, 'b>,
     position: SeriesLabelPosition,
@@ -108,7 +117,7 @@ pub(super) fn draw_legend<'a, 'b: 'a>(
         .position(position)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .label_font(font(14))
+        .label_font(font(17))
         .draw()
         .map_err(err)
 }
@@ -178,6 +187,7 @@ pub(super) fn draw_boxes(
             .map_err(err)?;
         return Ok(());
     };
+    let hi = legend_room(lo, hi, series.len());
     let mut chart = ChartBuilder::on(area)
         .caption(title, font(20))
         .margin(12)
@@ -204,8 +214,8 @@ pub(super) fn draw_boxes(
         .y_label_formatter(&sci)
         .x_desc(x_desc)
         .y_desc(y_label)
-        .label_style(font(14))
-        .axis_desc_style(font(15))
+        .label_style(font(18))
+        .axis_desc_style(font(19))
         .draw()
         .map_err(err)?;
     let n = series.len().max(1) as f64;

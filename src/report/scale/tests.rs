@@ -45,6 +45,7 @@ fn run(config: RunConfig, layers: usize, status: &str, value: impl Fn(usize) -> 
         probes,
         layers: names,
         config,
+        warnings: vec![],
     }
 }
 
