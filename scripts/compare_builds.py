@@ -6,7 +6,7 @@ both builds write). Usage: python3 scripts/compare_builds.py OLD_BINARY NEW_BINA
 import csv, subprocess, sys, os
 before, after, out = sys.argv[1], sys.argv[2], sys.argv[3]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-cases = [("text", n) for n in ["none","layer","rms","batch","masked-batch","pn-v","power"]] + [("images","batch"),("images","layer")]
+cases = [("text", n) for n in ["none","layer","rms","batch","masked-batch","scaled-batch","position-batch","pn-v","power"]] + [("images","batch"),("images","layer")]
 worst = {}
 for task, norm in cases:
     dirs = {}

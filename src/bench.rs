@@ -35,6 +35,7 @@ pub fn run(
                 steps,
                 eval_every: steps,
                 eval_batches: 1,
+                checkpoint_every: 0,
                 ..base.clone()
             };
             config.validate()?;
@@ -47,10 +48,24 @@ pub fn run(
             std::fs::create_dir_all(&dir)?;
             let summary = train::run(&config, &data, &dir, &RunControl::hidden());
             let _ = std::fs::remove_dir_all(&dir);
+            let summary = summary?;
+            // timings of a run that broke down would pass for a norm's speed
+            if summary.status != crate::results::RunStatus::Finished {
+                let why = summary
+                    .divergence
+                    .as_ref()
+                    .map(|d| format!(" at step {} ({})", d.step, d.quantity))
+                    .unwrap_or_default();
+                anyhow::bail!(
+                    "{} {}{why} during the benchmark, so its step times would not be a speed; use a smaller --lr or fewer --steps",
+                    norm.name(),
+                    format!("{:?}", summary.status).to_lowercase()
+                );
+            }
             rows.push(BenchRow {
                 norm,
                 probes,
-                summary: summary?,
+                summary,
             });
         }
     }

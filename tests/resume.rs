@@ -57,6 +57,9 @@ fn resume_matches(name: &str, args: &[&str], stops: &[usize]) {
     ));
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
     let run = only_run(&parts);
+    // a temporary file left by a killed writer (a pid above Linux's maximum: never alive)
+    let stale = run.join("summary.json.tmp.4194305");
+    std::fs::write(&stale, "half").unwrap();
     for (i, at) in stops.iter().enumerate() {
         let ckpt = run.join("checkpoints").join(format!("step-{at:09}"));
         assert!(ckpt.join("model.bpk").is_file(), "no checkpoint at {at}");
@@ -83,6 +86,7 @@ fn resume_matches(name: &str, args: &[&str], stops: &[usize]) {
         assert!(!a.is_empty());
         assert_eq!(a, b, "{name}: {file} differs after resuming at {stops:?}");
     }
+    assert!(!stale.exists(), "stale temporary file left behind");
     // a finished run keeps its weights, not its checkpoints
     assert!(run.join("model.bpk").is_file());
     assert!(!run.join("checkpoints").exists());

@@ -32,6 +32,33 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Removes the temporary files (`*.tmp.<pid>`) and folders that a process killed while writing
+/// left in `dir` and its `checkpoints/`: only those of processes that are no longer alive.
+pub fn remove_stale_temporaries(dir: &Path) {
+    for d in [dir.to_path_buf(), dir.join("checkpoints")] {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(pid) = name
+                .rsplit_once(".tmp.")
+                .and_then(|(_, pid)| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            let path = e.path();
+            let _ = match e.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+                _ => std::fs::remove_file(&path),
+            };
+        }
+    }
+}
+
 /// Makes a rename in `dir` durable (best effort: not every file system supports it).
 pub fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
@@ -80,6 +107,7 @@ impl RunWriter {
     /// Reopens the result files of `dir` to continue a run: each CSV is cut back to `lengths`
     /// and appended to; config.toml is rewritten (logging keys may have changed).
     pub fn resume(dir: &Path, config: &RunConfig, lengths: FileLengths) -> Result<Self> {
+        remove_stale_temporaries(dir);
         write_atomic(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
         let reopen = |name: &str, len: u64| -> Result<csv::Writer<File>> {
             let path = dir.join(name);
