@@ -272,6 +272,8 @@ pub fn draw_all(runs: &[RunResult], out: &Path) -> Result<Vec<Chart>> {
     charts.extend(curves::timeseries(runs, out)?);
     charts.extend(curves::curves(runs, out, Task::Text)?);
     charts.extend(curves::curves(runs, out, Task::Images)?);
+    charts.extend(curves::training(runs, out, Task::Text)?);
+    charts.extend(curves::training(runs, out, Task::Images)?);
     charts.extend(padding(runs, out)?);
     let points = super::scale::points(runs);
     charts.extend(super::scale::charts::regime(&points, out)?);

@@ -1,5 +1,5 @@
-//! Figures over training time: the per-step distance of the first layer's statistic and the
-//! validation curves.
+//! Figures over training time: the per-step distance of the first layer's statistic, the
+//! validation curves, and training loss and gradient norm.
 
 use super::plot::*;
 use super::{by_group, RunResult};
@@ -264,5 +264,135 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
              the gap is what switching to running statistics costs a batch-statistics norm.",
             if text { "perplexity" } else { "loss" }
         ),
+    }))
+}
+
+/// One quantity of steps.csv per configuration, binned over training: per bin the mean over seeds
+/// of each seed's bin mean, and the min..max over seeds.
+fn binned(
+    rs: &[&RunResult],
+    value: &dyn Fn(&crate::results::StepRow) -> f64,
+    bins: usize,
+) -> Vec<(f64, f64, f64, f64)> {
+    let steps = rs.iter().map(|r| r.config.steps).max().unwrap_or(1).max(1);
+    let width = steps.div_ceil(bins).max(1);
+    let per_seed: Vec<Vec<Option<f64>>> = rs
+        .iter()
+        .map(|r| {
+            let mut sums = vec![(0.0, 0usize); steps.div_ceil(width)];
+            for row in &r.steps {
+                let v = value(row);
+                if v.is_finite() && v > 0.0 {
+                    let b = ((row.step.max(1) - 1) / width).min(sums.len() - 1);
+                    sums[b].0 += v;
+                    sums[b].1 += 1;
+                }
+            }
+            sums.iter()
+                .map(|&(s, n)| (n > 0).then(|| s / n as f64))
+                .collect()
+        })
+        .collect();
+    (0..steps.div_ceil(width))
+        .filter_map(|b| {
+            let v: Vec<f64> = per_seed.iter().filter_map(|s| s[b]).collect();
+            if v.is_empty() {
+                return None;
+            }
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            let (lo, hi) = v
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, c), &x| {
+                    (a.min(x), c.max(x))
+                });
+            Some((((b + 1) * width).min(steps) as f64, mean, lo, hi))
+        })
+        .collect()
+}
+
+/// Training loss and gradient norm over training per configuration of `task`: mean over seeds
+/// of 1 %-of-training bins, band = min..max over seeds.
+pub(super) fn training(runs: &[RunResult], out: &Path, task: Task) -> Result<Option<Chart>> {
+    let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
+        .into_iter()
+        .filter(|(_, rs)| rs[0].config.task == task && rs.iter().any(|r| r.steps.len() > 1))
+        .collect();
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    let file = format!("{}_training.png", task.name());
+    let path = out.join(&file);
+    let root = BitMapBackend::new(&path, (1500, 650)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let panels = root.split_evenly((1, 2));
+    let quantities: [(&str, &str, &dyn Fn(&crate::results::StepRow) -> f64); 2] = [
+        ("Training loss (nats, log)", "training loss", &|r| r.loss),
+        (
+            "Gradient norm before clipping (log)",
+            "global L2 gradient norm",
+            &|r| r.grad_norm,
+        ),
+    ];
+    let max_step = groups
+        .iter()
+        .flat_map(|(_, rs)| rs.iter().map(|r| r.config.steps as f64))
+        .fold(1.0, f64::max);
+    for (panel, (title, y_desc, value)) in panels.iter().zip(quantities) {
+        let series: Vec<(String, usize, Vec<(f64, f64, f64, f64)>)> = groups
+            .iter()
+            .map(|(label, rs)| (label.clone(), rs.len(), binned(rs, value, 100)))
+            .collect();
+        let Some((lo, hi)) = log_range(
+            series
+                .iter()
+                .flat_map(|(_, _, p)| p.iter().flat_map(|x| [x.2, x.3])),
+        ) else {
+            continue;
+        };
+        let mut chart = log_chart(
+            panel,
+            title,
+            18,
+            0f64..max_step,
+            (lo, legend_room(lo, hi, series.len())),
+            "training step",
+            y_desc,
+            &sci,
+        )?;
+        for (i, (label, seeds, pts)) in series.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            if *seeds > 1 {
+                let band: Vec<(f64, f64)> = pts
+                    .iter()
+                    .map(|p| (p.0, p.3))
+                    .chain(pts.iter().rev().map(|p| (p.0, p.2)))
+                    .collect();
+                chart
+                    .draw_series(std::iter::once(Polygon::new(band, color.mix(0.2).filled())))
+                    .map_err(err)?;
+            }
+            chart
+                .draw_series(LineSeries::new(
+                    pts.iter().map(|p| (p.0, p.1)),
+                    color.stroke_width(3),
+                ))
+                .map_err(err)?
+                .label(match seeds {
+                    1 => format!("{label} (1 seed)"),
+                    n => format!("{label} ({n} seeds)"),
+                })
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                });
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    }
+    save(&root)?;
+    Ok(Some(Chart {
+        file,
+        title: format!("Training loss and gradient norm ({})", task.name()),
+        caption: "Left: training loss; right: global gradient norm before clipping. Each line is the mean over seeds \
+                  of the per-seed mean in bins of 1 % of training; the band spans the seeds (min..max). Log scale."
+            .into(),
     }))
 }
