@@ -274,6 +274,7 @@ pub fn draw_all(runs: &[RunResult], out: &Path) -> Result<Vec<Chart>> {
     charts.extend(curves::curves(runs, out, Task::Images)?);
     charts.extend(curves::training(runs, out, Task::Text)?);
     charts.extend(curves::training(runs, out, Task::Images)?);
+    charts.extend(curves::powernorm_state(runs, out)?);
     charts.extend(padding(runs, out)?);
     let points = super::scale::points(runs);
     charts.extend(super::scale::charts::regime(&points, out)?);

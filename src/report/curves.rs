@@ -267,23 +267,24 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
     }))
 }
 
-/// One quantity of steps.csv per configuration, binned over training: per bin the mean over seeds
-/// of each seed's bin mean, and the min..max over seeds.
+/// One per-step series per run (`(step, value)`), binned over training: per bin the mean over
+/// seeds of each seed's bin mean, and the min..max over seeds. Non-positive or non-finite values
+/// are left out (the charts are logarithmic).
 fn binned(
     rs: &[&RunResult],
-    value: &dyn Fn(&crate::results::StepRow) -> f64,
+    series: &dyn Fn(&RunResult) -> Vec<(usize, f64)>,
     bins: usize,
 ) -> Vec<(f64, f64, f64, f64)> {
     let steps = rs.iter().map(|r| r.config.steps).max().unwrap_or(1).max(1);
     let width = steps.div_ceil(bins).max(1);
+    let n_bins = steps.div_ceil(width);
     let per_seed: Vec<Vec<Option<f64>>> = rs
         .iter()
         .map(|r| {
-            let mut sums = vec![(0.0, 0usize); steps.div_ceil(width)];
-            for row in &r.steps {
-                let v = value(row);
+            let mut sums = vec![(0.0, 0usize); n_bins];
+            for (step, v) in series(r) {
                 if v.is_finite() && v > 0.0 {
-                    let b = ((row.step.max(1) - 1) / width).min(sums.len() - 1);
+                    let b = ((step.max(1) - 1) / width).min(n_bins - 1);
                     sums[b].0 += v;
                     sums[b].1 += 1;
                 }
@@ -293,7 +294,7 @@ fn binned(
                 .collect()
         })
         .collect();
-    (0..steps.div_ceil(width))
+    (0..n_bins)
         .filter_map(|b| {
             let v: Vec<f64> = per_seed.iter().filter_map(|s| s[b]).collect();
             if v.is_empty() {
@@ -310,58 +311,54 @@ fn binned(
         .collect()
 }
 
-/// Training loss and gradient norm over training per configuration of `task`: mean over seeds
-/// of 1 %-of-training bins, band = min..max over seeds.
-pub(super) fn training(runs: &[RunResult], out: &Path, task: Task) -> Result<Option<Chart>> {
-    let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
-        .into_iter()
-        .filter(|(_, rs)| rs[0].config.task == task && rs.iter().any(|r| r.steps.len() > 1))
-        .collect();
-    if groups.is_empty() {
-        return Ok(None);
-    }
-    let file = format!("{}_training.png", task.name());
-    let path = out.join(&file);
-    let root = BitMapBackend::new(&path, (1500, 650)).into_drawing_area();
+/// A panel of [`over_training`]: title, y axis, the per-run series.
+type Panel<'a> = (
+    &'a str,
+    &'a str,
+    &'a dyn Fn(&RunResult) -> Vec<(usize, f64)>,
+);
+
+/// Panels side by side of per-step quantities over training, one line per configuration
+/// (mean over seeds of 1 %-of-training bins, band = min..max over seeds), log y.
+fn over_training(
+    groups: &[(String, Vec<&RunResult>)],
+    path: &Path,
+    panels: &[Panel],
+) -> Result<()> {
+    let root = BitMapBackend::new(path, (1500, 650)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let panels = root.split_evenly((1, 2));
-    let quantities: [(&str, &str, &dyn Fn(&crate::results::StepRow) -> f64); 2] = [
-        ("Training loss (nats, log)", "training loss", &|r| r.loss),
-        (
-            "Gradient norm before clipping (log)",
-            "global L2 gradient norm",
-            &|r| r.grad_norm,
-        ),
-    ];
+    let areas = root.split_evenly((1, panels.len()));
     let max_step = groups
         .iter()
         .flat_map(|(_, rs)| rs.iter().map(|r| r.config.steps as f64))
         .fold(1.0, f64::max);
-    for (panel, (title, y_desc, value)) in panels.iter().zip(quantities) {
-        let series: Vec<(String, usize, Vec<(f64, f64, f64, f64)>)> = groups
+    for (area, (title, y_desc, series)) in areas.iter().zip(panels) {
+        let lines: Vec<(String, usize, Vec<(f64, f64, f64, f64)>)> = groups
             .iter()
-            .map(|(label, rs)| (label.clone(), rs.len(), binned(rs, value, 100)))
+            .map(|(label, rs)| (label.clone(), rs.len(), binned(rs, *series, 100)))
             .collect();
         let Some((lo, hi)) = log_range(
-            series
+            lines
                 .iter()
                 .flat_map(|(_, _, p)| p.iter().flat_map(|x| [x.2, x.3])),
         ) else {
+            area.titled(&format!("{title}: no data"), font(18))
+                .map_err(err)?;
             continue;
         };
         let mut chart = log_chart(
-            panel,
+            area,
             title,
             18,
             0f64..max_step,
-            (lo, legend_room(lo, hi, series.len())),
+            (lo, legend_room(lo, hi, lines.len())),
             "training step",
             y_desc,
             &sci,
         )?;
-        for (i, (label, seeds, pts)) in series.iter().enumerate() {
+        for (i, (label, seeds, pts)) in lines.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
-            if *seeds > 1 {
+            if *seeds > 1 && pts.len() > 1 {
                 let band: Vec<(f64, f64)> = pts
                     .iter()
                     .map(|p| (p.0, p.3))
@@ -387,7 +384,33 @@ pub(super) fn training(runs: &[RunResult], out: &Path, task: Task) -> Result<Opt
         }
         draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     }
-    save(&root)?;
+    save(&root)
+}
+
+/// Training loss and gradient norm over training per configuration of `task`.
+pub(super) fn training(runs: &[RunResult], out: &Path, task: Task) -> Result<Option<Chart>> {
+    let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
+        .into_iter()
+        .filter(|(_, rs)| rs[0].config.task == task && rs.iter().any(|r| r.steps.len() > 1))
+        .collect();
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    let file = format!("{}_training.png", task.name());
+    let loss = |r: &RunResult| r.steps.iter().map(|s| (s.step, s.loss)).collect();
+    let grad = |r: &RunResult| r.steps.iter().map(|s| (s.step, s.grad_norm)).collect();
+    over_training(
+        &groups,
+        &out.join(&file),
+        &[
+            ("Training loss (nats, log)", "training loss", &loss),
+            (
+                "Gradient norm before clipping (log)",
+                "global L2 gradient norm",
+                &grad,
+            ),
+        ],
+    )?;
     Ok(Some(Chart {
         file,
         title: format!("Training loss and gradient norm ({})", task.name()),
@@ -395,4 +418,92 @@ pub(super) fn training(runs: &[RunResult], out: &Path, task: Task) -> Result<Opt
                   of the per-seed mean in bins of 1 % of training; the band spans the seeds (min..max). Log scale."
             .into(),
     }))
+}
+
+/// PowerNorm's internal state over training: the norm of its backward statistic nu and its
+/// forward statistic Gamma = mean(z²), first PowerNorm layer, per PowerNorm configuration.
+pub(super) fn powernorm_state(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
+    let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
+        .into_iter()
+        .filter(|(_, rs)| {
+            rs.iter()
+                .any(|r| r.probes.values().any(|p| p.contains_key("nu_norm")))
+        })
+        .collect();
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    let probe = |name: &'static str| {
+        move |r: &RunResult| -> Vec<(usize, f64)> {
+            r.first_layer()
+                .and_then(|l| r.probes.get(l))
+                .and_then(|p| p.get(name))
+                .cloned()
+                .unwrap_or_default()
+        }
+    };
+    let (nu, gamma) = (probe("nu_norm"), probe("pn_gamma"));
+    let file = "powernorm_state.png".to_string();
+    over_training(
+        &groups,
+        &out.join(&file),
+        &[
+            (
+                "PowerNorm's nu (backward state), first layer",
+                "||nu|| (L2 over features)",
+                &nu,
+            ),
+            (
+                "PowerNorm's Gamma = mean(z^2), first layer",
+                "Gamma, mean over features",
+                &gamma,
+            ),
+        ],
+    )?;
+    Ok(Some(Chart {
+        file,
+        title: "PowerNorm's internal state over training".into(),
+        caption: "Left: the L2 norm of PowerNorm's backward running statistic nu; right: \
+                  its forward statistic Gamma = mean over the batch of z², averaged over features; first PowerNorm \
+                  layer, mean over seeds of 1 % bins, band = min..max over seeds. Log scale."
+            .into(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RunConfig;
+
+    fn run(steps: usize, values: &[(usize, f64)]) -> RunResult {
+        RunResult {
+            dir: Default::default(),
+            config: RunConfig {
+                steps,
+                ..Default::default()
+            },
+            summary: None,
+            steps: vec![],
+            eval: vec![],
+            probes: [(
+                "l".to_string(),
+                [("x".to_string(), values.to_vec())].into_iter().collect(),
+            )]
+            .into_iter()
+            .collect(),
+            layers: vec!["l".into()],
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn bins_average_each_seed_then_span_the_seeds() {
+        // 4 steps in 2 bins of 2 steps; a non-positive value is left out
+        let a = run(4, &[(1, 1.0), (2, 3.0), (3, 4.0), (4, -1.0)]);
+        let b = run(4, &[(1, 5.0), (2, 7.0), (3, 8.0), (4, 10.0)]);
+        let series = |r: &RunResult| r.probes["l"]["x"].clone();
+        let got = binned(&[&a, &b], &series, 2);
+        // bin 1: seed means 2 and 6; bin 2: 4 and 9
+        assert_eq!(got, vec![(2.0, 4.0, 2.0, 6.0), (4.0, 6.5, 4.0, 9.0)]);
+    }
 }
