@@ -153,16 +153,13 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
     if all.is_empty() {
         return Ok(None);
     }
-    let (lo, hi) = all
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
-            (a.min(x), b.max(x))
-        });
-    let (lo, hi) = if text {
-        (lo.exp() * 0.9, hi.exp() * 1.1)
-    } else {
-        (lo * 0.9, hi * 1.1)
+    // from a power of ten below the data, so that the log axis has labels even when the values
+    // span less than a decade (plotters labels powers of ten and their multiples)
+    let to_axis = |l: f64| if text { l.exp() } else { l };
+    let Some((lo, hi)) = log_range(all.iter().map(|&l| to_axis(l))) else {
+        return Ok(None);
     };
+    let hi = legend_room(lo, hi, per_group.len());
     let max_step = per_group
         .iter()
         .flat_map(|(_, p)| p.iter().map(|x| x.0))
@@ -218,6 +215,14 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
                         .draw_series(std::iter::once(Polygon::new(band, color.mix(0.2).filled())))
                         .map_err(err)?;
                 }
+                // a single evaluation is a dot, not an invisible one-point line
+                chart
+                    .draw_series(
+                        pts.iter()
+                            .filter(|_| pts.len() == 1)
+                            .map(|(s, e, _)| Circle::new((*s, mean(e)), 6, color.filled())),
+                    )
+                    .map_err(err)?;
                 chart
                     .draw_series(LineSeries::new(
                         pts.iter().map(|(s, e, _)| (*s, mean(e))),
@@ -232,6 +237,13 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
                         PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
                     });
             } else {
+                chart
+                    .draw_series(
+                        pts.iter()
+                            .filter(|_| pts.len() == 1)
+                            .map(|(s, _, t)| Circle::new((*s, mean(t)), 6, color.filled())),
+                    )
+                    .map_err(err)?;
                 chart
                     .draw_series(LineSeries::new(
                         pts.iter().map(|(s, _, t)| (*s, mean(t))),
@@ -368,6 +380,13 @@ fn over_training(
                     .draw_series(std::iter::once(Polygon::new(band, color.mix(0.2).filled())))
                     .map_err(err)?;
             }
+            chart
+                .draw_series(
+                    pts.iter()
+                        .filter(|_| pts.len() == 1)
+                        .map(|p| Circle::new((p.0, p.1), 6, color.filled())),
+                )
+                .map_err(err)?;
             chart
                 .draw_series(LineSeries::new(
                     pts.iter().map(|p| (p.0, p.1)),
