@@ -12,7 +12,7 @@ mod plot;
 pub mod scale;
 pub mod stats;
 
-pub use stats::{mean_std, median, quantile, sorted_finite, BoxStats, BUCKETS};
+pub use stats::{mean_std, median, median_in_place, quantile, sorted_finite, BoxStats, BUCKETS};
 
 use crate::config::{RunConfig, Task};
 use crate::experiment::Study;

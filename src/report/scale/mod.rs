@@ -25,7 +25,7 @@ pub const MEASURES: [(&str, &str); 3] = [
 ];
 
 /// Which BN layers a measure is taken over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     First,
     Last,
@@ -92,6 +92,8 @@ pub struct Point<'a> {
     pub images: Vec<&'a RunResult>,
     /// The image runs' channels, e.g. `16/32/64`.
     pub image_label: String,
+    /// Ratios already computed (the table, the verdicts and the charts ask for the same ones).
+    cache: std::cell::RefCell<std::collections::HashMap<(String, Scope), Option<Ratio>>>,
 }
 
 impl Point<'_> {
@@ -101,7 +103,11 @@ impl Point<'_> {
 
     /// The ratio of `measure` over `scope` after warm-up.
     pub fn ratio(&self, measure: &str, scope: Scope) -> Option<Ratio> {
-        ratio(&self.text, &self.images, measure, scope, None)
+        self.cache
+            .borrow_mut()
+            .entry((measure.to_string(), scope))
+            .or_insert_with(|| ratio(&self.text, &self.images, measure, scope, None))
+            .clone()
     }
 }
 
@@ -165,6 +171,7 @@ pub fn points(runs: &[RunResult]) -> Vec<Point<'_>> {
                 text: text.clone(),
                 images: imgs.clone(),
                 image_label: channels.collect::<Vec<_>>().join("/"),
+                cache: Default::default(),
             });
         }
     }
@@ -206,8 +213,8 @@ fn step_values(
 }
 
 fn median_of(steps: &[&Vec<f64>]) -> f64 {
-    let v: Vec<f64> = steps.iter().flat_map(|s| s.iter().copied()).collect();
-    super::median(&v)
+    let mut v: Vec<f64> = steps.iter().flat_map(|s| s.iter().copied()).collect();
+    super::median_in_place(&mut v)
 }
 
 const RESAMPLES: usize = 2000;
@@ -234,33 +241,41 @@ pub fn ratio(
         return None;
     }
     let run_median = |s: &Vec<Vec<f64>>| median_of(&s.iter().collect::<Vec<_>>());
-    let side =
-        |runs: &[Vec<Vec<f64>>]| runs.iter().map(run_median).sum::<f64>() / runs.len() as f64;
-    let value = side(&t) / side(&i);
+    // each run's median once: the bootstrap over seeds resamples these
+    let (t_med, i_med): (Vec<f64>, Vec<f64>) = (
+        t.iter().map(run_median).collect(),
+        i.iter().map(run_median).collect(),
+    );
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let value = mean(&t_med) / mean(&i_med);
     let mut rng = StdRng::seed_from_u64(0x5ca1e);
     let by_seeds = t.len() > 1 && i.len() > 1;
     let mut draws: Vec<f64> = (0..RESAMPLES)
         .map(|_| {
             if by_seeds {
-                let pick = |runs: &[Vec<Vec<f64>>], rng: &mut StdRng| {
-                    (0..runs.len())
-                        .map(|_| run_median(&runs[rng.random_range(0..runs.len())]))
+                let pick = |medians: &[f64], rng: &mut StdRng| {
+                    (0..medians.len())
+                        .map(|_| medians[rng.random_range(0..medians.len())])
                         .sum::<f64>()
-                        / runs.len() as f64
+                        / medians.len() as f64
                 };
-                pick(&t, &mut rng) / pick(&i, &mut rng)
+                pick(&t_med, &mut rng) / pick(&i_med, &mut rng)
             } else {
                 let blocks = |runs: &[Vec<Vec<f64>>], rng: &mut StdRng| {
                     runs.iter()
                         .map(|steps| {
                             let n = steps.len();
                             let b = BLOCK.min(n);
-                            let mut chosen: Vec<&Vec<f64>> = Vec::with_capacity(n);
-                            while chosen.len() < n {
+                            let mut chosen: Vec<f64> = Vec::new();
+                            let mut taken = 0;
+                            while taken < n {
                                 let start = rng.random_range(0..=n - b);
-                                chosen.extend(&steps[start..start + b]);
+                                for step in &steps[start..start + b] {
+                                    chosen.extend_from_slice(step);
+                                }
+                                taken += b;
                             }
-                            median_of(&chosen)
+                            super::median_in_place(&mut chosen)
                         })
                         .sum::<f64>()
                         / runs.len() as f64
