@@ -387,3 +387,34 @@ fn a_run_stopped_by_sigint_resumes_exactly() {
         );
     }
 }
+
+#[test]
+fn saving_checkpoints_changes_no_number_of_the_run() {
+    let dir = temp_dir("resume-saving");
+    let mut runs = Vec::new();
+    for every in ["0", "7"] {
+        let out = dir.join(format!("every-{every}"));
+        let args = args_with(
+            &args_with(TINY_TEXT, STEPS),
+            &[
+                "--norm",
+                "power",
+                "--pn-warmup",
+                "12",
+                "--checkpoint-every",
+                every,
+                "--quiet",
+            ],
+        );
+        let o = ablate(&args_with(&args, &["--out", out.to_str().unwrap()]));
+        assert!(o.status.success(), "{}", stderr(&o));
+        runs.push(only_run(&out));
+    }
+    for file in ["steps.csv", "probes.csv", "eval.csv"] {
+        assert_eq!(
+            numeric_rows(&runs[0].join(file)),
+            numeric_rows(&runs[1].join(file)),
+            "{file}: a run that saved checkpoints every 7 steps differs from one that saved none"
+        );
+    }
+}
