@@ -229,10 +229,14 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
                         color.stroke_width(3),
                     ))
                     .map_err(err)?
-                    .label(match groups[i].1.len() {
-                        1 => format!("{label} (1 seed)"),
-                        n => format!("{label} ({n} seeds)"),
-                    })
+                    // the seeds behind the line: runs that reached an evaluation (a run that
+                    // diverged before its first one adds nothing to it)
+                    .label(
+                        match groups[i].1.iter().filter(|r| !r.eval.is_empty()).count() {
+                            1 => format!("{label} (1 seed)"),
+                            n => format!("{label} ({n} seeds)"),
+                        },
+                    )
                     .legend(move |(x, y)| {
                         PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
                     });
