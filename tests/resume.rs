@@ -340,7 +340,7 @@ fn a_run_stopped_by_sigint_resumes_exactly() {
             "--quiet",
         ],
     );
-    let mut child = common::bin()
+    let child = common::bin()
         .args(args_with(&args, &["--out", parts.to_str().unwrap()]))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
