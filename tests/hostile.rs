@@ -622,22 +622,14 @@ fn tiny_study(dir: &Path, norms: &str) -> (String, std::path::PathBuf) {
     )
     .unwrap();
     let out = dir.join("results");
-    let o = ablate(&[
-        "run",
-        study.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    common::run_study(&study, &out);
     (study.to_str().unwrap().to_string(), out)
 }
 
 fn run_folder(out: &Path, prefix: &str) -> std::path::PathBuf {
-    std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.is_dir() && p.file_name().unwrap().to_str().unwrap().starts_with(prefix))
+    common::run_dirs(out)
+        .into_iter()
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with(prefix))
         .unwrap_or_else(|| panic!("no run {prefix}* in {}", out.display()))
 }
 
@@ -909,10 +901,8 @@ fn a_closed_pipe_does_not_end_a_study_early() {
     drop(child.stdout.take()); // the reader closes the pipe at once
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
-    let finished = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
+    let finished = common::run_dirs(&out)
+        .iter()
         .filter(|p| {
             std::fs::read_to_string(p.join("summary.json"))
                 .is_ok_and(|s| s.contains("\"finished\""))

@@ -179,20 +179,8 @@ fn divergence_is_recorded_and_the_study_goes_on() {
     let study = dir.join("study.toml");
     std::fs::write(&study, format!("name = \"div\"\n[base]\nsteps = 20\nwarmup_steps = 2\ngrad_clip = 0.0\n{}[[grid]]\nnorm = \"power\"\nlr = [1e6, 1e-3]\n", tiny_toml())).unwrap();
     let out = dir.join("results");
-    let o = ablate(&[
-        "run",
-        study.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let runs: Vec<PathBuf> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        // run folders (a study also writes its runs-<study>.csv table here)
-        .filter(|p| p.is_dir())
-        .collect();
+    common::run_study(&study, &out);
+    let runs = common::run_dirs(&out);
     assert_eq!(runs.len(), 2);
     let summaries: Vec<serde_json::Value> = runs.iter().map(|r| read_summary(r)).collect();
     let diverged = summaries

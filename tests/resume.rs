@@ -25,11 +25,7 @@ fn numeric_rows(path: &Path) -> Vec<Vec<String>> {
 }
 
 fn only_run(out: &Path) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
+    let dirs = common::run_dirs(out);
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs[0].clone()
 }
@@ -226,14 +222,7 @@ fn a_study_continues_an_interrupted_run_from_its_checkpoint() {
     .unwrap();
     // the same run trained straight through, for reference
     let whole = dir.join("whole");
-    let o = ablate(&[
-        "run",
-        study.to_str().unwrap(),
-        "--out",
-        whole.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    common::run_study(&study, &whole);
     // stopped by a single run into the study's folder (same id), then the study goes on
     let args = args_with(
         TINY_TEXT,
@@ -259,14 +248,7 @@ fn a_study_continues_an_interrupted_run_from_its_checkpoint() {
         ],
     ));
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
-    let o = ablate(&[
-        "run",
-        study.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = common::run_study(&study, &out);
     let said = String::from_utf8_lossy(&o.stdout).to_string() + &stderr(&o);
     assert!(said.contains("from step 14"), "{said}");
     let (a, b) = (only_run(&whole), only_run(&out));

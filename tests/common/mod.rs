@@ -52,3 +52,27 @@ pub fn temp_dir(name: &str) -> PathBuf {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).trim().to_string()
 }
+
+/// The run folders in a results folder (a study also writes its runs-<study>.csv there), sorted.
+pub fn run_dirs(out: &std::path::Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap_or_else(|e| panic!("{}: {e}", out.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// `ablate run STUDY --out OUT --quiet`, which must succeed.
+pub fn run_study(study: &std::path::Path, out: &std::path::Path) -> Output {
+    let o = ablate(&[
+        "run",
+        study.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    o
+}
