@@ -21,7 +21,7 @@ pub fn run(args: &ReportArgs) -> Result<i32> {
     let (study, runs) = crate::report::load_inputs(&args.inputs, &args.results)?;
     let charts = crate::report::write_report(study.as_ref(), &runs, &args.out)?;
     crate::progress::say!(
-        "report on {} runs: {} and {} charts in {}",
+        "report on {} runs: {} and {} charts (PNG and SVG) in {}",
         runs.len(),
         args.out.join("REPORT.md").display(),
         charts.len(),

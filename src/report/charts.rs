@@ -58,21 +58,12 @@ fn oscillation(runs: &[RunResult], out: &Path, all_layers: bool) -> Result<Optio
     } else {
         "oscillation.png"
     };
-    let path = out.join(file);
-    let root = BitMapBackend::new(&path, (1500, 1000)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+    let palette = GroupColors::of(runs);
     let which = if all_layers {
         "all BN layers pooled"
     } else {
         "first BN layer of each model"
     };
-    let root = root
-        .titled(
-            &format!("BatchNorm batch statistics vs running statistics: text vs images ({which})"),
-            font(24),
-        )
-        .map_err(err)?;
-    let panels = root.split_evenly((2, 2));
     let layer_fn: Option<&dyn Fn(&RunResult) -> Option<String>> =
         if all_layers { None } else { Some(&first_layer) };
     let specs = [
@@ -97,17 +88,33 @@ fn oscillation(runs: &[RunResult], out: &Path, all_layers: bool) -> Result<Optio
             "Same for the variance, relative (scale-free)",
         ),
     ];
-    for (panel, (name, axis, what)) in panels.iter().zip(specs) {
-        let series: Vec<BoxSeries> = groups
-            .iter()
-            .map(|(label, rs)| BoxSeries {
-                label: label.clone(),
-                buckets: bucketed(rs, layer_fn, name),
-            })
-            .collect();
-        draw_boxes(panel, what, axis, bucket_axis(), &series)?;
-    }
-    save(&root)?;
+    let panel_series: Vec<Vec<BoxSeries>> = specs
+        .iter()
+        .map(|(name, _, _)| {
+            groups
+                .iter()
+                .map(|(label, rs)| BoxSeries {
+                    label: label.clone(),
+                    color: palette.color(label),
+                    buckets: bucketed(rs, layer_fn, name),
+                })
+                .collect()
+        })
+        .collect();
+    png_and_svg!(&out.join(file), (1500, 1000), |root| {
+        let root = root
+            .titled(
+                &format!(
+                    "BatchNorm batch statistics vs running statistics: text vs images ({which})"
+                ),
+                font(24),
+            )
+            .map_err(err)?;
+        let panels = root.split_evenly((2, 2));
+        for ((panel, (_, axis, what)), series) in panels.iter().zip(specs).zip(&panel_series) {
+            draw_boxes(panel, what, axis, bucket_axis(), series)?;
+        }
+    });
     Ok(Some(Chart {
         file: file.into(),
         title: format!("BatchNorm statistics on text vs images ({which})"),
@@ -132,47 +139,48 @@ fn bn_vs_pn(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
         return Ok(None);
     }
     let file = "bn_vs_pn.png";
-    let path = out.join(file);
-    let root = BitMapBackend::new(&path, (1500, 620)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let root = root
-        .titled(
-            "Text: BatchNorm vs PN-V / PowerNorm (all norm layers pooled)",
-            font(24),
-        )
-        .map_err(err)?;
-    let panels = root.split_evenly((1, 2));
+    let palette = GroupColors::of(runs);
     let forward: Vec<BoxSeries> = groups
         .iter()
         .map(|(label, rs)| BoxSeries {
             label: label.clone(),
+            color: palette.color(label),
             buckets: bucketed(rs, None, &format!("dist_{}", rs[0].second_name())),
         })
         .collect();
-    draw_boxes(
-        &panels[0],
-        "Forward: ||s_B - s|| / d (s = sigma2 for BN, psi2 for PN)",
-        "distance to running statistic",
-        bucket_axis(),
-        &forward,
-    )?;
     let backward: Vec<BoxSeries> = groups
         .iter()
         // PowerNorm's statistic gets no gradient, so it has no such probe
         .filter(|(_, rs)| has_probe(rs[0], &format!("grad_{}", rs[0].second_name())))
         .map(|(label, rs)| BoxSeries {
             label: label.clone(),
+            color: palette.color(label),
             buckets: bucketed(rs, None, &format!("grad_{}", rs[0].second_name())),
         })
         .collect();
-    draw_boxes(
-        &panels[1],
-        "Backward: ||dL/ds_B|| / d",
-        "gradient of the loss w.r.t. the statistic",
-        bucket_axis(),
-        &backward,
-    )?;
-    save(&root)?;
+    png_and_svg!(&out.join(file), (1500, 620), |root| {
+        let root = root
+            .titled(
+                "Text: BatchNorm vs PN-V / PowerNorm (all norm layers pooled)",
+                font(24),
+            )
+            .map_err(err)?;
+        let panels = root.split_evenly((1, 2));
+        draw_boxes(
+            &panels[0],
+            "Forward: ||s_B - s|| / d (s = sigma2 for BN, psi2 for PN)",
+            "distance to running statistic",
+            bucket_axis(),
+            &forward,
+        )?;
+        draw_boxes(
+            &panels[1],
+            "Backward: ||dL/ds_B|| / d",
+            "gradient of the loss w.r.t. the statistic",
+            bucket_axis(),
+            &backward,
+        )?;
+    });
     Ok(Some(Chart {
         file: file.into(),
         title: "BatchNorm vs PN-V and PowerNorm on text".into(),
@@ -196,9 +204,7 @@ fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
         return Ok(None);
     }
     let file = "padding.png";
-    let path = out.join(file);
-    let root = BitMapBackend::new(&path, (1300, 750)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+    let palette = GroupColors::of(runs);
     let series: Vec<(String, Vec<(f64, f64)>)> = groups
         .iter()
         .map(|(label, rs)| {
@@ -229,29 +235,30 @@ fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
     let Some((lo, hi)) = log_range(series.iter().flat_map(|(_, p)| p.iter().map(|x| x.1))) else {
         return Ok(None);
     };
-    let mut chart = log_chart(
-        &root,
-        "Padding fraction of the batch vs BatchNorm variance distance (first norm layer)",
-        22,
-        0f64..1f64,
-        (lo, legend_room(lo, hi, series.len())),
-        "padding fraction of the batch (pads / (batch x time))",
-        "||sigma2_B - sigma2|| / d",
-        &sci,
-    )?;
-    for (i, (label, pts)) in series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
-        chart
-            .draw_series(
-                pts.iter()
-                    .map(|&p| Circle::new(p, 2, color.mix(0.45).filled())),
-            )
-            .map_err(err)?
-            .label(label.clone())
-            .legend(move |(x, y)| Circle::new((x + 8, y), 5, color.filled()));
-    }
-    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
-    save(&root)?;
+    png_and_svg!(&out.join(file), (1300, 750), |root| {
+        let mut chart = log_chart(
+            &root,
+            "Padding fraction of the batch vs BatchNorm variance distance (first norm layer)",
+            22,
+            0f64..1f64,
+            (lo, legend_room(lo, hi, series.len())),
+            "padding fraction of the batch (pads / (batch x time))",
+            "||sigma2_B - sigma2|| / d",
+            &sci,
+        )?;
+        for (label, pts) in &series {
+            let color = palette.color(label);
+            chart
+                .draw_series(
+                    pts.iter()
+                        .map(|&p| Circle::new(p, 2, color.mix(0.45).filled())),
+                )
+                .map_err(err)?
+                .label(label.clone())
+                .legend(move |(x, y)| Circle::new((x + 8, y), 5, color.filled()));
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    });
     Ok(Some(Chart {
         file: file.into(),
         title: "Padding and BatchNorm statistics".into(),
@@ -272,6 +279,7 @@ pub fn draw_all(runs: &[RunResult], out: &Path) -> Result<Vec<Chart>> {
     charts.extend(curves::timeseries(runs, out)?);
     charts.extend(curves::curves(runs, out, Task::Text)?);
     charts.extend(curves::curves(runs, out, Task::Images)?);
+    charts.extend(curves::accuracy(runs, out)?);
     charts.extend(curves::training(runs, out, Task::Text)?);
     charts.extend(curves::training(runs, out, Task::Images)?);
     charts.extend(curves::powernorm_state(runs, out)?);

@@ -31,10 +31,8 @@ pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>
         return Ok(None);
     }
     let file = "dist_timeseries.png";
-    let path = out.join(file);
-    let root = BitMapBackend::new(&path, (1500, 700)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let series: Vec<(String, Vec<(f64, f64)>)> = groups
+    let palette = GroupColors::of(runs);
+    let series: Vec<(String, String, Vec<(f64, f64)>)> = groups
         .iter()
         .filter_map(|(label, rs)| {
             let r = rs[0];
@@ -48,47 +46,53 @@ pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>
                 .map(|&(s, v)| (s as f64, v))
                 .filter(|p| p.1 > 0.0 && p.1.is_finite())
                 .collect();
-            Some((format!("{label} (seed {}, {layer})", r.config.seed), pts))
+            Some((
+                label.clone(),
+                format!("{label} (seed {}, {layer})", r.config.seed),
+                pts,
+            ))
         })
         .collect();
-    let Some((lo, hi)) = log_range(series.iter().flat_map(|(_, p)| p.iter().map(|x| x.1))) else {
+    let Some((lo, hi)) = log_range(series.iter().flat_map(|(_, _, p)| p.iter().map(|x| x.1)))
+    else {
         return Ok(None);
     };
     let max_step = series
         .iter()
-        .flat_map(|(_, p)| p.iter().map(|x| x.0))
+        .flat_map(|(_, _, p)| p.iter().map(|x| x.0))
         .fold(1.0, f64::max);
-    let mut chart = log_chart(
-        &root,
-        "Per-step distance of the batch statistic to the running one (first norm layer)",
-        22,
-        0f64..max_step,
-        (lo, legend_room(lo, hi, series.len())),
-        "training step",
-        "||s_B - s|| / d (thin: raw, thick: 25-step moving average)",
-        &sci,
-    )?;
-    for (i, (label, pts)) in series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
-        chart
-            .draw_series(LineSeries::new(
-                pts.iter().copied(),
-                color.mix(0.25).stroke_width(1),
-            ))
-            .map_err(err)?;
-        chart
-            .draw_series(LineSeries::new(
-                moving_average(pts, 25),
-                color.stroke_width(3),
-            ))
-            .map_err(err)?
-            .label(label.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-            });
-    }
-    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
-    save(&root)?;
+    png_and_svg!(&out.join(file), (1500, 700), |root| {
+        let mut chart = log_chart(
+            &root,
+            "Per-step distance of the batch statistic to the running one (first norm layer)",
+            22,
+            0f64..max_step,
+            (lo, legend_room(lo, hi, series.len())),
+            "training step",
+            "||s_B - s|| / d (thin: raw, thick: 25-step moving average)",
+            &sci,
+        )?;
+        for (group, label, pts) in &series {
+            let color = palette.color(group);
+            chart
+                .draw_series(LineSeries::new(
+                    pts.iter().copied(),
+                    color.mix(0.25).stroke_width(1),
+                ))
+                .map_err(err)?;
+            chart
+                .draw_series(LineSeries::new(
+                    moving_average(pts, 25),
+                    color.stroke_width(3),
+                ))
+                .map_err(err)?
+                .label(label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                });
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    });
     Ok(Some(Chart {
         file: file.into(),
         title: "Batch-statistic distance over training".into(),
@@ -97,6 +101,33 @@ pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>
                   a 25-step moving average. Log scale."
             .into(),
     }))
+}
+
+/// Per evaluation step of any seed: the step and, over the seeds evaluated there, the two values
+/// `pick` takes from each evaluation (evaluation mode, training mode) where present.
+fn at_evaluations(
+    rs: &[&RunResult],
+    pick: &dyn Fn(&crate::results::EvalRow) -> (Option<f64>, Option<f64>),
+) -> Vec<(f64, Vec<f64>, Vec<f64>)> {
+    let mut steps: Vec<usize> = rs
+        .iter()
+        .flat_map(|r| r.eval.iter().map(|e| e.step))
+        .collect();
+    steps.sort();
+    steps.dedup();
+    steps
+        .into_iter()
+        .map(|s| {
+            let picked: Vec<_> = rs
+                .iter()
+                .filter_map(|r| r.eval.iter().find(|e| e.step == s))
+                .map(pick)
+                .collect();
+            let ev = picked.iter().filter_map(|p| p.0).collect();
+            let tr = picked.iter().filter_map(|p| p.1).collect();
+            (s as f64, ev, tr)
+        })
+        .collect()
 }
 
 /// Validation curves: mean over seeds with a min-max band; training mode vs evaluation mode.
@@ -109,35 +140,13 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
         return Ok(None);
     }
     let file = format!("{}_validation.png", task.name());
-    let path = out.join(&file);
-    let root = BitMapBackend::new(&path, (1500, 650)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let panels = root.split_evenly((1, 2));
+    let palette = GroupColors::of(runs);
     let text = task == Task::Text;
     // per group: step -> (eval values over seeds, train-mode values over seeds)
     let per_group: Vec<(String, Vec<(f64, Vec<f64>, Vec<f64>)>)> = groups
         .iter()
         .map(|(label, rs)| {
-            let mut steps: Vec<usize> = rs
-                .iter()
-                .flat_map(|r| r.eval.iter().map(|e| e.step))
-                .collect();
-            steps.sort();
-            steps.dedup();
-            let pts = steps
-                .into_iter()
-                .map(|s| {
-                    let rows: Vec<_> = rs
-                        .iter()
-                        .filter_map(|r| r.eval.iter().find(|e| e.step == s))
-                        .collect();
-                    let (ev, tr): (Vec<f64>, Vec<f64>) = rows
-                        .iter()
-                        .map(|e| (e.eval_loss, e.train_mode_loss))
-                        .unzip();
-                    (s as f64, ev, tr)
-                })
-                .collect();
+            let pts = at_evaluations(rs, &|e| (Some(e.eval_loss), Some(e.train_mode_loss)));
             (label.clone(), pts)
         })
         .collect();
@@ -170,107 +179,66 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
         "validation loss (log)"
     };
     let to_y = |l: f64| if text { l.exp() } else { l };
-    for (pi, panel) in panels.iter().enumerate() {
-        let title = if pi == 0 {
-            "Evaluation mode (running statistics): mean over seeds, band = min..max"
-        } else {
-            "Training mode (batch statistics, solid) vs evaluation mode (dashed)"
-        };
-        let mut chart = log_chart(
-            panel,
-            title,
-            18,
-            0f64..max_step,
-            (lo.max(1e-3), hi),
-            "training step",
-            y_desc,
-            &|y| {
-                if *y >= 10.0 {
-                    format!("{y:.0}")
-                } else {
-                    format!("{y:.2}")
-                }
-            },
-        )?;
-        for (i, (label, pts)) in per_group.iter().enumerate() {
-            let color = COLORS[i % COLORS.len()];
-            let pts: Vec<_> = pts
-                .iter()
-                .filter(|x| finite(&x.1) && finite(&x.2))
-                .collect();
-            let mean = |v: &[f64]| to_y(v.iter().sum::<f64>() / v.len() as f64);
-            if pi == 0 {
-                let upper: Vec<(f64, f64)> = pts
+    png_and_svg!(&out.join(&file), (1500, 650), |root| {
+        let panels = root.split_evenly((1, 2));
+        for (pi, panel) in panels.iter().enumerate() {
+            let title = if pi == 0 {
+                "Evaluation mode (running statistics): mean over seeds, band = min..max"
+            } else {
+                "Training mode (batch statistics, solid) vs evaluation mode (dashed)"
+            };
+            let mut chart = log_chart(
+                panel,
+                title,
+                18,
+                0f64..max_step,
+                (lo.max(1e-3), hi),
+                "training step",
+                y_desc,
+                &|y| {
+                    if *y >= 10.0 {
+                        format!("{y:.0}")
+                    } else {
+                        format!("{y:.2}")
+                    }
+                },
+            )?;
+            for (i, (label, pts)) in per_group.iter().enumerate() {
+                let color = palette.color(label);
+                let pts: Vec<_> = pts
                     .iter()
-                    .map(|(s, e, _)| (*s, to_y(e.iter().cloned().fold(f64::MIN, f64::max))))
+                    .filter(|x| finite(&x.1) && finite(&x.2))
                     .collect();
-                let lower: Vec<(f64, f64)> = pts
-                    .iter()
-                    .rev()
-                    .map(|(s, e, _)| (*s, to_y(e.iter().cloned().fold(f64::MAX, f64::min))))
-                    .collect();
-                let band: Vec<(f64, f64)> = upper.into_iter().chain(lower).collect();
-                if band.len() > 2 {
-                    chart
-                        .draw_series(std::iter::once(Polygon::new(band, color.mix(0.2).filled())))
-                        .map_err(err)?;
-                }
-                // a single evaluation is a dot, not an invisible one-point line
-                chart
-                    .draw_series(
-                        pts.iter()
-                            .filter(|_| pts.len() == 1)
-                            .map(|(s, e, _)| Circle::new((*s, mean(e)), 6, color.filled())),
-                    )
-                    .map_err(err)?;
-                chart
-                    .draw_series(LineSeries::new(
-                        pts.iter().map(|(s, e, _)| (*s, mean(e))),
-                        color.stroke_width(3),
-                    ))
-                    .map_err(err)?
+                let mean = |v: &[f64]| to_y(v.iter().sum::<f64>() / v.len() as f64);
+                if pi == 0 {
+                    let band: Vec<(f64, f64)> = pts
+                        .iter()
+                        .map(|(s, e, _)| (*s, to_y(e.iter().cloned().fold(f64::MIN, f64::max))))
+                        .chain(pts.iter().rev().map(|(s, e, _)| {
+                            (*s, to_y(e.iter().cloned().fold(f64::MAX, f64::min)))
+                        }))
+                        .collect();
+                    let line: Vec<(f64, f64)> = pts.iter().map(|(s, e, _)| (*s, mean(e))).collect();
                     // the seeds behind the line: runs that reached an evaluation (a run that
                     // diverged before its first one adds nothing to it)
-                    .label(
-                        match groups[i].1.iter().filter(|r| !r.eval.is_empty()).count() {
-                            1 => format!("{label} (1 seed)"),
-                            n => format!("{label} ({n} seeds)"),
-                        },
-                    )
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-                    });
-            } else {
-                chart
-                    .draw_series(
-                        pts.iter()
-                            .filter(|_| pts.len() == 1)
-                            .map(|(s, _, t)| Circle::new((*s, mean(t)), 6, color.filled())),
-                    )
-                    .map_err(err)?;
-                chart
-                    .draw_series(LineSeries::new(
-                        pts.iter().map(|(s, _, t)| (*s, mean(t))),
-                        color.stroke_width(3),
-                    ))
-                    .map_err(err)?
-                    .label(label.clone())
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-                    });
-                chart
-                    .draw_series(DashedLineSeries::new(
-                        pts.iter().map(|(s, e, _)| (*s, mean(e))),
-                        8,
-                        5,
-                        color.stroke_width(2),
-                    ))
-                    .map_err(err)?;
+                    let seeds = groups[i].1.iter().filter(|r| !r.eval.is_empty()).count();
+                    draw_mean_line(&mut chart, &line, band, color, with_seeds(label, seeds))?;
+                } else {
+                    let line: Vec<(f64, f64)> = pts.iter().map(|(s, _, t)| (*s, mean(t))).collect();
+                    draw_mean_line(&mut chart, &line, vec![], color, label.clone())?;
+                    chart
+                        .draw_series(DashedLineSeries::new(
+                            pts.iter().map(|(s, e, _)| (*s, mean(e))),
+                            8,
+                            5,
+                            color.stroke_width(2),
+                        ))
+                        .map_err(err)?;
+                }
             }
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
-        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
-    }
-    save(&root)?;
+    });
     Ok(Some(Chart {
         file: file.clone(),
         title: format!("Validation {} by norm ({})", if text { "perplexity" } else { "loss" }, task.name()),
@@ -280,6 +248,109 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
              the gap is what switching to running statistics costs a batch-statistics norm.",
             if text { "perplexity" } else { "loss" }
         ),
+    }))
+}
+
+/// Image classification accuracy on the validation split: evaluation mode (running statistics,
+/// solid, band = min..max over seeds) and training mode (batch statistics, dashed), linear axis.
+pub(super) fn accuracy(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
+    let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
+        .into_iter()
+        .filter(|(_, rs)| {
+            rs.iter()
+                .any(|r| r.eval.iter().any(|e| e.eval_accuracy.is_some()))
+        })
+        .collect();
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    let palette = GroupColors::of(runs);
+    // per group: (step, eval-mode accuracies over seeds, training-mode accuracies over seeds)
+    type Row = (f64, Vec<f64>, Vec<f64>);
+    let lines: Vec<(&String, usize, Vec<Row>)> = groups
+        .iter()
+        .map(|(label, rs)| {
+            let finite = |v: Vec<f64>| v.into_iter().filter(|a| a.is_finite()).collect();
+            let rows: Vec<Row> = at_evaluations(rs, &|e| (e.eval_accuracy, e.train_mode_accuracy))
+                .into_iter()
+                .map(|(s, ev, tr)| (s, finite(ev), finite(tr)))
+                .filter(|(_, ev, _): &Row| !ev.is_empty())
+                .collect();
+            let seeds = rs
+                .iter()
+                .filter(|r| r.eval.iter().any(|e| e.eval_accuracy.is_some()))
+                .count();
+            (label, seeds, rows)
+        })
+        .collect();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let max_step = lines
+        .iter()
+        .flat_map(|(_, _, r)| r.iter().map(|x| x.0))
+        .fold(1.0, f64::max);
+    let file = "images_accuracy.png";
+    png_and_svg!(&out.join(file), (1500, 650), |root| {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Validation accuracy: evaluation mode (solid, band = min..max over seeds) vs training mode (dashed)",
+                font(20),
+            )
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(85)
+            // headroom above 100 % for the legend
+            .build_cartesian_2d(0f64..max_step, 0f64..(1.0 + 0.1 * lines.len() as f64))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| {
+                if *y <= 1.0 + 1e-9 {
+                    format!("{:.0} %", y * 100.0)
+                } else {
+                    String::new()
+                }
+            })
+            .x_desc("training step")
+            .y_desc("validation accuracy")
+            .light_line_style(BLACK.mix(0.04))
+            .label_style(font(18))
+            .axis_desc_style(font(19))
+            .draw()
+            .map_err(err)?;
+        for (label, seeds, rows) in &lines {
+            let color = palette.color(label);
+            let band: Vec<(f64, f64)> = if *seeds > 1 {
+                rows.iter()
+                    .map(|(s, e, _)| (*s, e.iter().cloned().fold(f64::MIN, f64::max)))
+                    .chain(
+                        rows.iter()
+                            .rev()
+                            .map(|(s, e, _)| (*s, e.iter().cloned().fold(f64::MAX, f64::min))),
+                    )
+                    .collect()
+            } else {
+                vec![]
+            };
+            let line: Vec<(f64, f64)> = rows.iter().map(|(s, e, _)| (*s, mean(e))).collect();
+            draw_mean_line(&mut chart, &line, band, color, with_seeds(label, *seeds))?;
+            let train: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| !r.2.is_empty())
+                .map(|(s, _, t)| (*s, mean(t)))
+                .collect();
+            chart
+                .draw_series(DashedLineSeries::new(train, 8, 5, color.stroke_width(2)))
+                .map_err(err)?;
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    });
+    Ok(Some(Chart {
+        file: file.into(),
+        title: "Image classification accuracy".into(),
+        caption: "Accuracy on the validation images at each evaluation: evaluation mode (running statistics; solid, mean \
+                  over seeds with the min..max band) and the same images in training mode (batch statistics; dashed)."
+            .into(),
     }))
 }
 
@@ -338,76 +409,58 @@ type Panel<'a> = (
 /// (mean over seeds of 1 %-of-training bins, band = min..max over seeds), log y.
 fn over_training(
     groups: &[(String, Vec<&RunResult>)],
+    palette: &GroupColors,
     path: &Path,
     panels: &[Panel],
 ) -> Result<()> {
-    let root = BitMapBackend::new(path, (1500, 650)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let areas = root.split_evenly((1, panels.len()));
     let max_step = groups
         .iter()
         .flat_map(|(_, rs)| rs.iter().map(|r| r.config.steps as f64))
         .fold(1.0, f64::max);
-    for (area, (title, y_desc, series)) in areas.iter().zip(panels) {
-        let lines: Vec<(String, usize, Vec<(f64, f64, f64, f64)>)> = groups
-            .iter()
-            .map(|(label, rs)| (label.clone(), rs.len(), binned(rs, *series, 100)))
-            .collect();
-        let Some((lo, hi)) = log_range(
-            lines
+    png_and_svg!(path, (1500, 650), |root| {
+        let areas = root.split_evenly((1, panels.len()));
+        for (area, (title, y_desc, series)) in areas.iter().zip(panels) {
+            let lines: Vec<(String, usize, Vec<(f64, f64, f64, f64)>)> = groups
                 .iter()
-                .flat_map(|(_, _, p)| p.iter().flat_map(|x| [x.2, x.3])),
-        ) else {
-            area.titled(&format!("{title}: no data"), font(18))
-                .map_err(err)?;
-            continue;
-        };
-        let mut chart = log_chart(
-            area,
-            title,
-            18,
-            0f64..max_step,
-            (lo, legend_room(lo, hi, lines.len())),
-            "training step",
-            y_desc,
-            &sci,
-        )?;
-        for (i, (label, seeds, pts)) in lines.iter().enumerate() {
-            let color = COLORS[i % COLORS.len()];
-            if *seeds > 1 && pts.len() > 1 {
-                let band: Vec<(f64, f64)> = pts
+                .map(|(label, rs)| (label.clone(), rs.len(), binned(rs, *series, 100)))
+                .collect();
+            let Some((lo, hi)) = log_range(
+                lines
                     .iter()
-                    .map(|p| (p.0, p.3))
-                    .chain(pts.iter().rev().map(|p| (p.0, p.2)))
-                    .collect();
-                chart
-                    .draw_series(std::iter::once(Polygon::new(band, color.mix(0.2).filled())))
+                    .flat_map(|(_, _, p)| p.iter().flat_map(|x| [x.2, x.3])),
+            ) else {
+                area.titled(&format!("{title}: no data"), font(18))
                     .map_err(err)?;
-            }
-            chart
-                .draw_series(
+                continue;
+            };
+            let mut chart = log_chart(
+                area,
+                title,
+                18,
+                0f64..max_step,
+                (lo, legend_room(lo, hi, lines.len())),
+                "training step",
+                y_desc,
+                &sci,
+            )?;
+            for (label, seeds, pts) in &lines {
+                let color = palette.color(label);
+                // a band only spans seeds
+                let band: Vec<(f64, f64)> = if *seeds > 1 {
                     pts.iter()
-                        .filter(|_| pts.len() == 1)
-                        .map(|p| Circle::new((p.0, p.1), 6, color.filled())),
-                )
-                .map_err(err)?;
-            chart
-                .draw_series(LineSeries::new(
-                    pts.iter().map(|p| (p.0, p.1)),
-                    color.stroke_width(3),
-                ))
-                .map_err(err)?
-                .label(match seeds {
-                    1 => format!("{label} (1 seed)"),
-                    n => format!("{label} ({n} seeds)"),
-                })
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-                });
+                        .map(|p| (p.0, p.3))
+                        .chain(pts.iter().rev().map(|p| (p.0, p.2)))
+                        .collect()
+                } else {
+                    vec![]
+                };
+                let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1)).collect();
+                draw_mean_line(&mut chart, &line, band, color, with_seeds(label, *seeds))?;
+            }
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
-        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
-    }
-    save(&root)
+    });
+    Ok(())
 }
 
 /// Training loss and gradient norm over training per configuration of `task`.
@@ -424,6 +477,7 @@ pub(super) fn training(runs: &[RunResult], out: &Path, task: Task) -> Result<Opt
     let grad = |r: &RunResult| r.steps.iter().map(|s| (s.step, s.grad_norm)).collect();
     over_training(
         &groups,
+        &GroupColors::of(runs),
         &out.join(&file),
         &[
             ("Training loss (nats, log)", "training loss", &loss),
@@ -469,6 +523,7 @@ pub(super) fn powernorm_state(runs: &[RunResult], out: &Path) -> Result<Option<C
     let file = "powernorm_state.png".to_string();
     over_training(
         &groups,
+        &GroupColors::of(runs),
         &out.join(&file),
         &[
             (

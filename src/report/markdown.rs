@@ -369,8 +369,13 @@ pub fn report(study: Option<&Study>, runs: &[RunResult], charts: &[Chart]) -> St
         for c in charts {
             let _ = writeln!(
                 s,
-                "### {}\n\n![{}]({})\n\n{}\n",
-                c.title, c.title, c.file, c.caption
+                "### {}\n\n![{}]({})\n\n{} (Vector version: [{}]({}).)\n",
+                c.title,
+                c.title,
+                c.file,
+                c.caption,
+                c.svg(),
+                c.svg()
             );
         }
     }

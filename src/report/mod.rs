@@ -222,8 +222,10 @@ pub fn write_report(study: Option<&Study>, runs: &[RunResult], out: &Path) -> Re
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let drawn = charts::draw_all(runs, &tmp).and_then(|charts| {
         for c in &charts {
-            std::fs::rename(tmp.join(&c.file), out.join(&c.file))
-                .with_context(|| format!("cannot move {} into {}", c.file, out.display()))?;
+            for file in [c.file.clone(), c.svg()] {
+                std::fs::rename(tmp.join(&file), out.join(&file))
+                    .with_context(|| format!("cannot move {file} into {}", out.display()))?;
+            }
         }
         Ok(charts)
     });

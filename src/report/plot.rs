@@ -1,5 +1,5 @@
-//! Drawing primitives for the report's charts (plotters, PNG): fonts, colours, a log-scale
-//! chart, legends and grouped box plots. The font is embedded in the binary (DejaVu Sans), so a
+//! Drawing primitives for the report's charts (plotters; every chart as PNG and SVG): fonts,
+//! colours, a log-scale chart, legends and grouped box plots. The font is embedded in the binary (DejaVu Sans), so a
 //! machine without system fonts renders them the same.
 
 use super::BoxStats;
@@ -27,6 +27,16 @@ pub struct Chart {
     pub caption: String,
 }
 
+impl Chart {
+    /// The vector version drawn beside the PNG.
+    pub fn svg(&self) -> String {
+        std::path::Path::new(&self.file)
+            .with_extension("svg")
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
 /// The Okabe-Ito palette (Okabe & Ito 2008), which stays distinct for colour-blind readers;
 /// its yellow, weak on white, comes last.
 pub(super) const COLORS: [RGBColor; 8] = [
@@ -40,7 +50,50 @@ pub(super) const COLORS: [RGBColor; 8] = [
     RGBColor(240, 228, 66),  // yellow
 ];
 
-pub(super) type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+/// A drawing area of any plotters backend: every chart is drawn by the same generic code into a
+/// bitmap (PNG) and into a vector image (SVG).
+pub(super) type Area<DB> = DrawingArea<DB, Shift>;
+
+/// One colour per configuration, the same in every chart of a report: configurations take the
+/// palette in the order of [`by_group`](super::by_group) over all the report's runs.
+pub(super) struct GroupColors(Vec<String>);
+
+impl GroupColors {
+    pub(super) fn of(runs: &[super::RunResult]) -> Self {
+        GroupColors(super::by_group(runs).into_iter().map(|(l, _)| l).collect())
+    }
+
+    pub(super) fn color(&self, label: &str) -> RGBColor {
+        let i = self
+            .0
+            .iter()
+            .position(|l| l == label)
+            .unwrap_or(self.0.len());
+        COLORS[i % COLORS.len()]
+    }
+}
+
+/// Draws a figure as a PNG at `$path` and as an SVG beside it (same name, `.svg`). `$body` is
+/// written once and compiled for both backends; it draws on `$root`, filled white.
+macro_rules! png_and_svg {
+    ($path:expr, $size:expr, |$root:ident| $body:block) => {{
+        let png: &std::path::Path = $path;
+        let svg = png.with_extension("svg");
+        {
+            let $root = plotters::prelude::BitMapBackend::new(png, $size).into_drawing_area();
+            $root.fill(&WHITE).map_err(err)?;
+            $body
+            $root.present().map_err(err)?;
+        }
+        {
+            let $root = plotters::prelude::SVGBackend::new(&svg, $size).into_drawing_area();
+            $root.fill(&WHITE).map_err(err)?;
+            $body
+            $root.present().map_err(err)?;
+        }
+    }};
+}
+pub(super) use png_and_svg;
 
 pub(super) fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing failed: {e:?}")
@@ -50,12 +103,11 @@ pub(super) fn font(size: u32) -> TextStyle<'static> {
     (FAMILY, size).into_font().into()
 }
 
-pub(super) type LogChart<'a, 'b> =
-    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, LogCoord<f64>>>;
+pub(super) type LogChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, LogCoord<f64>>>;
 
 /// A chart with a linear x axis and a logarithmic y axis, titled and labelled.
-pub(super) fn log_chart<'a, 'b>(
-    area: &'a Area<'b>,
+pub(super) fn log_chart<'a, DB: DrawingBackend>(
+    area: &'a Area<DB>,
     caption: &str,
     caption_size: u32,
     x: std::ops::Range<f64>,
@@ -63,7 +115,7 @@ pub(super) fn log_chart<'a, 'b>(
     x_desc: &str,
     y_desc: &str,
     y_format: &dyn Fn(&f64) -> String,
-) -> Result<LogChart<'a, 'b>> {
+) -> Result<LogChart<'a, DB>> {
     // steps are whole numbers; fractions need decimals
     let x_decimals = if x.end > 10.0 { 0 } else { 1 };
     let mut chart = ChartBuilder::on(area)
@@ -108,10 +160,15 @@ pub(super) fn legend_room(lo: f64, hi: f64, entries: usize) -> f64 {
     lo * (hi / lo).powf(1.0 / (1.0 - share))
 }
 
-pub(super) fn draw_legend<'a, 'b: 'a>(
-    chart: &mut LogChart<'a, 'b>,
+pub(super) fn draw_legend<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     position: SeriesLabelPosition,
-) -> Result<()> {
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
     chart
         .configure_series_labels()
         .position(position)
@@ -126,12 +183,13 @@ pub(super) fn draw_legend<'a, 'b: 'a>(
 /// layer) the values.
 pub struct BoxSeries {
     pub label: String,
+    pub color: RGBColor,
     pub buckets: Vec<Vec<f64>>,
 }
 
 /// How many labels to ask plotters for on a log axis from `lo` to `hi`: enough for 2..9 within
 /// each decade where they fit (about 18 px a label), only the powers of ten where they do not.
-pub(super) fn log_labels(area: &Area, lo: f64, hi: f64) -> usize {
+pub(super) fn log_labels<DB: DrawingBackend>(area: &Area<DB>, lo: f64, hi: f64) -> usize {
     let decades = (hi / lo).log10().max(1.0);
     let height = area.dim_in_pixel().1 as f64 * 0.75;
     if height / (decades * 9.0) >= 18.0 {
@@ -172,8 +230,8 @@ pub(super) fn bucket_axis() -> (Vec<String>, &'static str) {
 }
 
 /// Grouped box plots, one group per x category (`series[i].buckets[category]`), log y axis.
-pub(super) fn draw_boxes(
-    area: &Area,
+pub(super) fn draw_boxes<DB: DrawingBackend>(
+    area: &Area<DB>,
     title: &str,
     y_label: &str,
     (categories, x_desc): (Vec<String>, &str),
@@ -221,7 +279,7 @@ pub(super) fn draw_boxes(
     let n = series.len().max(1) as f64;
     let width = 0.8 / n;
     for (si, s) in series.iter().enumerate() {
-        let color = COLORS[si % COLORS.len()];
+        let color = s.color;
         for (bi, values) in s.buckets.iter().enumerate() {
             let vals: Vec<f64> = positive(values).collect();
             let Some(b) = BoxStats::of(&vals) else {
@@ -284,6 +342,46 @@ pub(super) fn draw_boxes(
     Ok(())
 }
 
-pub(super) fn save(root: &Area) -> Result<()> {
-    root.present().map_err(err)
+/// `label (1 seed)`, `label (3 seeds)`.
+pub(super) fn with_seeds(label: &str, seeds: usize) -> String {
+    match seeds {
+        1 => format!("{label} (1 seed)"),
+        n => format!("{label} ({n} seeds)"),
+    }
+}
+
+/// A line of means over seeds: its band (`band` is the upper edge then the lower edge
+/// reversed; drawn when it has more than two points), the line, a dot when the line is a
+/// single point, and a legend entry.
+pub(super) fn draw_mean_line<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    points: &[(f64, f64)],
+    band: Vec<(f64, f64)>,
+    color: RGBColor,
+    label: String,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    if band.len() > 2 {
+        chart
+            .draw_series([Polygon::new(band, color.mix(0.2).filled())])
+            .map_err(err)?;
+    }
+    if let [p] = points {
+        chart
+            .draw_series([Circle::new(*p, 6, color.filled())])
+            .map_err(err)?;
+    }
+    chart
+        .draw_series(LineSeries::new(
+            points.iter().copied(),
+            color.stroke_width(3),
+        ))
+        .map_err(err)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+    Ok(())
 }

@@ -263,3 +263,253 @@ fn log_axes_start_at_a_power_of_ten_and_ticks_read_plainly() {
         assert_eq!(sci(&y), want);
     }
 }
+
+/// Chart edge cases, checked in the SVG twin of each chart: its text elements are the titles,
+/// axis labels and legend entries that the PNG shows.
+mod chart_edge_cases {
+    use super::*;
+    use crate::report::charts::draw_all;
+
+    /// A run in memory: `steps` steps of `loss(step)`, first-layer probe `dist_var` of
+    /// `dist(step)`, evaluations at `evals` (loss `eval_loss`, accuracy for images).
+    fn run(
+        task: Task,
+        norm: NormKind,
+        seed: u64,
+        steps: usize,
+        evals: &[usize],
+        loss: impl Fn(usize) -> f64,
+        dist: impl Fn(usize) -> f64,
+    ) -> RunResult {
+        let config = RunConfig {
+            task,
+            norm,
+            seed,
+            steps,
+            ..Default::default()
+        };
+        let rows = (1..=steps)
+            .map(|step| StepRow {
+                step,
+                loss: loss(step),
+                lr: 1e-3,
+                grad_norm: 0.5,
+                tokens: 100,
+                batch: 8,
+                time: 10,
+                padding_fraction: 0.2,
+                step_ms: 1.0,
+                wall_s: step as f64,
+            })
+            .collect();
+        let eval = evals
+            .iter()
+            .map(|&step| EvalRow {
+                step,
+                eval_loss: loss(step) + 0.1,
+                eval_ppl: (task == Task::Text).then(|| (loss(step) + 0.1).exp()),
+                train_mode_loss: loss(step),
+                train_mode_ppl: (task == Task::Text).then(|| loss(step).exp()),
+                eval_accuracy: (task == Task::Images).then_some(0.4 + 0.01 * seed as f64),
+                train_mode_accuracy: (task == Task::Images).then_some(0.35),
+                tokens: 10,
+            })
+            .collect();
+        let layer = "blocks.0.norm1".to_string();
+        let probes = [(
+            layer.clone(),
+            [(
+                "dist_var".to_string(),
+                (1..=steps).map(|s| (s, dist(s))).collect(),
+            )]
+            .into_iter()
+            .collect(),
+        )]
+        .into_iter()
+        .collect();
+        RunResult {
+            dir: Default::default(),
+            config,
+            summary: None,
+            steps: rows,
+            eval,
+            probes,
+            layers: vec![layer],
+            warnings: vec![],
+        }
+    }
+
+    /// The text elements of an SVG file, trimmed.
+    fn svg_texts(path: &Path) -> Vec<String> {
+        let svg = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("{} not drawn: {e}", path.display()));
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let body = &t[t.find('>')? + 1..t.find("</text>")?];
+                Some(body.trim().to_string())
+            })
+            .collect()
+    }
+
+    fn numbers(texts: &[String]) -> Vec<f64> {
+        texts
+            .iter()
+            .filter_map(|t| t.trim_end_matches(" %").parse().ok())
+            .collect()
+    }
+
+    /// Draws every chart of `runs`; returns the folder, checking that each chart has its PNG
+    /// and its SVG.
+    fn draw(name: &str, runs: &[RunResult]) -> (PathBuf, Vec<String>) {
+        let dir = std::env::temp_dir().join(format!("ablate-edge-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let charts = draw_all(runs, &dir).unwrap();
+        for c in &charts {
+            let png = std::fs::read(dir.join(&c.file)).unwrap();
+            assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{} is a PNG", c.file);
+            assert!(
+                std::fs::read_to_string(dir.join(c.svg()))
+                    .unwrap()
+                    .starts_with("<svg"),
+                "{} has an SVG twin",
+                c.file
+            );
+        }
+        (dir, charts.into_iter().map(|c| c.file).collect())
+    }
+
+    #[test]
+    fn one_evaluation_and_one_seed_give_a_labelled_chart_with_a_dot() {
+        // perplexities around e^5.6 = 270: the y labels (100s) cannot be mistaken for steps (<= 40)
+        let runs = [
+            run(Task::Text, NormKind::Batch, 1, 40, &[40], |_| 5.5, |_| 0.1),
+            run(Task::Text, NormKind::Layer, 1, 40, &[40], |_| 5.6, |_| 0.1),
+        ];
+        let (dir, files) = draw("one-eval", &runs);
+        assert!(
+            files.contains(&"text_validation.png".to_string()),
+            "{files:?}"
+        );
+        let texts = svg_texts(&dir.join("text_validation.svg"));
+        let y_labels: Vec<f64> = numbers(&texts).into_iter().filter(|&y| y > 60.0).collect();
+        assert!(y_labels.len() >= 2, "y axis labels: {texts:?}");
+        assert!(
+            texts.iter().any(|t| t == "text batch (1 seed)"),
+            "{texts:?}"
+        );
+        let svg = std::fs::read_to_string(dir.join("text_validation.svg")).unwrap();
+        assert!(svg.contains("<circle"), "the single evaluation is a dot");
+        // one seed: the training chart has labels too, and no band (a band is a polygon)
+        let training = std::fs::read_to_string(dir.join("text_training.svg")).unwrap();
+        assert!(!training.contains("<polygon"), "one seed draws no band");
+        assert!(numbers(&svg_texts(&dir.join("text_training.svg"))).len() >= 4);
+    }
+
+    #[test]
+    fn values_below_a_hundredth_get_log_axis_labels() {
+        // distances between 3e-3 and 9e-3: labels below 1e-2 are needed to read them
+        let runs = [run(
+            Task::Text,
+            NormKind::Batch,
+            1,
+            60,
+            &[30, 60],
+            |s| 6.0 - s as f64 * 0.01,
+            |s| 3e-3 + 1e-4 * s as f64,
+        )];
+        let (dir, _) = draw("small", &runs);
+        let small: Vec<f64> = numbers(&svg_texts(&dir.join("dist_timeseries.svg")))
+            .into_iter()
+            .filter(|&y| y > 0.0 && y < 1e-2)
+            .collect();
+        assert!(small.len() >= 3, "labels below 1e-2: {small:?}");
+    }
+
+    #[test]
+    fn a_diverged_seed_is_drawn_where_it_has_data_and_not_counted_where_it_has_none() {
+        let runs = [
+            run(
+                Task::Text,
+                NormKind::Batch,
+                1,
+                40,
+                &[20, 40],
+                |s| 6.0 - 0.01 * s as f64,
+                |_| 0.1,
+            ),
+            run(
+                Task::Text,
+                NormKind::Batch,
+                2,
+                40,
+                &[20, 40],
+                |s| 6.1 - 0.01 * s as f64,
+                |_| 0.1,
+            ),
+            // diverged at step 8, before the first evaluation: its rows end there
+            {
+                let mut r = run(
+                    Task::Text,
+                    NormKind::Batch,
+                    3,
+                    40,
+                    &[],
+                    |s| if s < 8 { 6.0 } else { f64::NAN },
+                    |s| if s < 8 { 0.1 } else { f64::INFINITY },
+                );
+                r.steps.truncate(8);
+                for p in r.probes.values_mut().flat_map(|p| p.values_mut()) {
+                    p.truncate(8);
+                }
+                r
+            },
+        ];
+        let (dir, files) = draw("diverged", &runs);
+        for f in [
+            "text_validation.png",
+            "text_training.png",
+            "dist_timeseries.png",
+        ] {
+            assert!(files.contains(&f.to_string()), "{f} missing: {files:?}");
+        }
+        let texts = svg_texts(&dir.join("text_validation.svg"));
+        assert!(
+            texts.iter().any(|t| t == "text batch (2 seeds)"),
+            "{texts:?}"
+        );
+        let training = svg_texts(&dir.join("text_training.svg"));
+        assert!(
+            training.iter().any(|t| t == "text batch (3 seeds)"),
+            "{training:?}"
+        );
+        assert!(numbers(&training).iter().any(|&y| y > 0.0 && y < 10.0));
+    }
+
+    #[test]
+    fn image_accuracy_is_drawn_in_percent() {
+        let runs: Vec<RunResult> = (1..=2)
+            .map(|seed| {
+                run(
+                    Task::Images,
+                    NormKind::Batch,
+                    seed,
+                    30,
+                    &[10, 20, 30],
+                    |_| 1.5,
+                    |_| 0.05,
+                )
+            })
+            .collect();
+        let (dir, files) = draw("accuracy", &runs);
+        assert!(
+            files.contains(&"images_accuracy.png".to_string()),
+            "{files:?}"
+        );
+        let texts = svg_texts(&dir.join("images_accuracy.svg"));
+        for want in ["0 %", "40 %", "100 %", "images batch (2 seeds)"] {
+            assert!(texts.iter().any(|t| t == want), "{want} in {texts:?}");
+        }
+    }
+}

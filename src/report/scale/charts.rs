@@ -17,7 +17,12 @@ struct Line {
 
 /// One panel: x against the ratio (log), a 95 % band and markers per line, and the two
 /// thresholds of the verdicts as grey rules.
-fn regime_panel(area: &Area, title: &str, x_desc: &str, lines: &[Line]) -> Result<()> {
+fn regime_panel<DB: DrawingBackend>(
+    area: &Area<DB>,
+    title: &str,
+    x_desc: &str,
+    lines: &[Line],
+) -> Result<()> {
     let values = lines
         .iter()
         .flat_map(|l| l.points.iter().flat_map(|(_, r)| [r.lo, r.value, r.hi]))
@@ -104,20 +109,15 @@ fn regime_figure(
     lines_of: &dyn Fn(&str) -> Vec<Line>,
 ) -> Result<()> {
     register_font();
-    let path = out.join(file);
-    let root = BitMapBackend::new(&path, (1800, 620)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let root = root.titled(title, font(22)).map_err(err)?;
-    let panels = root.split_evenly((1, MEASURES.len()));
-    for (panel, (measure, meaning)) in panels.iter().zip(MEASURES) {
-        regime_panel(
-            panel,
-            &format!("{measure}: {meaning}"),
-            x_desc,
-            &lines_of(measure),
-        )?;
-    }
-    save(&root)
+    let lines: Vec<Vec<Line>> = MEASURES.iter().map(|(m, _)| lines_of(m)).collect();
+    png_and_svg!(&out.join(file), (1800, 620), |root| {
+        let root = root.titled(title, font(22)).map_err(err)?;
+        let panels = root.split_evenly((1, MEASURES.len()));
+        for ((panel, (measure, meaning)), lines) in panels.iter().zip(MEASURES).zip(&lines) {
+            regime_panel(panel, &format!("{measure}: {meaning}"), x_desc, lines)?;
+        }
+    });
+    Ok(())
 }
 
 /// The regime charts: one per scale axis, and one along the longest trajectory.
@@ -225,39 +225,44 @@ pub fn per_layer(points: &[Point], out: &Path) -> Result<Option<Chart>> {
     }
     register_font();
     let file = "per_layer.png";
-    let path = out.join(file);
-    let root = BitMapBackend::new(&path, (1500, 420 * groups.len() as u32)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let panels = root.split_evenly((groups.len(), 1));
-    for (panel, (label, runs)) in panels.iter().zip(&groups) {
-        let layers = runs[0].layers.clone();
-        let values: Vec<Vec<f64>> = layers
-            .iter()
-            .map(|layer| {
-                runs.iter()
-                    .flat_map(|r| {
-                        let lo = r.config.warmup_steps as f64 / r.config.steps.max(1) as f64;
-                        r.probe_window(Some(layer), "rms_dist_var", lo, 1.0)
-                    })
-                    .collect()
-            })
-            .collect();
-        let series = [BoxSeries {
-            label: format!("{} run(s)", runs.len()),
-            buckets: values,
-        }];
-        draw_boxes(
-            panel,
-            &format!("{label}: ||var_B - var_r|| / sqrt(d) per layer, after warm-up"),
-            "per-feature RMS distance",
-            (
-                layers,
-                "BN layer, in model order (box: quartiles, whiskers: 1.5 IQR, dots: outliers)",
-            ),
-            &series,
-        )?;
-    }
-    save(&root)?;
+    let panels: Vec<(String, Vec<String>, Vec<Vec<f64>>, usize)> = groups
+        .iter()
+        .map(|(label, runs)| {
+            let layers = runs[0].layers.clone();
+            let values: Vec<Vec<f64>> = layers
+                .iter()
+                .map(|layer| {
+                    runs.iter()
+                        .flat_map(|r| {
+                            let lo = r.config.warmup_steps as f64 / r.config.steps.max(1) as f64;
+                            r.probe_window(Some(layer), "rms_dist_var", lo, 1.0)
+                        })
+                        .collect()
+                })
+                .collect();
+            (label.clone(), layers, values, runs.len())
+        })
+        .collect();
+    png_and_svg!(&out.join(file), (1500, 420 * groups.len() as u32), |root| {
+        let areas = root.split_evenly((groups.len(), 1));
+        for (area, (label, layers, values, n)) in areas.iter().zip(&panels) {
+            let series = [BoxSeries {
+                label: format!("{n} run(s)"),
+                color: COLORS[0],
+                buckets: values.clone(),
+            }];
+            draw_boxes(
+                area,
+                &format!("{label}: ||var_B - var_r|| / sqrt(d) per layer, after warm-up"),
+                "per-feature RMS distance",
+                (
+                    layers.clone(),
+                    "BN layer, in model order (box: quartiles, whiskers: 1.5 IQR, dots: outliers)",
+                ),
+                &series,
+            )?;
+        }
+    });
     Ok(Some(Chart {
         file: file.into(),
         title: "Every BN layer: the per-feature RMS distance".into(),
