@@ -23,4 +23,4 @@ shift $(( $# >= 2 ? 2 : 1 ))
 task=${SLURM_ARRAY_TASK_ID:?not inside a Slurm job array (SLURM_ARRAY_TASK_ID is unset)}
 count=${SLURM_ARRAY_TASK_COUNT:?SLURM_ARRAY_TASK_COUNT is unset}
 base=${SLURM_ARRAY_TASK_MIN:-0}
-exec "${ABLATE:-ablate}" run "$study" --out "$out" --shard "$task/$count" --shard-base "$base" "$@"
+exec "${ABLATE:-ablate}" run "$study" --results "$out" --shard "$task/$count" --shard-base "$base" "$@"

@@ -142,10 +142,10 @@ impl RunControl {
     }
 
     /// A bar on a terminal; plain lines every 30 s when stderr is a file; nothing when `quiet`.
-    pub fn new(quiet: bool, label: String, stop: Arc<AtomicBool>) -> Self {
+    pub fn new(quiet: bool, label: String, steps: usize, stop: Arc<AtomicBool>) -> Self {
         let plain = !quiet && !stderr_is_terminal();
         Self {
-            progress: progress_bar(quiet || plain, label.clone()),
+            progress: progress_bar(quiet || plain, label.clone(), steps as u64),
             stop,
             log: plain.then(|| PlainLog::new(label, Duration::from_secs(30))),
             stop_at: None,
@@ -182,12 +182,13 @@ impl RunControl {
     }
 }
 
-/// A run's progress bar (hidden when `quiet`).
-pub fn progress_bar(quiet: bool, prefix: String) -> ProgressBar {
+/// A run's progress bar over `steps` (hidden when `quiet`); it knows its length from the start,
+/// so it never shows a `0/0` line.
+pub fn progress_bar(quiet: bool, prefix: String, steps: u64) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(0);
+    let bar = ProgressBar::new(steps);
     bar.set_style(
         ProgressStyle::with_template(
             "{prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg} ({elapsed}, eta {eta})",

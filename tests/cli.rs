@@ -49,7 +49,7 @@ fn tiny_text_run_learns_and_writes_every_result_file() {
         "batch",
         "--steps",
         "40",
-        "--out",
+        "--results",
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(TINY);
@@ -107,7 +107,7 @@ fn tiny_text_run_learns_and_writes_every_result_file() {
         "--steps",
         "2",
         "--quiet",
-        "--out",
+        "--results",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -244,7 +244,7 @@ fn logs_without_a_terminal_get_plain_progress_lines() {
     let dir = temp_dir("plain-log");
     let out = dir.join("results");
     let o = ablate(&common::args_with(
-        &["--steps", "12", "--out", out.to_str().unwrap()],
+        &["--steps", "12", "--results", out.to_str().unwrap()],
         common::TINY_TEXT,
     ));
     assert!(o.status.success(), "{}", stderr(&o));
@@ -270,7 +270,7 @@ fn logs_without_a_terminal_get_plain_progress_lines() {
     let o = ablate(&[
         "run",
         study.to_str().unwrap(),
-        "--out",
+        "--results",
         out.to_str().unwrap(),
         "--jobs",
         "1",
@@ -320,7 +320,7 @@ fn study_overrides_status_and_runs_table() {
     let run = ablate(&[
         "run",
         s,
-        "--out",
+        "--results",
         o,
         "--quiet",
         "--set",
@@ -363,7 +363,7 @@ fn study_overrides_status_and_runs_table() {
         assert!((eval - summary["final_eval"]["eval_loss"].as_f64().unwrap()).abs() < 1e-9);
     }
     // a bad override is one clear error
-    let bad = ablate(&["run", s, "--out", o, "--set", "stpes=3"]);
+    let bad = ablate(&["run", s, "--results", o, "--set", "stpes=3"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(
         stderr(&bad).contains("did you mean `steps`"),
@@ -389,7 +389,7 @@ fn first_use_defaults_and_warnings() {
         "--eval-batches",
         "1",
         "--quiet",
-        "--out",
+        "--results",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -579,7 +579,7 @@ fn hostile_inputs_get_one_clear_line_and_leave_no_run_folder() {
             Some(&"memory") | Some(&"run") | Some(&"report")
         ) && !full.contains(&"--resume")
         {
-            full.extend(["--out", out.to_str().unwrap(), "--quiet"]);
+            full.extend(["--results", out.to_str().unwrap(), "--quiet"]);
         }
         let Some(o) = ablate_within(&full, 60) else {
             failures.push(format!("{name}: still running after 60 s (killed)"));
@@ -842,7 +842,7 @@ fn symlinks_are_never_written_through() {
     std::fs::write(target.join("notes.txt"), "mine").unwrap();
     std::fs::remove_dir_all(&run).unwrap();
     symlink(&target, &run).unwrap();
-    let o = ablate(&["run", &study, "--out", out.to_str().unwrap(), "--quiet"]);
+    let o = ablate(&["run", &study, "--results", out.to_str().unwrap(), "--quiet"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let said = String::from_utf8_lossy(&o.stdout);
     assert!(said.contains("is a symbolic link"), "{said}");
@@ -863,7 +863,7 @@ fn a_study_leaves_a_locked_run_alone() {
     std::fs::remove_file(run.join("summary.json")).unwrap();
     std::fs::write(run.join(".lock"), std::process::id().to_string()).unwrap();
     let steps = std::fs::read(run.join("steps.csv")).unwrap();
-    let o = ablate(&["run", &study, "--out", out.to_str().unwrap(), "--quiet"]);
+    let o = ablate(&["run", &study, "--results", out.to_str().unwrap(), "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("busy"));
     assert_eq!(std::fs::read(run.join("steps.csv")).unwrap(), steps);
@@ -890,7 +890,7 @@ fn a_closed_pipe_does_not_end_a_study_early() {
         .args([
             "run",
             study.to_str().unwrap(),
-            "--out",
+            "--results",
             out.to_str().unwrap(),
             "--quiet",
         ])

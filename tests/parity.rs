@@ -30,7 +30,7 @@ fn train(backend: &str, norm: &str, task: &str, out: &Path) -> PathBuf {
         "6",
         "--eval-batches",
         "1",
-        "--out",
+        "--results",
         out.to_str().unwrap(),
     ];
     if task == "text" {

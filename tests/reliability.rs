@@ -62,59 +62,79 @@ fn bad_inputs_each_give_one_line_and_a_nonzero_exit() {
         (vec!["--task", "imgaes"], "a similar value exists: 'images'"),
         (vec!["--nrom", "batch"], "unexpected argument '--nrom'"),
         (
-            vec!["--steps", "0", "--out", out_s],
+            vec!["--steps", "0", "--results", out_s],
             "steps must be at least 1",
         ),
         (
-            vec!["--max-len", "0", "--out", out_s],
+            vec!["--max-len", "0", "--results", out_s],
             "max-len must be at least 1",
         ),
         (
-            vec!["--corpus", "/nonexistent/c.txt", "--out", out_s],
+            vec!["--corpus", "/nonexistent/c.txt", "--results", out_s],
             "cannot read corpus file /nonexistent/c.txt",
         ),
         (
-            vec!["--corpus", &empty, "--out", out_s],
+            vec!["--corpus", &empty, "--results", out_s],
             "holds no sentences",
         ),
-        (vec!["--corpus", &binary, "--out", out_s], "looks binary"),
         (
-            vec!["--corpus", &latin1, "--out", out_s],
+            vec!["--corpus", &binary, "--results", out_s],
+            "looks binary",
+        ),
+        (
+            vec!["--corpus", &latin1, "--results", out_s],
             "is not valid UTF-8",
         ),
         (
-            vec!["--corpus", &long, "--max-len", "8", "--out", out_s],
+            vec!["--corpus", &long, "--max-len", "8", "--results", out_s],
             "every training sentence",
         ),
         (
-            vec!["--vocab-size", "3", "--out", out_s],
+            vec!["--vocab-size", "3", "--results", out_s],
             "vocab-size must exceed the 4 special tokens",
         ),
         (
-            vec!["--max-tokens", "10", "--max-len", "64", "--out", out_s],
+            vec!["--max-tokens", "10", "--max-len", "64", "--results", out_s],
             "max-tokens (10) must be at least max-len",
         ),
         (
-            vec!["--batch-size", "0", "--out", out_s],
+            vec!["--batch-size", "0", "--results", out_s],
             "batch-size must be at least 1",
         ),
         (
-            vec!["--heads", "3", "--out", out_s],
+            vec!["--heads", "3", "--results", out_s],
             "heads (3) must divide d-model",
         ),
-        (vec!["--out", &unwritable], "cannot create output folder"),
+        (
+            vec!["--results", &unwritable],
+            "cannot create output folder",
+        ),
         (
             vec![
-                "--task", "images", "--images", &not_idx, "--labels", labels_s, "--out", out_s,
+                "--task",
+                "images",
+                "--images",
+                &not_idx,
+                "--labels",
+                labels_s,
+                "--results",
+                out_s,
             ],
             "is not an IDX image file",
         ),
         (
-            vec!["--task", "images", "--images", &truncated, "--out", out_s],
+            vec![
+                "--task",
+                "images",
+                "--images",
+                &truncated,
+                "--results",
+                out_s,
+            ],
             "not a complete gzip stream",
         ),
         (
-            vec!["--backend", "wgpu", "--out", out_s],
+            vec!["--backend", "wgpu", "--results", out_s],
             "rebuild with the wgpu feature",
         ),
         (vec!["run", &syntax], "syntax.toml: "),
@@ -233,7 +253,7 @@ fn divergence_is_recorded_and_the_study_goes_on() {
             "2",
             "--steps",
             "20",
-            "--out",
+            "--results",
             single.to_str().unwrap(),
         ]))
         .output()
@@ -265,7 +285,7 @@ fn sigint_marks_the_run_interrupted_and_a_rerun_completes_it() {
     let args = [
         "run",
         study.to_str().unwrap(),
-        "--out",
+        "--results",
         out.to_str().unwrap(),
         "--quiet",
         "--jobs",
@@ -330,7 +350,7 @@ fn concurrent_processes_never_share_a_run_folder() {
         "layer",
         "--steps",
         "30",
-        "--out",
+        "--results",
         out.to_str().unwrap(),
     ]);
     let children: Vec<_> = (0..2)
@@ -371,7 +391,7 @@ fn concurrent_processes_never_share_a_run_folder() {
     let sargs = [
         "run",
         study.to_str().unwrap(),
-        "--out",
+        "--results",
         sout.to_str().unwrap(),
         "--quiet",
         "--jobs",
@@ -433,7 +453,7 @@ fn same_configuration_and_seed_reproduce_the_loss_columns() {
                 "25",
                 "--warmup-steps",
                 "5",
-                "--out",
+                "--results",
                 out.to_str().unwrap(),
             ]))
             .output()
@@ -467,7 +487,7 @@ fn same_configuration_and_seed_reproduce_the_loss_columns() {
             "5",
             "--seed",
             "2",
-            "--out",
+            "--results",
             dir.join("other").to_str().unwrap(),
         ]))
         .output()
@@ -509,7 +529,7 @@ fn runs_trained_side_by_side_reproduce_runs_trained_alone() {
                 "--quiet",
                 "--jobs",
                 jobs,
-                "--out",
+                "--results",
                 out.to_str().unwrap(),
             ])
             .output()

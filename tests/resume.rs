@@ -37,7 +37,7 @@ fn resume_matches(name: &str, args: &[&str], stops: &[usize]) {
     let (whole, parts) = (dir.join("whole"), dir.join("parts"));
     let o = ablate(&args_with(
         args,
-        &["--quiet", "--out", whole.to_str().unwrap()],
+        &["--quiet", "--results", whole.to_str().unwrap()],
     ));
     assert!(o.status.success(), "{}", stderr(&o));
     let stop = stops[0].to_string();
@@ -45,7 +45,7 @@ fn resume_matches(name: &str, args: &[&str], stops: &[usize]) {
         args,
         &[
             "--quiet",
-            "--out",
+            "--results",
             parts.to_str().unwrap(),
             "--stop-at-step",
             &stop,
@@ -138,7 +138,7 @@ fn checkpoints_of_another_configuration_or_a_finished_run_are_refused() {
     let out = dir.join("a");
     let o = ablate(&args_with(
         &args,
-        &["--out", out.to_str().unwrap(), "--stop-at-step", "10"],
+        &["--results", out.to_str().unwrap(), "--stop-at-step", "10"],
     ));
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
     let run = only_run(&out);
@@ -240,7 +240,7 @@ fn a_study_continues_an_interrupted_run_from_its_checkpoint() {
     let o = ablate(&args_with(
         &args,
         &[
-            "--out",
+            "--results",
             out.to_str().unwrap(),
             "--stop-at-step",
             "14",
@@ -280,7 +280,13 @@ fn logging_keys_do_not_change_the_run_id() {
         let o = ablate(&args_with(
             &args_with(
                 TINY_TEXT,
-                &["--steps", "2", "--quiet", "--out", out.to_str().unwrap()],
+                &[
+                    "--steps",
+                    "2",
+                    "--quiet",
+                    "--results",
+                    out.to_str().unwrap(),
+                ],
             ),
             extra,
         ));
@@ -298,7 +304,7 @@ fn logging_keys_do_not_change_the_run_id() {
             "--quiet",
             "--lr",
             "0.002",
-            "--out",
+            "--results",
             out.to_str().unwrap(),
         ],
     ));
@@ -323,7 +329,7 @@ fn a_run_stopped_by_sigint_resumes_exactly() {
         ],
     );
     let child = common::bin()
-        .args(args_with(&args, &["--out", parts.to_str().unwrap()]))
+        .args(args_with(&args, &["--results", parts.to_str().unwrap()]))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -358,7 +364,7 @@ fn a_run_stopped_by_sigint_resumes_exactly() {
     assert!(summary.contains("\"interrupted\""), "{summary}");
     let o = ablate(&["--resume", run.to_str().unwrap(), "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = ablate(&args_with(&args, &["--out", whole.to_str().unwrap()]));
+    let o = ablate(&args_with(&args, &["--results", whole.to_str().unwrap()]));
     assert!(o.status.success(), "{}", stderr(&o));
     let straight = only_run(&whole);
     for file in ["steps.csv", "probes.csv", "eval.csv"] {
@@ -388,7 +394,7 @@ fn saving_checkpoints_changes_no_number_of_the_run() {
                 "--quiet",
             ],
         );
-        let o = ablate(&args_with(&args, &["--out", out.to_str().unwrap()]));
+        let o = ablate(&args_with(&args, &["--results", out.to_str().unwrap()]));
         assert!(o.status.success(), "{}", stderr(&o));
         runs.push(only_run(&out));
     }

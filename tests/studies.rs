@@ -55,7 +55,7 @@ fn paper_scale_study_trains_two_steps_on_the_cpu() {
         "--eval-batches",
         "1",
         "--quiet",
-        "--out",
+        "--results",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));

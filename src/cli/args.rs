@@ -22,9 +22,10 @@ pub struct RunArgs {
     /// system's time limit (continue with --resume DIR --stop-at-step M).
     #[arg(long, value_name = "N")]
     pub stop_at_step: Option<usize>,
-    /// Folder that receives the run folder results/<run-id>/.
-    #[arg(long, value_name = "DIR", default_value = "results")]
-    pub out: PathBuf,
+    /// Results folder: receives the run folder <DIR>/<run-id>/ (the folder `ablate report` and
+    /// `ablate status` read with --results). `--out` is an older name for it.
+    #[arg(long, value_name = "DIR", default_value = "results", alias = "out")]
+    pub results: PathBuf,
     /// Do not draw a progress bar.
     #[arg(long)]
     pub quiet: bool,

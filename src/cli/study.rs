@@ -12,9 +12,11 @@ use std::sync::atomic::Ordering;
 pub struct StudyArgs {
     /// The study file: base settings plus [[grid]] tables.
     pub study: PathBuf,
-    /// Folder that receives one folder per run, named by the run id.
-    #[arg(long, value_name = "DIR", default_value = "results")]
-    pub out: PathBuf,
+    /// Results folder: receives one folder per run, named by the run id, and runs-<study>.csv
+    /// (the folder `ablate report` and `ablate status` read with --results). `--out` is an older
+    /// name for it.
+    #[arg(long, value_name = "DIR", default_value = "results", alias = "out")]
+    pub results: PathBuf,
     /// Runs trained at the same time; they share the cores. Default: one per core on the CPU
     /// backends (the most runs per hour), 1 when runs use the GPU.
     #[arg(long)]
@@ -114,7 +116,7 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
     );
     if args.dry_run {
         for r in &runs {
-            let state = experiment::existing_status(&r.run_dir(&args.out))
+            let state = experiment::existing_status(&r.run_dir(&args.results))
                 .map(|s| format!("{s:?}").to_lowercase())
                 .unwrap_or_else(|| "to run".into());
             crate::progress::say!(
@@ -131,14 +133,23 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
     for r in &runs {
         crate::memory::check_fits(r, None).with_context(|| format!("run {}", r.id()))?;
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.results)
+        .with_context(|| format!("cannot create output folder {}", args.results.display()))?;
     let stop = install_stop_handler();
     let started = std::time::Instant::now();
-    let outcomes =
-        experiment::run_all(&runs, &args.out, jobs, args.force, args.quiet, stop.clone())?;
-    let table = args.out.join(format!("runs-{}.csv", study.name));
-    crate::results::write_atomic(&table, experiment::runs_table(&study, &args.out).as_bytes())?;
+    let outcomes = experiment::run_all(
+        &runs,
+        &args.results,
+        jobs,
+        args.force,
+        args.quiet,
+        stop.clone(),
+    )?;
+    let table = args.results.join(format!("runs-{}.csv", study.name));
+    crate::results::write_atomic(
+        &table,
+        experiment::runs_table(&study, &args.results).as_bytes(),
+    )?;
     let count = |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
     let failed = count(&|o| matches!(o, Outcome::Failed(_)));
     let interrupted =
@@ -152,7 +163,7 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
         failed,
         interrupted,
         started.elapsed().as_secs_f64(),
-        args.out.display()
+        args.results.display()
     );
     Ok(if stop.load(Ordering::SeqCst) || interrupted > 0 {
         EXIT_INTERRUPTED

@@ -20,12 +20,13 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     }
     let data = train::load_data(&config)?;
     crate::memory::check_fits(&config, Some(&data))?;
-    let dir = claim_fresh_dir(&args.out, &config.id())?;
+    let dir = claim_fresh_dir(&args.results, &config.id())?;
     // the folder is new, so no one else holds it; the lock tells studies it is taken
     let Some(_lock) = RunLock::acquire(&dir)? else {
         bail!("{} was taken by another ablate process", dir.display());
     };
-    let control = run_control(args, &config);
+    // the messages come before the progress bar exists: a bar drawn before it knows its length
+    // would be left on screen as a stale `0/0` line above them
     if config.steps <= config.warmup_steps {
         eprintln!(
             "ablate: warning: all {} steps are inside the {}-step learning-rate warm-up: the learning rate never reaches its peak (--lr {}); use more --steps or fewer --warmup-steps",
@@ -38,6 +39,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         config.norm.name(),
         dir.display()
     );
+    let control = run_control(args, &config);
     let summary = train::run(&config, &data, &dir, &control)?;
     control.progress.finish_and_clear();
     print_summary(&summary, &dir);
@@ -50,7 +52,7 @@ fn resume(args: &RunArgs, dir: &Path) -> Result<i32> {
         resume: args.resume.clone(),
         stop_at_step: args.stop_at_step,
         quiet: args.quiet,
-        out: args.out.clone(),
+        results: args.results.clone(),
         ..RunArgs::default()
     };
     if *args != bare {
@@ -113,6 +115,7 @@ fn run_control(args: &RunArgs, config: &crate::config::RunConfig) -> RunControl 
     let mut control = RunControl::new(
         args.quiet,
         format!("{}/{}", config.task.name(), config.norm.name()),
+        config.steps,
         install_stop_handler(),
     );
     control.stop_at = args.stop_at_step;

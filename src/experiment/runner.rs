@@ -129,7 +129,7 @@ pub fn run_all(
         if stop.load(Ordering::SeqCst) {
             return Outcome::Failed("not started: interrupted".into());
         }
-        let mut control = RunControl::new(quiet, config.id(), stop.clone());
+        let mut control = RunControl::new(quiet, config.id(), config.steps, stop.clone());
         control.progress = multi.add(control.progress);
         let outcome = run_one(config, out, force, &control);
         control.progress.finish_and_clear();

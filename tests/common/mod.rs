@@ -69,7 +69,7 @@ pub fn run_study(study: &std::path::Path, out: &std::path::Path) -> Output {
     let o = ablate(&[
         "run",
         study.to_str().unwrap(),
-        "--out",
+        "--results",
         out.to_str().unwrap(),
         "--quiet",
     ]);
