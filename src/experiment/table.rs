@@ -55,17 +55,22 @@ fn state(dir: &Path, planned: usize) -> RunState {
     }
 }
 
+/// A metric cell: NaN where a run has none, so that the column reads as numbers in pandas and
+/// polars.
 fn num(x: Option<f64>) -> String {
     x.filter(|v| v.is_finite())
-        .map(|v| format!("{v}"))
-        .unwrap_or_default()
+        .map_or_else(|| "NaN".into(), |v| format!("{v}"))
 }
 
 /// `runs-<study>.csv`: one row per run of the study with its id, state, the keys that vary in
-/// the study, and its final metrics (empty cells where a run has none).
+/// the study, and its final metrics (NaN where a run has none).
 pub fn runs_table(study: &Study, out: &Path) -> String {
     let configs: Vec<&crate::config::RunConfig> = study.runs.iter().collect();
-    let keys = varying_keys(&configs);
+    // `steps` and `seed` have columns of their own
+    let keys: Vec<String> = varying_keys(&configs)
+        .into_iter()
+        .filter(|k| k != "steps" && k != "seed")
+        .collect();
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> = vec![
         "id".into(),

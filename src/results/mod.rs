@@ -26,6 +26,18 @@ fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
+/// A number that does not apply to a row (perplexity of an image run, accuracy of a text run) is
+/// written as NaN rather than left empty: every column of the CSV files then reads as a float
+/// column in pandas and polars (an empty column reads as text there, so text and image files
+/// would not concatenate). `null` in JSON, `NaN` or empty in CSV read back as `None`.
+fn nan_if_none<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(v.unwrap_or(f64::NAN))
+}
+
+fn none_if_nan<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.filter(|x| !x.is_nan()))
+}
+
 pub const CONFIG_FILE: &str = "config.toml";
 pub const STEPS_FILE: &str = "steps.csv";
 pub const PROBES_FILE: &str = "probes.csv";
@@ -70,13 +82,33 @@ pub struct EvalRow {
     /// Evaluation mode (running statistics): loss (nats) and perplexity (text).
     #[serde(deserialize_with = "nan_if_null")]
     pub eval_loss: f64,
+    #[serde(
+        serialize_with = "nan_if_none",
+        deserialize_with = "none_if_nan",
+        default
+    )]
     pub eval_ppl: Option<f64>,
     /// Training mode (batch statistics, no dropout, nothing updated) on the same batches.
     #[serde(deserialize_with = "nan_if_null")]
     pub train_mode_loss: f64,
+    #[serde(
+        serialize_with = "nan_if_none",
+        deserialize_with = "none_if_nan",
+        default
+    )]
     pub train_mode_ppl: Option<f64>,
     /// Images: classification accuracy in each mode.
+    #[serde(
+        serialize_with = "nan_if_none",
+        deserialize_with = "none_if_nan",
+        default
+    )]
     pub eval_accuracy: Option<f64>,
+    #[serde(
+        serialize_with = "nan_if_none",
+        deserialize_with = "none_if_nan",
+        default
+    )]
     pub train_mode_accuracy: Option<f64>,
     /// Real tokens (text) or images evaluated.
     pub tokens: usize,

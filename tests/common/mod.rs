@@ -64,7 +64,7 @@ pub fn run_dirs(out: &std::path::Path) -> Vec<PathBuf> {
     dirs
 }
 
-/// `ablate run STUDY --out OUT --quiet`, which must succeed.
+/// `ablate run STUDY --results OUT --quiet`, which must succeed.
 pub fn run_study(study: &std::path::Path, out: &std::path::Path) -> Output {
     let o = ablate(&[
         "run",

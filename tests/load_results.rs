@@ -1,0 +1,98 @@
+//! `scripts/load_results.py` on a results folder made here: a study with a text and an image run
+//! loads into pandas frames holding every row, with numeric columns in both kinds of run.
+//!
+//! Needs a Python with pandas (`$PYTHON`, default `python3`). Where it has none the test says so
+//! and passes, unless `ABLATE_REQUIRE_PANDAS=1` (CI sets it, after installing pandas).
+
+mod common;
+
+use common::{run_study, temp_dir, TINY_TEXT_TOML};
+use std::path::Path;
+use std::process::Command;
+
+fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn has_pandas() -> bool {
+    let ok = Command::new(python())
+        .args(["-c", "import pandas"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok && std::env::var("ABLATE_REQUIRE_PANDAS").as_deref() == Ok("1") {
+        panic!(
+            "ABLATE_REQUIRE_PANDAS=1 but {} cannot import pandas",
+            python()
+        );
+    }
+    ok
+}
+
+#[test]
+fn results_load_into_pandas_frames() {
+    if !has_pandas() {
+        eprintln!("skipped: {} cannot import pandas (set PYTHON)", python());
+        return;
+    }
+    let dir = temp_dir("load-results");
+    let study = dir.join("mixed.toml");
+    std::fs::write(
+        &study,
+        format!(
+            "name = \"mixed\"\n[base]\nsteps = 4\neval_every = 2\neval_batches = 1\nwarmup_steps = 2\ncnn_channels = [4, 8, 8]\n{TINY_TEXT_TOML}\
+             [[grid]]\ntask = [\"text\"]\nnorm = [\"batch\"]\n[[grid]]\ntask = [\"images\"]\nnorm = [\"batch\"]\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.join("results");
+    run_study(&study, &out);
+    // no empty cells (polars would type an empty column as text): NaN where a number does not apply
+    for run in common::run_dirs(&out) {
+        let eval = std::fs::read_to_string(run.join("eval.csv")).unwrap();
+        for line in eval.lines() {
+            assert!(
+                !line.contains(",,") && !line.ends_with(','),
+                "{}: {line}",
+                run.display()
+            );
+        }
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/load_results.py");
+    let o = Command::new(python())
+        .arg(&script)
+        .arg(&out)
+        .arg("--check")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // 2 runs; 4 steps each; evaluations at steps 2 and 4 for both
+    for want in [
+        "runs: 2 rows",
+        "steps: 8 rows",
+        "eval: 4 rows",
+        "status: finished 2",
+        "check: every row",
+    ] {
+        assert!(stdout.contains(want), "{want} in:\n{stdout}");
+    }
+    // the documented call, and the study's name from runs-mixed.csv
+    let code = format!(
+        "import sys; sys.path.insert(0, {:?}); from load_results import load_results; \
+         r = load_results({:?}); \
+         assert set(r.runs.study) == {{'mixed'}}, r.runs.study; \
+         assert sorted(r.runs.task) == ['images', 'text']; \
+         e = r.eval.merge(r.runs[['run_id', 'task']], on='run_id'); \
+         assert e[e.task.eq('text')].eval_accuracy.isna().all() and e[e.task.eq('text')].eval_ppl.gt(1).all(); \
+         assert e[e.task.eq('images')].eval_ppl.isna().all() and e[e.task.eq('images')].eval_accuracy.between(0, 1).all(); \
+         assert r.probes.name.str.startswith('dist_').any()",
+        script.parent().unwrap(),
+        out
+    );
+    let o = Command::new(python()).args(["-c", &code]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
