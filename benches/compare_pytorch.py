@@ -1,114 +1,150 @@
 #!/usr/bin/env python3
-"""Side-by-side step time: ablate (Burn, flex by default) vs the same model in PyTorch, one invocation.
+"""Side-by-side step time: ablate (Burn, flex by default) vs the same model in PyTorch, one invocation,
+over model sizes, sequence lengths and padding, with each step's FLOPs and achieved GFLOP/s.
 
-The PyTorch model mirrors ablate's default text model: token embedding x sqrt(d) + learned positions,
-2 pre-norm blocks (norm -> causal self-attention with key padding mask -> dropout -> residual;
-norm -> Linear(d, 4d) -> GELU -> dropout -> Linear(4d, d) -> dropout -> residual), final norm, LM head
-tied to the embedding, computed on real tokens only, cross-entropy, Adam (0.9, 0.98), global
-gradient-norm clip 1.0. Batches are 32 sentences of the shipped corpus, padded to the longest (max 64),
-as ablate draws them, so the padding fraction matches.
+The PyTorch model mirrors ablate's text model: token embedding x sqrt(d) + learned positions, pre-norm
+blocks (norm -> causal self-attention with key padding mask -> dropout -> residual; norm -> Linear(d, ff)
+-> GELU -> dropout -> Linear(ff, d) -> dropout -> residual), final norm, LM head tied to the embedding,
+computed on real tokens only, cross-entropy, Adam (0.9, 0.98), global gradient-norm clip 1.0. Batches are
+B sentences padded to the longest (at most --max-len) with the length distribution of the shipped corpus,
+as ablate draws them; `--full` makes every sentence --max-len long (no padding): ablate then trains on the
+shipped corpus's words cut into lines of --max-len tokens.
 
 Usage (from the repository root, torch installed, e.g. in a virtual environment):
-    python3 benches/compare_pytorch.py [--steps 40] [--rounds 3] [--threads 2] [--backend ndarray]
-Each round runs `cargo run --bin ablate -- bench --norms layer,batch,power --steps N`, then times
-PyTorch with the same shapes; rounds alternate so that both see the same machine (a shared VM's speed
-drifts by 10-20 % over minutes). It prints every round and the medians over rounds, with the ratio
-ablate / PyTorch for each norm.
+    python3 benches/compare_pytorch.py [--norms layer,batch] [--steps 40] [--rounds 3] [--threads 2]
+        [--d 128 --layers 2 --heads 4 --ff 512 --max-len 64 --batch 32] [--full]
+    python3 benches/compare_pytorch.py --grid [--full]     # d 128/256/512 x layers 2/6 x max-len 64/256
+    python3 benches/compare_pytorch.py --background-load   # a second process keeps one core busy
+    python3 benches/compare_pytorch.py --peak              # the machine's SGEMM rate on the step's shapes
+
+Each round runs `ablate bench --no-probes` (the release of cargo's dev profile, which optimizes the
+dependencies), then PyTorch in a fresh process with the same shapes; rounds alternate so that both see
+the same machine (a shared VM's speed drifts by 10-20 % over minutes). Medians over the second half of
+the steps, then over rounds. Peak resident memory is each process's own (wait4's ru_maxrss).
+
+FLOPs per step: 3 x the forward pass's matrix-product FLOPs (the backward pass does two products per
+forward one: the input's and the weight's gradient). Forward, per block: QKV 2·N·d·3d, scores 2·B·T²·d,
+weights x values 2·B·T²·d, output projection 2·N·d·d, FFN 2·2·N·d·ff; LM head 2·R·d·V; N = B·T
+positions (padding included: both frameworks compute on it), R = real tokens. Elementwise work (norms,
+softmax, GELU, Adam) is left out; it is under 2 % of the FLOPs at d 128.
 """
 import argparse
+import json
 import math
+import os
 import random
-import re
 import statistics
 import subprocess
+import sys
+import tempfile
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class MaskedBatchNorm(nn.Module):
-    """BatchNorm over all batch x time positions, padding included (what ablate's `batch` does)."""
-
-    def __init__(self, d):
-        super().__init__()
-        self.bn = nn.BatchNorm1d(d, momentum=0.1, eps=1e-5)
-
-    def forward(self, x):
-        b, t, d = x.shape
-        return self.bn(x.reshape(b * t, d)).reshape(b, t, d)
+def step_flops(d, layers, ff, vocab, batch, t, real):
+    """Matrix-product FLOPs of one training step (see the module's documentation)."""
+    n = batch * t
+    block = 2 * n * d * 3 * d + 2 * 2 * batch * t * t * d + 2 * n * d * d + 2 * 2 * n * d * ff
+    return 3 * (layers * block + 2 * real * d * vocab)
 
 
-def make_norm(kind, d):
-    return nn.LayerNorm(d) if kind == "layer" else MaskedBatchNorm(d)
-
-
-class Block(nn.Module):
-    def __init__(self, kind, d, heads, ff, dropout):
-        super().__init__()
-        self.n1, self.n2 = make_norm(kind, d), make_norm(kind, d)
-        self.attn = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
-        self.ff = nn.Sequential(nn.Linear(d, ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff, d))
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x, causal, pad):
-        h = self.n1(x)
-        a, _ = self.attn(h, h, h, attn_mask=causal, key_padding_mask=pad, need_weights=False)
-        x = x + self.drop(a)
-        return x + self.drop(self.ff(self.n2(x)))
-
-
-class LM(nn.Module):
-    def __init__(self, kind, vocab=5000, d=128, layers=2, heads=4, ff=512, max_len=64, dropout=0.1):
-        super().__init__()
-        self.tok = nn.Embedding(vocab, d)
-        nn.init.normal_(self.tok.weight, std=d ** -0.5)
-        self.pos = nn.Embedding(max_len, d)
-        nn.init.normal_(self.pos.weight, std=0.02)
-        self.blocks = nn.ModuleList(Block(kind, d, heads, ff, dropout) for _ in range(layers))
-        self.final = make_norm(kind, d)
-        self.drop = nn.Dropout(dropout)
-        self.scale = math.sqrt(d)
-
-    def forward(self, tokens, targets, real):
-        b, t = tokens.shape
-        x = self.tok(tokens) * self.scale + self.pos(torch.arange(t)).unsqueeze(0)
-        x = self.drop(x)
-        causal = torch.triu(torch.ones(t, t, dtype=torch.bool), 1)
-        for blk in self.blocks:
-            x = blk(x, causal, ~real)
-        h = self.final(x)[real]
-        logits = h @ self.tok.weight.t()
-        return F.cross_entropy(logits, targets[real])
-
-
-def batches(corpus, batch, max_len, vocab, seed=1):
-    lengths = []
+def lengths_of(corpus, max_len, full):
+    if full:
+        return [max_len]
+    out = []
     with open(corpus, encoding="utf-8") as f:
         for line in f:
             n = len(line.split())
             if n:
-                lengths.append(min(n + 1, max_len))
+                out.append(min(n + 1, max_len))
+    return out
+
+
+def batch_shapes(lengths, batch, steps, seed=1):
+    """(padded length, real tokens) of `steps` batches drawn as ablate draws them."""
     rng = random.Random(seed)
-    while True:
+    shapes = []
+    for _ in range(steps):
         ls = [rng.choice(lengths) for _ in range(batch)]
+        shapes.append((max(ls), sum(ls)))
+    return shapes
+
+
+# ---------------------------------------------------------------- PyTorch side (a worker process)
+
+def torch_worker(cfg):
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    torch.set_num_threads(cfg["threads"])
+
+    class MaskedBatchNorm(nn.Module):
+        """BatchNorm over all batch x time positions, padding included (ablate's `batch`)."""
+
+        def __init__(self, d):
+            super().__init__()
+            self.bn = nn.BatchNorm1d(d, momentum=0.1, eps=1e-5)
+
+        def forward(self, x):
+            b, t, d = x.shape
+            return self.bn(x.reshape(b * t, d)).reshape(b, t, d)
+
+    def make_norm(kind, d):
+        return nn.LayerNorm(d) if kind == "layer" else MaskedBatchNorm(d)
+
+    class Block(nn.Module):
+        def __init__(self, kind, d, heads, ff, dropout):
+            super().__init__()
+            self.n1, self.n2 = make_norm(kind, d), make_norm(kind, d)
+            self.attn = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
+            self.ff = nn.Sequential(nn.Linear(d, ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff, d))
+            self.drop = nn.Dropout(dropout)
+
+        def forward(self, x, causal, pad):
+            h = self.n1(x)
+            a, _ = self.attn(h, h, h, attn_mask=causal, key_padding_mask=pad, need_weights=False)
+            x = x + self.drop(a)
+            return x + self.drop(self.ff(self.n2(x)))
+
+    class LM(nn.Module):
+        def __init__(self, kind, vocab, d, layers, heads, ff, max_len, dropout=0.1):
+            super().__init__()
+            self.tok = nn.Embedding(vocab, d)
+            nn.init.normal_(self.tok.weight, std=d ** -0.5)
+            self.pos = nn.Embedding(max_len, d)
+            nn.init.normal_(self.pos.weight, std=0.02)
+            self.blocks = nn.ModuleList(Block(kind, d, heads, ff, dropout) for _ in range(layers))
+            self.final = make_norm(kind, d)
+            self.drop = nn.Dropout(dropout)
+            self.scale = math.sqrt(d)
+
+        def forward(self, tokens, targets, real):
+            b, t = tokens.shape
+            x = self.tok(tokens) * self.scale + self.pos(torch.arange(t)).unsqueeze(0)
+            x = self.drop(x)
+            causal = torch.triu(torch.ones(t, t, dtype=torch.bool), 1)
+            for blk in self.blocks:
+                x = blk(x, causal, ~real)
+            h = self.final(x)[real]
+            logits = h @ self.tok.weight.t()
+            return F.cross_entropy(logits, targets[real])
+
+    torch.manual_seed(1)
+    c = cfg
+    model = LM(c["norm"], c["vocab"], c["d"], c["layers"], c["heads"], c["ff"], c["max_len"])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.98), eps=1e-8)
+    rng = random.Random(1)
+    times = []
+    for _ in range(c["steps"]):
+        ls = [rng.choice(c["lengths"]) for _ in range(c["batch"])]
         t = max(ls)
-        tokens = torch.randint(4, vocab, (batch, t))
-        real = torch.zeros(batch, t, dtype=torch.bool)
+        tokens = torch.randint(4, c["vocab"], (c["batch"], t))
+        real = torch.zeros(c["batch"], t, dtype=torch.bool)
         for i, n in enumerate(ls):
             real[i, :n] = True
-        yield tokens.masked_fill(~real, 0), torch.roll(tokens, -1, 1), real
-
-
-def time_torch(kind, steps, corpus):
-    torch.manual_seed(1)
-    model = LM(kind)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.98), eps=1e-8)
-    it = batches(corpus, 32, 64, 5000)
-    times = []
-    for _ in range(steps):
-        tokens, targets, real = next(it)
+        tokens, targets = tokens.masked_fill(~real, 0), torch.roll(tokens, -1, 1)
         t0 = time.perf_counter()
         loss = model(tokens, targets, real)
         opt.zero_grad(set_to_none=True)
@@ -117,49 +153,186 @@ def time_torch(kind, steps, corpus):
         opt.step()
         loss.item()
         times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times[steps // 2:])
+    print(json.dumps({"ms": statistics.median(times[len(times) // 2:])}))
 
 
-def time_ablate(steps, backend):
-    cmd = ["cargo", "run", "--quiet", "--bin", "ablate", "--", "bench", "--norms", "layer,batch,power",
-           "--steps", str(steps), "--backend", backend]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    result = {}
-    for line in out.splitlines()[1:]:
+def peak_worker(cfg):
+    """SGEMM rate of torch (MKL/oneDNN) on the step's product shapes: each forward product
+    (N x d)(d x k) with its two backward products (N x k)(k x d) and (d x N)(N x k)."""
+    import torch
+
+    torch.set_num_threads(cfg["threads"])
+    d, ff, n, v = cfg["d"], cfg["ff"], cfg["batch"] * cfg["max_len"], cfg["vocab"]
+    shapes = [(n, d, 3 * d), (n, d, d), (n, d, ff), (n, ff, d), (n, d, v)]
+    total_flops, total_s = 0.0, 0.0
+    rows = []
+    for m, k, nn_ in shapes:
+        for a_shape, b_shape in [((m, k), (k, nn_)), ((m, nn_), (nn_, k)), ((k, m), (m, nn_))]:
+            a, b = torch.randn(*a_shape), torch.randn(*b_shape)
+            flops = 2 * a_shape[0] * a_shape[1] * b_shape[1]
+            for _ in range(2):
+                a @ b
+            reps = max(3, int(2e9 / flops))
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                a @ b
+            s = (time.perf_counter() - t0) / reps
+            total_flops += flops
+            total_s += s
+            rows.append((a_shape, b_shape, flops / s / 1e9))
+    print(json.dumps({"gflops": total_flops / total_s / 1e9,
+                      "rows": [[list(a), list(b), g] for a, b, g in rows]}))
+
+
+def run_worker(kind, cfg):
+    """Runs a worker in a fresh process; returns its JSON result and its peak RSS (MiB)."""
+    p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", kind, json.dumps(cfg)],
+                         stdout=subprocess.PIPE, text=True)
+    out = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    if status != 0:
+        raise SystemExit(f"{kind} worker failed ({status})")
+    return json.loads(out), usage.ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------- ablate side
+
+def full_corpus(src, max_len):
+    """The shipped sentences' words in lines of exactly max_len - 1 words: with <bos> each line is
+    max_len tokens, so every batch is full (no padding)."""
+    fd, path = tempfile.mkstemp(prefix="ablate-full-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8") as out, open(src, encoding="utf-8") as f:
+        words = []
+        for line in f:
+            words.extend(line.split())
+            while len(words) >= max_len - 1:
+                out.write(" ".join(words[:max_len - 1]) + "\n")
+                words = words[max_len - 1:]
+    return path
+
+
+def ablate_binary():
+    subprocess.run(["cargo", "build", "--quiet", "--bin", "ablate"], check=True, cwd=ROOT)
+    return os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug", "ablate")
+
+
+def time_ablate(binary, norm, c, steps, backend, corpus):
+    cmd = [binary, "bench", "--norms", norm, "--no-probes", "--steps", str(steps), "--backend", backend,
+           "--d-model", str(c["d"]), "--layers", str(c["layers"]), "--heads", str(c["heads"]),
+           "--d-ff", str(c["ff"]), "--max-len", str(c["max_len"]), "--batch-size", str(c["batch"]),
+           "--corpus", corpus]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    out, err = p.communicate()
+    if p.returncode != 0:
+        raise SystemExit(f"ablate bench failed: {err.strip()}")
+    for line in out.splitlines():
         parts = line.split()
-        if len(parts) > 2 and parts[1] == "on":
-            result[parts[0]] = float(parts[2])
-    return result, out
+        if len(parts) > 2 and parts[0] == norm and parts[1] in ("on", "off"):
+            return float(parts[2])
+    raise SystemExit(f"no timing in ablate's output:\n{out}")
+
+
+def ablate_rss(binary, cmd_args):
+    """Peak RSS (MiB) of one `ablate bench` process."""
+    p = subprocess.Popen([binary] + cmd_args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    _, status, usage = os.wait4(p.pid, 0)
+    return usage.ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------- driver
+
+def configs(args):
+    if not args.grid:
+        return [dict(d=args.d, layers=args.layers, heads=args.heads or max(4, args.d // 64),
+                     ff=args.ff or 4 * args.d, max_len=args.max_len, batch=args.batch)]
+    return [dict(d=d, layers=l, heads=max(4, d // 64), ff=4 * d, max_len=t, batch=args.batch)
+            for d in (128, 256, 512) for l in (2, 6) for t in (64, 256)]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--norms", default="layer,batch", help="layer and/or batch")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="timed steps (default: about 15 s of PyTorch steps, 8 to 40)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--d", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--heads", type=int, default=0, help="default: max(4, d / 64)")
+    ap.add_argument("--ff", type=int, default=0, help="default: 4 d")
+    ap.add_argument("--max-len", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--vocab", type=int, default=5000)
+    ap.add_argument("--full", action="store_true", help="every sentence max-len long: no padding")
+    ap.add_argument("--grid", action="store_true", help="d 128/256/512 x layers 2/6 x max-len 64/256")
+    ap.add_argument("--background-load", action="store_true",
+                    help="a second process keeps one core busy while timing")
+    ap.add_argument("--peak", action="store_true", help="also measure torch's SGEMM rate on the step's shapes")
     ap.add_argument("--corpus", default="data/austen.sents.txt")
     ap.add_argument("--backend", default="flex", help="ablate's CPU backend: flex (default) or ndarray")
+    ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    ours = {"layer": [], "batch": [], "power": []}
-    theirs = {"layer": [], "batch": []}
-    for r in range(args.rounds):
-        ablate, table = time_ablate(args.steps, args.backend)
-        if r == 0:
-            print(table)
-        for k in ours:
-            ours[k].append(ablate[k])
-        for k in theirs:
-            theirs[k].append(time_torch(k, args.steps, args.corpus))
-        print(f"round {r + 1}: " + ", ".join(
-            f"{k} ablate {ours[k][-1]:.1f} / pytorch {theirs[k][-1]:.1f} ms" for k in theirs))
-    med = statistics.median
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ablate backend {args.backend}; "
-          f"medians over the second half of {args.steps} steps, then over {args.rounds} rounds")
-    print(f"{'norm':<8} {'ablate ms':>10} {'pytorch ms':>11} {'ratio':>7}")
-    for k in theirs:
-        print(f"{k:<8} {med(ours[k]):>10.1f} {med(theirs[k]):>11.1f} {med(ours[k]) / med(theirs[k]):>7.2f}")
-    print(f"power / layer (ablate): {med(ours['power']) / med(ours['layer']):.2f}")
+    if args.worker:
+        kind, cfg = args.worker
+        (torch_worker if kind == "torch" else peak_worker)(json.loads(cfg))
+        return
+    corpus = os.path.join(ROOT, args.corpus)
+    binary = ablate_binary()
+    load = subprocess.Popen(["sh", "-c", "while :; do :; done"]) if args.background_load else None
+    try:
+        rows = []
+        for c in configs(args):
+            lengths = lengths_of(corpus, c["max_len"], args.full)
+            ab_corpus = full_corpus(corpus, c["max_len"]) if args.full else corpus
+            shapes = batch_shapes(lengths, c["batch"], 1000)
+            flops = statistics.mean(step_flops(c["d"], c["layers"], c["ff"], args.vocab, c["batch"], t, r)
+                                    for t, r in shapes)
+            steps = args.steps or max(8, min(40, int(15 / max(flops / 120e9, 1e-3))))
+            pad = 1 - statistics.mean(r / (c["batch"] * t) for t, r in shapes)
+            for norm in args.norms.split(","):
+                ours, theirs = [], []
+                for _ in range(args.rounds):
+                    ours.append(time_ablate(binary, norm, c, steps, args.backend, ab_corpus))
+                    cfg = dict(c, norm=norm, vocab=args.vocab, lengths=lengths, steps=steps, threads=args.threads)
+                    res, torch_rss = run_worker("torch", cfg)
+                    theirs.append(res["ms"])
+                a, t = statistics.median(ours), statistics.median(theirs)
+                ab_rss = ablate_rss(binary, ["bench", "--norms", norm, "--no-probes", "--steps", "4",
+                                             "--d-model", str(c["d"]), "--layers", str(c["layers"]),
+                                             "--heads", str(c["heads"]), "--d-ff", str(c["ff"]),
+                                             "--max-len", str(c["max_len"]), "--batch-size", str(c["batch"]),
+                                             "--corpus", ab_corpus])
+                row = dict(c, norm=norm, steps=steps, padding=pad, gflop=flops / 1e9, ablate_ms=a, torch_ms=t,
+                           ratio=a / t, ablate_gflops=flops / a / 1e6, torch_gflops=flops / t / 1e6,
+                           ablate_rss=ab_rss, torch_rss=torch_rss,
+                           rounds=[(round(x, 1), round(y, 1)) for x, y in zip(ours, theirs)])
+                if args.peak:
+                    row["peak_gflops"] = run_worker("peak", dict(c, vocab=args.vocab, threads=args.threads))[0]["gflops"]
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            if args.full:
+                os.unlink(ab_corpus)
+    finally:
+        if load:
+            load.kill()
+    import torch  # only for its version in the table's caption
+    print(f"\ntorch {torch.__version__}, {args.threads} threads; ablate backend {args.backend}, probes off; "
+          f"{'full batches' if args.full else 'padded batches'}; "
+          f"{'with one core kept busy; ' if args.background_load else ''}"
+          f"medians over the second half of the steps, then over {args.rounds} alternating rounds")
+    head = "| norm | d | layers | heads | ff | max len | padding | GFLOP/step | ablate ms | PyTorch ms | ratio | ablate GFLOP/s | PyTorch GFLOP/s | peak RSS ablate / PyTorch MiB |"
+    if args.peak:
+        head += " torch SGEMM GFLOP/s |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for r in rows:
+        line = (f"| {r['norm']} | {r['d']} | {r['layers']} | {r['heads']} | {r['ff']} | {r['max_len']} | "
+                f"{r['padding']:.0%} | {r['gflop']:.1f} | {r['ablate_ms']:.1f} | {r['torch_ms']:.1f} | "
+                f"{r['ratio']:.2f} | {r['ablate_gflops']:.0f} | {r['torch_gflops']:.0f} | "
+                f"{r['ablate_rss']:.0f} / {r['torch_rss']:.0f} |")
+        if args.peak:
+            line += f" {r['peak_gflops']:.0f} |"
+        print(line)
 
 
 if __name__ == "__main__":
