@@ -168,7 +168,8 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
     let Some((lo, hi)) = log_range(all.iter().map(|&l| to_axis(l))) else {
         return Ok(None);
     };
-    let hi = legend_room(lo, hi, per_group.len());
+    let hi = legend_room(lo, hi, per_group.len() + 1);
+    let (common, short) = split_common(&per_group.iter().map(|g| g.0.as_str()).collect::<Vec<_>>());
     let max_step = per_group
         .iter()
         .flat_map(|(_, p)| p.iter().map(|x| x.0))
@@ -203,7 +204,8 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
                     }
                 },
             )?;
-            for (i, (label, pts)) in per_group.iter().enumerate() {
+            legend_note(&mut chart, &common)?;
+            for (i, ((label, pts), short)) in per_group.iter().zip(&short).enumerate() {
                 let color = palette.color(label);
                 let pts: Vec<_> = pts
                     .iter()
@@ -222,10 +224,10 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
                     // the seeds behind the line: runs that reached an evaluation (a run that
                     // diverged before its first one adds nothing to it)
                     let seeds = groups[i].1.iter().filter(|r| !r.eval.is_empty()).count();
-                    draw_mean_line(&mut chart, &line, band, color, with_seeds(label, seeds))?;
+                    draw_mean_line(&mut chart, &line, band, color, with_seeds(short, seeds))?;
                 } else {
                     let line: Vec<(f64, f64)> = pts.iter().map(|(s, _, t)| (*s, mean(t))).collect();
-                    draw_mean_line(&mut chart, &line, vec![], color, label.clone())?;
+                    draw_mean_line(&mut chart, &line, vec![], color, short.clone())?;
                     chart
                         .draw_series(DashedLineSeries::new(
                             pts.iter().map(|(s, e, _)| (*s, mean(e))),
@@ -296,6 +298,8 @@ pub(super) fn accuracy(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> 
                 font(20),
             )
             .margin(12)
+        // room for the last x label, centred on the axis end
+        .margin_right(36)
             .x_label_area_size(45)
             .y_label_area_size(85)
             // headroom above 100 % for the legend
@@ -438,12 +442,15 @@ fn over_training(
                 title,
                 18,
                 0f64..max_step,
-                (lo, legend_room(lo, hi, lines.len())),
+                (lo, legend_room(lo, hi, lines.len() + 1)),
                 "training step",
                 y_desc,
                 &sci,
             )?;
-            for (label, seeds, pts) in &lines {
+            let (common, short) =
+                split_common(&lines.iter().map(|l| l.0.as_str()).collect::<Vec<_>>());
+            legend_note(&mut chart, &common)?;
+            for ((label, seeds, pts), short) in lines.iter().zip(&short) {
                 let color = palette.color(label);
                 // a band only spans seeds
                 let band: Vec<(f64, f64)> = if *seeds > 1 {
@@ -455,7 +462,7 @@ fn over_training(
                     vec![]
                 };
                 let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1)).collect();
-                draw_mean_line(&mut chart, &line, band, color, with_seeds(label, *seeds))?;
+                draw_mean_line(&mut chart, &line, band, color, with_seeds(short, *seeds))?;
             }
             draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }

@@ -121,6 +121,8 @@ pub(super) fn log_chart<'a, DB: DrawingBackend>(
     let mut chart = ChartBuilder::on(area)
         .caption(caption, font(caption_size))
         .margin(12)
+        // room for the last x label, centred on the axis end
+        .margin_right(36)
         .x_label_area_size(45)
         .y_label_area_size(85)
         .build_cartesian_2d(x, (lo..hi).log_scale())
@@ -132,7 +134,7 @@ pub(super) fn log_chart<'a, DB: DrawingBackend>(
         .y_desc(y_desc)
         .y_labels(log_labels(area, lo, hi))
         .light_line_style(BLACK.mix(0.04))
-        .y_label_formatter(y_format)
+        .y_label_formatter(&log_tick(area, (lo, hi), y_format))
         .label_style(font(18))
         .axis_desc_style(font(19))
         .draw()
@@ -187,15 +189,39 @@ pub struct BoxSeries {
     pub buckets: Vec<Vec<f64>>,
 }
 
-/// How many labels to ask plotters for on a log axis from `lo` to `hi`: enough for 2..9 within
-/// each decade where they fit (about 18 px a label), only the powers of ten where they do not.
+/// Whether a log axis from `lo` to `hi` has room for the multiples 2..9 within each decade (about
+/// 18 px a label) or only for the powers of ten.
+fn dense_log_axis<DB: DrawingBackend>(area: &Area<DB>, lo: f64, hi: f64) -> bool {
+    let decades = (hi / lo).log10().max(1.0);
+    area.dim_in_pixel().1 as f64 * 0.75 / (decades * 9.0) >= 18.0
+}
+
+/// How many labels to ask plotters for on a log axis from `lo` to `hi`: the multiples within each
+/// decade where they fit, only the powers of ten where they do not.
 pub(super) fn log_labels<DB: DrawingBackend>(area: &Area<DB>, lo: f64, hi: f64) -> usize {
     let decades = (hi / lo).log10().max(1.0);
-    let height = area.dim_in_pixel().1 as f64 * 0.75;
-    if height / (decades * 9.0) >= 18.0 {
+    if dense_log_axis(area, lo, hi) {
         (decades.ceil() as usize) * 10 + 2
     } else {
         decades.ceil() as usize + 1
+    }
+}
+
+/// The label of log-axis tick `y`: `format(y)`, or nothing for the multiples 7 and 9 of a power of
+/// ten on a dense axis, which would touch their neighbours 8 and 10 (the axis keeps 1-6 and 8).
+pub(super) fn log_tick<'f, DB: DrawingBackend>(
+    area: &Area<DB>,
+    (lo, hi): (f64, f64),
+    format: &'f dyn Fn(&f64) -> String,
+) -> impl Fn(&f64) -> String + 'f {
+    let dense = dense_log_axis(area, lo, hi);
+    move |y: &f64| {
+        let mantissa = (y / 10f64.powf(y.log10().floor())).round();
+        if dense && (mantissa == 7.0 || mantissa == 9.0) {
+            String::new()
+        } else {
+            format(y)
+        }
     }
 }
 
@@ -249,6 +275,8 @@ pub(super) fn draw_boxes<DB: DrawingBackend>(
     let mut chart = ChartBuilder::on(area)
         .caption(title, font(20))
         .margin(12)
+        // room for the last x label, centred on the axis end
+        .margin_right(36)
         .x_label_area_size(45)
         .y_label_area_size(80)
         .build_cartesian_2d(
@@ -269,7 +297,7 @@ pub(super) fn draw_boxes<DB: DrawingBackend>(
         })
         .y_labels(log_labels(area, lo, hi))
         .light_line_style(BLACK.mix(0.04))
-        .y_label_formatter(&sci)
+        .y_label_formatter(&log_tick(area, (lo, hi), &sci))
         .x_desc(x_desc)
         .y_desc(y_label)
         .label_style(font(18))
@@ -319,10 +347,14 @@ pub(super) fn draw_boxes<DB: DrawingBackend>(
                     .draw_series(std::iter::once(PathElement::new(l, style)))
                     .map_err(err)?;
             }
+            // outliers one per 1/500 of a decade (well under a pixel): thousands of identical
+            // dots would only swell the SVG
+            let mut seen = std::collections::HashSet::new();
             chart
                 .draw_series(
                     b.outliers
                         .iter()
+                        .filter(|y| seen.insert((y.log10() * 500.0).round() as i64))
                         .map(|&y| Circle::new((center, y), 2, color.mix(0.6).filled())),
                 )
                 .map_err(err)?;
@@ -383,5 +415,57 @@ where
         .map_err(err)?
         .label(label)
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+    Ok(())
+}
+
+/// Group labels without the comma-separated parts that all of them share (`text scaled-batch
+/// bucketed, layers 2, steps 600` and `..., layers 4, steps 600` -> `layers 2`, `layers 4`),
+/// and those shared parts: long labels do not fit the legend of a half-width panel. A label
+/// left with nothing keeps its whole text.
+pub(super) fn split_common(labels: &[&str]) -> (String, Vec<String>) {
+    let parts: Vec<Vec<&str>> = labels.iter().map(|l| l.split(", ").collect()).collect();
+    if parts.len() < 2 {
+        return (
+            String::new(),
+            labels.iter().map(|l| l.to_string()).collect(),
+        );
+    }
+    let common: Vec<&str> = parts[0]
+        .iter()
+        .copied()
+        .filter(|p| parts.iter().all(|ps| ps.contains(p)))
+        .collect();
+    let short = parts
+        .iter()
+        .zip(labels)
+        .map(|(ps, whole)| {
+            let rest: Vec<&str> = ps.iter().copied().filter(|p| !common.contains(p)).collect();
+            if rest.is_empty() {
+                whole.to_string()
+            } else {
+                rest.join(", ")
+            }
+        })
+        .collect();
+    (common.join(", "), short)
+}
+
+/// A legend line without a glyph: what every line of the chart shares.
+pub(super) fn legend_note<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    note: &str,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    if !note.is_empty() {
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(err)?
+            .label(format!("all: {note}"))
+            .legend(|(x, y)| EmptyElement::at((x, y)));
+    }
     Ok(())
 }
