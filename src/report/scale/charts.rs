@@ -200,6 +200,18 @@ pub fn regime(points: &[Point], out: &Path) -> Result<Vec<Chart>> {
     Ok(charts)
 }
 
+/// Layer names short enough to sit side by side under a box each: beyond 9 layers
+/// `block3.attn_norm` becomes `b3.attn` (and `final_norm` `final`).
+fn short_layer_names(layers: &[String]) -> Vec<String> {
+    if layers.len() <= 9 {
+        return layers.to_vec();
+    }
+    layers
+        .iter()
+        .map(|l| l.replace("block", "b").replace("_norm", ""))
+        .collect()
+}
+
 /// Box plots of the per-feature RMS distance in every BN layer after warm-up, one panel per
 /// configuration (seeds pooled).
 pub fn per_layer(points: &[Point], out: &Path) -> Result<Option<Chart>> {
@@ -256,7 +268,7 @@ pub fn per_layer(points: &[Point], out: &Path) -> Result<Option<Chart>> {
                 &format!("{label}: ||var_B - var_r|| / sqrt(d) per layer, after warm-up"),
                 "per-feature RMS distance",
                 (
-                    layers.clone(),
+                    short_layer_names(layers),
                     "BN layer, in model order (box: quartiles, whiskers: 1.5 IQR, dots: outliers)",
                 ),
                 &series,
@@ -266,6 +278,8 @@ pub fn per_layer(points: &[Point], out: &Path) -> Result<Option<Chart>> {
     Ok(Some(Chart {
         file: file.into(),
         title: "Every BN layer: the per-feature RMS distance".into(),
-        caption: "Per configuration (seeds pooled), the distribution over post-warm-up steps of ||σ²_B − σ²_r||/√d in every BN layer.".into(),
+        caption: "Per configuration (seeds pooled), the distribution over post-warm-up steps of ||σ²_B − σ²_r||/√d in every BN layer \
+                  (models with more than 9 BN layers name them short: b3.attn for block3.attn_norm)."
+            .into(),
     }))
 }
