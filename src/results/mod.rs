@@ -16,7 +16,7 @@ mod write;
 pub use lock::RunLock;
 
 pub use read::{find_run_dirs, read_config, read_csv, read_csv_growing, read_summary, RunResult};
-pub use write::{sync_dir, write_atomic, FileLengths, RunWriter};
+pub use write::{sync_dir, write_atomic, write_atomic_with, FileLengths, RunWriter};
 
 use serde::{Deserialize, Deserializer, Serialize};
 

@@ -14,12 +14,18 @@ use std::path::{Path, PathBuf};
 /// is removed if any step fails.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let written = (|| {
-        let mut f = File::create(&tmp)?;
+    write_atomic_with(path, |tmp| {
+        let mut f = File::create(tmp)?;
         f.write_all(contents)?;
-        f.sync_all()
-    })();
+        Ok(())
+    })
+}
+
+/// [`write_atomic`] for a file that `write` creates at the temporary path it is given (a
+/// serializer that writes files itself): synced, renamed into place, removed on failure.
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let written = write(&tmp).and_then(|()| Ok(File::open(&tmp)?.sync_all()?));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(e).with_context(|| format!("cannot write {}", tmp.display()));

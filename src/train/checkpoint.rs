@@ -225,21 +225,11 @@ pub fn save<M: Module>(
 /// checkpoints, which only served to continue it.
 pub fn finish<M: Module>(run_dir: &Path, model: &M) -> Result<()> {
     let path = run_dir.join(FINAL_WEIGHTS_FILE);
-    let tmp = run_dir.join(format!("{FINAL_WEIGHTS_FILE}.tmp.{}", std::process::id()));
-    let saved = model
-        .valid()
-        .into_record()
-        .save(&tmp)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .and_then(|()| {
-            std::fs::File::open(&tmp)?.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            Ok(())
-        });
-    if let Err(e) = saved {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot save the final weights {}", path.display()));
-    }
+    let record = model.valid().into_record();
+    crate::results::write_atomic_with(&path, |tmp| {
+        record.save(tmp).map_err(|e| anyhow::anyhow!("{e}"))
+    })
+    .with_context(|| format!("cannot save the final weights {}", path.display()))?;
     let root = run_dir.join(CHECKPOINTS_DIR);
     if root.is_dir() && !root.is_symlink() {
         std::fs::remove_dir_all(&root)
