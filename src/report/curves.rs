@@ -224,10 +224,22 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
                     // the seeds behind the line: runs that reached an evaluation (a run that
                     // diverged before its first one adds nothing to it)
                     let seeds = groups[i].1.iter().filter(|r| !r.eval.is_empty()).count();
-                    draw_mean_line(&mut chart, &line, band, color, with_seeds(short, seeds))?;
+                    draw_mean_line(
+                        &mut chart,
+                        &line,
+                        band,
+                        palette.line(label),
+                        with_seeds(short, seeds),
+                    )?;
                 } else {
                     let line: Vec<(f64, f64)> = pts.iter().map(|(s, _, t)| (*s, mean(t))).collect();
-                    draw_mean_line(&mut chart, &line, vec![], color, short.clone())?;
+                    draw_mean_line(
+                        &mut chart,
+                        &line,
+                        vec![],
+                        palette.line(label),
+                        short.clone(),
+                    )?;
                     chart
                         .draw_series(DashedLineSeries::new(
                             pts.iter().map(|(s, e, _)| (*s, mean(e))),
@@ -337,7 +349,13 @@ pub(super) fn accuracy(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> 
                 vec![]
             };
             let line: Vec<(f64, f64)> = rows.iter().map(|(s, e, _)| (*s, mean(e))).collect();
-            draw_mean_line(&mut chart, &line, band, color, with_seeds(label, *seeds))?;
+            draw_mean_line(
+                &mut chart,
+                &line,
+                band,
+                palette.line(label),
+                with_seeds(label, *seeds),
+            )?;
             let train: Vec<(f64, f64)> = rows
                 .iter()
                 .filter(|r| !r.2.is_empty())
@@ -451,7 +469,6 @@ fn over_training(
                 split_common(&lines.iter().map(|l| l.0.as_str()).collect::<Vec<_>>());
             legend_note(&mut chart, &common)?;
             for ((label, seeds, pts), short) in lines.iter().zip(&short) {
-                let color = palette.color(label);
                 // a band only spans seeds
                 let band: Vec<(f64, f64)> = if *seeds > 1 {
                     pts.iter()
@@ -462,7 +479,13 @@ fn over_training(
                     vec![]
                 };
                 let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1)).collect();
-                draw_mean_line(&mut chart, &line, band, color, with_seeds(short, *seeds))?;
+                draw_mean_line(
+                    &mut chart,
+                    &line,
+                    band,
+                    palette.line(label),
+                    with_seeds(short, *seeds),
+                )?;
             }
             draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }

@@ -63,14 +63,31 @@ impl GroupColors {
         GroupColors(super::by_group(runs).into_iter().map(|(l, _)| l).collect())
     }
 
-    pub(super) fn color(&self, label: &str) -> RGBColor {
-        let i = self
-            .0
+    fn index(&self, label: &str) -> usize {
+        self.0
             .iter()
             .position(|l| l == label)
-            .unwrap_or(self.0.len());
-        COLORS[i % COLORS.len()]
+            .unwrap_or(self.0.len())
     }
+
+    pub(super) fn color(&self, label: &str) -> RGBColor {
+        COLORS[self.index(label) % COLORS.len()]
+    }
+
+    /// A line's colour, and whether it carries markers: beyond the palette's eight colours the
+    /// colours repeat, and the repeats are told apart by triangles on the line.
+    pub(super) fn line(&self, label: &str) -> LineStyle {
+        LineStyle {
+            color: self.color(label),
+            marked: self.index(label) >= COLORS.len(),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(super) struct LineStyle {
+    pub color: RGBColor,
+    pub marked: bool,
 }
 
 /// Draws a figure as a PNG at `$path` and as an SVG beside it (same name, `.svg`). `$body` is
@@ -389,7 +406,7 @@ pub(super) fn draw_mean_line<'a, DB, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     points: &[(f64, f64)],
     band: Vec<(f64, f64)>,
-    color: RGBColor,
+    style: LineStyle,
     label: String,
 ) -> Result<()>
 where
@@ -397,6 +414,7 @@ where
     X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
 {
+    let color = style.color;
     if band.len() > 2 {
         chart
             .draw_series([Polygon::new(band, color.mix(0.2).filled())])
@@ -407,6 +425,19 @@ where
             .draw_series([Circle::new(*p, 6, color.filled())])
             .map_err(err)?;
     }
+    if style.marked {
+        // about 12 markers along the line
+        let every = (points.len() / 12).max(1);
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .step_by(every)
+                    .map(|&p| TriangleMarker::new(p, 7, color.filled())),
+            )
+            .map_err(err)?;
+    }
+    let marked = style.marked;
     chart
         .draw_series(LineSeries::new(
             points.iter().copied(),
@@ -414,7 +445,15 @@ where
         ))
         .map_err(err)?
         .label(label)
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+        .legend(move |(x, y)| {
+            let line = EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (20, 0)], color.stroke_width(3));
+            if marked {
+                line + TriangleMarker::new((10, 0), 7, color.filled())
+            } else {
+                line + TriangleMarker::new((10, 0), 0, color.filled())
+            }
+        });
     Ok(())
 }
 
