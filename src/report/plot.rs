@@ -448,11 +448,13 @@ where
         .legend(move |(x, y)| {
             let line = EmptyElement::at((x, y))
                 + PathElement::new(vec![(0, 0), (20, 0)], color.stroke_width(3));
-            if marked {
-                line + TriangleMarker::new((10, 0), 7, color.filled())
+            // the marker as an outline (nothing when unmarked), so both arms have one type
+            let triangle = if marked {
+                vec![(5, 5), (10, -5), (15, 5), (5, 5)]
             } else {
-                line + TriangleMarker::new((10, 0), 0, color.filled())
-            }
+                vec![]
+            };
+            line + PathElement::new(triangle, color.stroke_width(3))
         });
     Ok(())
 }
