@@ -12,8 +12,6 @@ use burn::backend::autodiff::{
     grads::Gradients,
     ops::{Backward, Ops, OpsKind},
 };
-use burn::backend::flex::FlexTensor;
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::{tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex};
 use burn::nn::Linear;
 use burn::tensor::Tensor;
@@ -35,88 +33,7 @@ fn builtin<B: Backend>(a: FloatTensor<B>, b: FloatTensor<B>, ta: bool, tb: bool)
 }
 
 composed_on_other_backends!(MatmulBackend);
-
-impl MatmulBackend for Flex {
-    /// burn-flex's own 2-D product (the same `gemm` call with the same arguments, so the same
-    /// numbers), with one difference: the work is cut into several pieces per thread. gemm
-    /// hands each of its pieces to one thread in a fixed share, so when another process takes
-    /// one of the cores the whole product waits for the share stuck there; with more pieces
-    /// than threads, rayon's idle thread takes over the waiting ones.
-    fn matmul(a: FloatTensor<Self>, b: FloatTensor<Self>, ta: bool, tb: bool) -> FloatTensor<Self> {
-        let a = if ta {
-            <Flex as FloatTensorOps<Flex>>::float_swap_dims(a, 0, 1)
-        } else {
-            a
-        };
-        let b = if tb {
-            <Flex as FloatTensorOps<Flex>>::float_swap_dims(b, 0, 1)
-        } else {
-            b
-        };
-        flex_gemm(&a, &b).unwrap_or_else(|| <Flex as FloatTensorOps<Flex>>::float_matmul(a, b))
-    }
-}
-
-/// burn-flex's `PARALLEL_THRESHOLD` (m·n·k): smaller products run on one thread.
-const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
-
-/// Pieces of work per rayon thread in a parallel product (`ABLATE_GEMM_PIECES`, default 4).
-fn pieces_per_thread() -> usize {
-    static PIECES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *PIECES.get_or_init(|| {
-        std::env::var("ABLATE_GEMM_PIECES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&p| p >= 1)
-            .unwrap_or(4)
-    })
-}
-
-/// `a · b` for 2-D float32 tensors in any strided layout, as burn-flex computes it (see
-/// [`MatmulBackend::matmul`] for Flex); `None` for other element types.
-fn flex_gemm(a: &FlexTensor, b: &FlexTensor) -> Option<FlexTensor> {
-    use burn::tensor::{DType, Shape};
-    if a.dtype() != DType::F32 || b.dtype() != DType::F32 {
-        return None;
-    }
-    let (la, lb) = (a.layout(), b.layout());
-    let (m, k, n) = (la.shape()[0], la.shape()[1], lb.shape()[1]);
-    let (sa, sb) = (la.strides(), lb.strides());
-    let a_ptr = a.storage::<f32>()[la.start_offset()..].as_ptr();
-    let b_ptr = b.storage::<f32>()[lb.start_offset()..].as_ptr();
-    let mut out = FlexTensor::empty(Shape::from(vec![m, n]), DType::F32);
-    let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD {
-        gemm::Parallelism::Rayon(rayon::current_num_threads() * pieces_per_thread())
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the pointers address m x k, k x n and m x n elements of live buffers with the
-    // strides of their layouts; the output does not alias the inputs.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.storage_mut::<f32>().as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a_ptr,
-            sa[1],
-            sa[0],
-            b_ptr,
-            sb[1],
-            sb[0],
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
-    Some(out)
-}
+impl MatmulBackend for Flex {}
 
 impl<B: MatmulBackend, C: CheckpointStrategy> MatmulBackend for Autodiff<B, C> {
     fn matmul(a: FloatTensor<Self>, b: FloatTensor<Self>, ta: bool, tb: bool) -> FloatTensor<Self> {
