@@ -186,8 +186,11 @@ def peak_worker(cfg):
 
 def run_worker(kind, cfg):
     """Runs a worker in a fresh process; returns its JSON result and its peak RSS (MiB)."""
-    p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", kind, json.dumps(cfg)],
-                         stdout=subprocess.PIPE, text=True)
+    # the configuration (with its list of sentence lengths) goes through stdin: too long for argv
+    p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", kind, "-"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    p.stdin.write(json.dumps(cfg))
+    p.stdin.close()
     out = p.stdout.read()
     _, status, usage = os.wait4(p.pid, 0)
     if status != 0:
@@ -274,6 +277,7 @@ def main():
     args = ap.parse_args()
     if args.worker:
         kind, cfg = args.worker
+        cfg = sys.stdin.read() if cfg == "-" else cfg
         (torch_worker if kind == "torch" else peak_worker)(json.loads(cfg))
         return
     corpus = os.path.join(ROOT, args.corpus)
