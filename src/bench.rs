@@ -14,7 +14,8 @@ pub struct BenchRow {
     pub summary: Summary,
 }
 
-/// Trains `steps` steps of `base` for every norm, with probes on and (if `probe_overhead`) off.
+/// Trains `steps` steps of `base` for every norm, with probes on and (if `probe_overhead`) off;
+/// with probes off only when `base` has them off (`--no-probes`).
 /// Timings are medians over the second half of the steps (the first half is warm-up).
 pub fn run(
     base: &RunConfig,
@@ -26,7 +27,12 @@ pub fn run(
     let mut rows = Vec::new();
     for &norm in norms {
         for probes in [true, false] {
-            if !probes && !probe_overhead {
+            let wanted = if probes {
+                base.probes
+            } else {
+                probe_overhead || !base.probes
+            };
+            if !wanted {
                 continue;
             }
             let config = RunConfig {

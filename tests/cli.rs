@@ -144,6 +144,19 @@ fn bench_times_each_norm_with_and_without_probes() {
         rows[3].starts_with("power") && rows[3].contains(" off "),
         "{out}"
     );
+    // --no-probes times the step without probes (and only that)
+    let o = ablate(&common::args_with(
+        &["bench", "--steps", "4", "--norms", "batch", "--no-probes"],
+        common::TINY_TEXT,
+    ));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(
+        rows[0].starts_with("batch") && rows[0].contains(" off "),
+        "{out}"
+    );
 }
 
 #[test]

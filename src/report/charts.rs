@@ -192,6 +192,15 @@ fn bn_vs_pn(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
     }))
 }
 
+/// A group label without its `eval_batching` setting.
+fn without_eval_batching(label: &str) -> String {
+    label
+        .split(", ")
+        .filter(|p| !p.starts_with("eval_batching"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Padding fraction of each batch against the first BN layer's variance distance.
 fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
     let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
@@ -232,6 +241,11 @@ fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
             (label.clone(), pts)
         })
         .collect();
+    // how validation batches are formed does not change training: configurations that differ only
+    // in it trained alike, so each such set is drawn once, under a label without it
+    let mut series = series;
+    let mut seen = std::collections::HashSet::new();
+    series.retain(|(label, _)| seen.insert(without_eval_batching(label)));
     let Some((lo, hi)) = log_range(series.iter().flat_map(|(_, p)| p.iter().map(|x| x.1))) else {
         return Ok(None);
     };
@@ -248,6 +262,7 @@ fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
         )?;
         for (label, pts) in &series {
             let color = palette.color(label);
+            let label = without_eval_batching(label);
             chart
                 .draw_series(
                     pts.iter()
@@ -264,7 +279,8 @@ fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
         title: "Padding and BatchNorm statistics".into(),
         caption: "Each dot is one training step: the padding fraction of its batch against the distance of the first \
                   BatchNorm layer's batch variance to the running variance. Naive BN takes its statistics over the pads, \
-                  masked BN over real tokens only; bucketing by length lowers the padding fraction."
+                  masked BN over real tokens only; bucketing by length lowers the padding fraction. \
+                  Configurations that differ only in how validation batches are formed trained alike and are drawn once."
             .into(),
     }))
 }

@@ -206,38 +206,58 @@ pub struct BoxSeries {
     pub buckets: Vec<Vec<f64>>,
 }
 
-/// Whether a log axis from `lo` to `hi` has room for the multiples 2..9 within each decade (about
-/// 18 px a label) or only for the powers of ten.
-fn dense_log_axis<DB: DrawingBackend>(area: &Area<DB>, lo: f64, hi: f64) -> bool {
-    let decades = (hi / lo).log10().max(1.0);
-    area.dim_in_pixel().1 as f64 * 0.75 / (decades * 9.0) >= 18.0
+/// Which labels a log axis has room for: every multiple within a decade (but 7 and 9, which would
+/// touch 8 and 10), 1-2-5 or the powers of ten only, by its height per decade (a label about 18 px
+/// high; 5 and 6 sit 0.08 of a decade apart, 1 and 2 0.3).
+#[derive(Clone, Copy, PartialEq)]
+enum LogDensity {
+    Multiples,
+    OneTwoFive,
+    PowersOfTen,
 }
 
-/// How many labels to ask plotters for on a log axis from `lo` to `hi`: the multiples within each
-/// decade where they fit, only the powers of ten where they do not.
-pub(super) fn log_labels<DB: DrawingBackend>(area: &Area<DB>, lo: f64, hi: f64) -> usize {
+fn log_density<DB: DrawingBackend>(area: &Area<DB>, lo: f64, hi: f64) -> LogDensity {
     let decades = (hi / lo).log10().max(1.0);
-    if dense_log_axis(area, lo, hi) {
-        (decades.ceil() as usize) * 10 + 2
+    // the plot takes about three quarters of the area's height
+    let per_decade = area.dim_in_pixel().1 as f64 * 0.75 / decades;
+    if per_decade >= 162.0 {
+        LogDensity::Multiples
+    } else if per_decade >= 67.0 {
+        LogDensity::OneTwoFive
     } else {
-        decades.ceil() as usize + 1
+        LogDensity::PowersOfTen
     }
 }
 
-/// The label of log-axis tick `y`: `format(y)`, or nothing for the multiples 7 and 9 of a power of
-/// ten on a dense axis, which would touch their neighbours 8 and 10 (the axis keeps 1-6 and 8).
+/// How many labels to ask plotters for on a log axis from `lo` to `hi`: the multiples within each
+/// decade where some of them fit (see [`log_tick`]), only the powers of ten where none do.
+pub(super) fn log_labels<DB: DrawingBackend>(area: &Area<DB>, lo: f64, hi: f64) -> usize {
+    let decades = (hi / lo).log10().max(1.0);
+    match log_density(area, lo, hi) {
+        LogDensity::PowersOfTen => decades.ceil() as usize + 1,
+        _ => (decades.ceil() as usize) * 10 + 2,
+    }
+}
+
+/// The label of log-axis tick `y`: `format(y)`, or nothing for the multiples of a power of ten
+/// that the axis has no room for (see [`LogDensity`]).
 pub(super) fn log_tick<'f, DB: DrawingBackend>(
     area: &Area<DB>,
     (lo, hi): (f64, f64),
     format: &'f dyn Fn(&f64) -> String,
 ) -> impl Fn(&f64) -> String + 'f {
-    let dense = dense_log_axis(area, lo, hi);
+    let density = log_density(area, lo, hi);
     move |y: &f64| {
-        let mantissa = (y / 10f64.powf(y.log10().floor())).round();
-        if dense && (mantissa == 7.0 || mantissa == 9.0) {
-            String::new()
-        } else {
+        let mantissa = (y / 10f64.powf(y.log10().floor())).round() as i64;
+        let shown = match density {
+            LogDensity::Multiples => mantissa != 7 && mantissa != 9,
+            LogDensity::OneTwoFive => matches!(mantissa, 1 | 2 | 5 | 10),
+            LogDensity::PowersOfTen => true,
+        };
+        if shown {
             format(y)
+        } else {
+            String::new()
         }
     }
 }
