@@ -61,18 +61,28 @@ pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>
         .iter()
         .flat_map(|(_, _, p)| p.iter().map(|x| x.0))
         .fold(1.0, f64::max);
+    let (common, short) = split_common(&series.iter().map(|s| s.1.as_str()).collect::<Vec<_>>());
+    let legend: Vec<LegendEntry> = series
+        .iter()
+        .zip(short)
+        .map(|((group, _, _), label)| LegendEntry {
+            label,
+            style: palette.line(group),
+        })
+        .collect();
     png_and_svg!(&out.join(file), (1500, 700), |root| {
+        let (plot, strip) = root.split_horizontally(1500 - LEGEND_STRIP);
         let mut chart = log_chart(
-            &root,
+            &plot,
             "Per-step distance of the batch statistic to the running one (first norm layer)",
-            22,
+            20,
             0f64..max_step,
-            (lo, legend_room(lo, hi, series.len())),
+            (lo, hi),
             "training step",
             "||s_B - s|| / d (thin: raw, thick: 25-step moving average)",
             &sci,
         )?;
-        for (group, label, pts) in &series {
+        for (group, _, pts) in &series {
             let color = palette.color(group);
             chart
                 .draw_series(LineSeries::new(
@@ -85,13 +95,9 @@ pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>
                     moving_average(pts, 25),
                     color.stroke_width(3),
                 ))
-                .map_err(err)?
-                .label(label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-                });
+                .map_err(err)?;
         }
-        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        draw_legend_strip(&strip, &common, &legend)?;
     });
     Ok(Some(Chart {
         file: file.into(),
@@ -168,8 +174,18 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
     let Some((lo, hi)) = log_range(all.iter().map(|&l| to_axis(l))) else {
         return Ok(None);
     };
-    let hi = legend_room(lo, hi, per_group.len() + 1);
     let (common, short) = split_common(&per_group.iter().map(|g| g.0.as_str()).collect::<Vec<_>>());
+    // the seeds behind each line: runs that reached an evaluation (a run that diverged before
+    // its first one adds nothing to it)
+    let legend: Vec<LegendEntry> = per_group
+        .iter()
+        .zip(&short)
+        .zip(&groups)
+        .map(|(((label, _), short), (_, rs))| LegendEntry {
+            label: with_seeds(short, rs.iter().filter(|r| !r.eval.is_empty()).count()),
+            style: palette.line(label),
+        })
+        .collect();
     let max_step = per_group
         .iter()
         .flat_map(|(_, p)| p.iter().map(|x| x.0))
@@ -180,8 +196,9 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
         "validation loss (log)"
     };
     let to_y = |l: f64| if text { l.exp() } else { l };
-    png_and_svg!(&out.join(&file), (1500, 650), |root| {
-        let panels = root.split_evenly((1, 2));
+    png_and_svg!(&out.join(&file), (1500 + LEGEND_STRIP, 650), |root| {
+        let (plots, strip) = root.split_horizontally(1500);
+        let panels = plots.split_evenly((1, 2));
         for (pi, panel) in panels.iter().enumerate() {
             let title = if pi == 0 {
                 "Evaluation mode (running statistics): mean over seeds, band = min..max"
@@ -204,8 +221,7 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
                     }
                 },
             )?;
-            legend_note(&mut chart, &common)?;
-            for (i, ((label, pts), short)) in per_group.iter().zip(&short).enumerate() {
+            for ((label, pts), entry) in per_group.iter().zip(&legend) {
                 let color = palette.color(label);
                 let pts: Vec<_> = pts
                     .iter()
@@ -221,25 +237,10 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
                         }))
                         .collect();
                     let line: Vec<(f64, f64)> = pts.iter().map(|(s, e, _)| (*s, mean(e))).collect();
-                    // the seeds behind the line: runs that reached an evaluation (a run that
-                    // diverged before its first one adds nothing to it)
-                    let seeds = groups[i].1.iter().filter(|r| !r.eval.is_empty()).count();
-                    draw_mean_line(
-                        &mut chart,
-                        &line,
-                        band,
-                        palette.line(label),
-                        with_seeds(short, seeds),
-                    )?;
+                    draw_mean_line(&mut chart, &line, band, entry.style)?;
                 } else {
                     let line: Vec<(f64, f64)> = pts.iter().map(|(s, _, t)| (*s, mean(t))).collect();
-                    draw_mean_line(
-                        &mut chart,
-                        &line,
-                        vec![],
-                        palette.line(label),
-                        short.clone(),
-                    )?;
+                    draw_mean_line(&mut chart, &line, vec![], entry.style)?;
                     chart
                         .draw_series(DashedLineSeries::new(
                             pts.iter().map(|(s, e, _)| (*s, mean(e))),
@@ -250,8 +251,8 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
                         .map_err(err)?;
                 }
             }
-            draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
+        draw_legend_strip(&strip, &common, &legend)?;
     });
     Ok(Some(Chart {
         file: file.clone(),
@@ -303,8 +304,19 @@ pub(super) fn accuracy(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> 
         .flat_map(|(_, _, r)| r.iter().map(|x| x.0))
         .fold(1.0, f64::max);
     let file = "images_accuracy.png";
+    let labels: Vec<&str> = lines.iter().map(|l| l.0.as_str()).collect();
+    let (common, short) = split_common(&labels);
+    let legend: Vec<LegendEntry> = lines
+        .iter()
+        .zip(short)
+        .map(|((label, seeds, _), short)| LegendEntry {
+            label: with_seeds(&short, *seeds),
+            style: palette.line(label),
+        })
+        .collect();
     png_and_svg!(&out.join(file), (1500, 650), |root| {
-        let mut chart = ChartBuilder::on(&root)
+        let (plot, strip) = root.split_horizontally(1500 - LEGEND_STRIP);
+        let mut chart = ChartBuilder::on(&plot)
             .caption(
                 "Validation accuracy: evaluation mode (solid, band = min..max over seeds) vs training mode (dashed)",
                 font(20),
@@ -314,19 +326,12 @@ pub(super) fn accuracy(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> 
         .margin_right(36)
             .x_label_area_size(45)
             .y_label_area_size(85)
-            // headroom above 100 % for the legend
-            .build_cartesian_2d(0f64..max_step, 0f64..(1.0 + 0.1 * lines.len() as f64))
+            .build_cartesian_2d(0f64..max_step, 0f64..1.0)
             .map_err(err)?;
         chart
             .configure_mesh()
             .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| {
-                if *y <= 1.0 + 1e-9 {
-                    format!("{:.0} %", y * 100.0)
-                } else {
-                    String::new()
-                }
-            })
+            .y_label_formatter(&|y| format!("{:.0} %", y * 100.0))
             .x_desc("training step")
             .y_desc("validation accuracy")
             .light_line_style(BLACK.mix(0.04))
@@ -334,7 +339,7 @@ pub(super) fn accuracy(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> 
             .axis_desc_style(font(19))
             .draw()
             .map_err(err)?;
-        for (label, seeds, rows) in &lines {
+        for ((label, seeds, rows), entry) in lines.iter().zip(&legend) {
             let color = palette.color(label);
             let band: Vec<(f64, f64)> = if *seeds > 1 {
                 rows.iter()
@@ -349,13 +354,7 @@ pub(super) fn accuracy(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> 
                 vec![]
             };
             let line: Vec<(f64, f64)> = rows.iter().map(|(s, e, _)| (*s, mean(e))).collect();
-            draw_mean_line(
-                &mut chart,
-                &line,
-                band,
-                palette.line(label),
-                with_seeds(label, *seeds),
-            )?;
+            draw_mean_line(&mut chart, &line, band, entry.style)?;
             let train: Vec<(f64, f64)> = rows
                 .iter()
                 .filter(|r| !r.2.is_empty())
@@ -365,7 +364,7 @@ pub(super) fn accuracy(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> 
                 .draw_series(DashedLineSeries::new(train, 8, 5, color.stroke_width(2)))
                 .map_err(err)?;
         }
-        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        draw_legend_strip(&strip, &common, &legend)?;
     });
     Ok(Some(Chart {
         file: file.into(),
@@ -439,8 +438,18 @@ fn over_training(
         .iter()
         .flat_map(|(_, rs)| rs.iter().map(|r| r.config.steps as f64))
         .fold(1.0, f64::max);
-    png_and_svg!(path, (1500, 650), |root| {
-        let areas = root.split_evenly((1, panels.len()));
+    let (common, short) = split_common(&groups.iter().map(|g| g.0.as_str()).collect::<Vec<_>>());
+    let legend: Vec<LegendEntry> = groups
+        .iter()
+        .zip(short)
+        .map(|((label, rs), short)| LegendEntry {
+            label: with_seeds(&short, rs.len()),
+            style: palette.line(label),
+        })
+        .collect();
+    png_and_svg!(path, (1500 + LEGEND_STRIP, 650), |root| {
+        let (plots, strip) = root.split_horizontally(1500);
+        let areas = plots.split_evenly((1, panels.len()));
         for (area, (title, y_desc, series)) in areas.iter().zip(panels) {
             let lines: Vec<(String, usize, Vec<(f64, f64, f64, f64)>)> = groups
                 .iter()
@@ -460,15 +469,12 @@ fn over_training(
                 title,
                 18,
                 0f64..max_step,
-                (lo, legend_room(lo, hi, lines.len() + 1)),
+                (lo, hi),
                 "training step",
                 y_desc,
                 &sci,
             )?;
-            let (common, short) =
-                split_common(&lines.iter().map(|l| l.0.as_str()).collect::<Vec<_>>());
-            legend_note(&mut chart, &common)?;
-            for ((label, seeds, pts), short) in lines.iter().zip(&short) {
+            for ((_, seeds, pts), entry) in lines.iter().zip(&legend) {
                 // a band only spans seeds
                 let band: Vec<(f64, f64)> = if *seeds > 1 {
                     pts.iter()
@@ -479,16 +485,10 @@ fn over_training(
                     vec![]
                 };
                 let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1)).collect();
-                draw_mean_line(
-                    &mut chart,
-                    &line,
-                    band,
-                    palette.line(label),
-                    with_seeds(short, *seeds),
-                )?;
+                draw_mean_line(&mut chart, &line, band, entry.style)?;
             }
-            draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
+        draw_legend_strip(&strip, &common, &legend)?;
     });
     Ok(())
 }

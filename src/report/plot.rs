@@ -275,10 +275,21 @@ pub(super) fn log_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)>
     }
     (lo.is_finite() && hi > 0.0).then(|| {
         let hi = if hi <= lo { lo * 10.0 } else { hi };
-        // plotters labels a log axis from the first power of ten inside it: start the axis at
-        // one, so that the smallest values have labels below them
-        // (a hair below it, so that rounding in plotters' log10 keeps that power)
-        (10f64.powf((lo / 1.5).log10().floor()) * 0.999, hi * 1.5)
+        // plotters labels a log axis from the first power of ten inside it: the axis starts at a
+        // 1-2-5 value under the data when the data's own power of ten lies above that start
+        // (87-520 is drawn from 50, labelled from 100), else at the power of ten below the data,
+        // so that the smallest values have labels below them (3e-3-9e-3 from 1e-3)
+        // (a hair below it, so that rounding in plotters' log10 keeps that value)
+        let below = lo / 1.5;
+        let power = 10f64.powf(below.log10().floor());
+        let nice = [5.0, 2.0, 1.0]
+            .into_iter()
+            .map(|m| m * power)
+            .find(|&v| v <= below)
+            .unwrap_or(power);
+        let data_power = 10f64.powf(lo.log10().floor());
+        let start = if nice <= data_power { nice } else { power };
+        (start * 0.999, hi * 1.5)
     })
 }
 
@@ -421,13 +432,12 @@ pub(super) fn with_seeds(label: &str, seeds: usize) -> String {
 
 /// A line of means over seeds: its band (`band` is the upper edge then the lower edge
 /// reversed; drawn when it has more than two points), the line, a dot when the line is a
-/// single point, and a legend entry.
+/// single point, and triangles along it when its colour is a repeat.
 pub(super) fn draw_mean_line<'a, DB, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     points: &[(f64, f64)],
     band: Vec<(f64, f64)>,
     style: LineStyle,
-    label: String,
 ) -> Result<()>
 where
     DB: DrawingBackend + 'a,
@@ -457,25 +467,12 @@ where
             )
             .map_err(err)?;
     }
-    let marked = style.marked;
     chart
         .draw_series(LineSeries::new(
             points.iter().copied(),
             color.stroke_width(3),
         ))
-        .map_err(err)?
-        .label(label)
-        .legend(move |(x, y)| {
-            let line = EmptyElement::at((x, y))
-                + PathElement::new(vec![(0, 0), (20, 0)], color.stroke_width(3));
-            // the marker as an outline (nothing when unmarked), so both arms have one type
-            let triangle = if marked {
-                vec![(5, 5), (10, -5), (15, 5), (5, 5)]
-            } else {
-                vec![]
-            };
-            line + PathElement::new(triangle, color.stroke_width(3))
-        });
+        .map_err(err)?;
     Ok(())
 }
 
@@ -511,22 +508,63 @@ pub(super) fn split_common(labels: &[&str]) -> (String, Vec<String>) {
     (common.join(", "), short)
 }
 
-/// A legend line without a glyph: what every line of the chart shares.
-pub(super) fn legend_note<'a, DB, X, Y>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+/// One line of a legend strip: its label and how its line is drawn.
+pub(super) struct LegendEntry {
+    pub label: String,
+    pub style: LineStyle,
+}
+
+/// Width in pixels of the legend strip beside line charts.
+pub(super) const LEGEND_STRIP: u32 = 400;
+
+/// `text` cut at its commas into lines of at most about `max` characters.
+fn wrap_at_commas(text: &str, max: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for part in text.split_inclusive(", ") {
+        match lines.last_mut() {
+            Some(last) if last.len() + part.len() <= max => last.push_str(part),
+            _ => lines.push(part.to_string()),
+        }
+    }
+    lines.iter().map(|l| l.trim_end().to_string()).collect()
+}
+
+/// A legend beside the plots rather than over the data: the settings every line shares (`note`,
+/// when not empty), then a line sample and the label of each entry, long labels wrapped at their
+/// commas.
+pub(super) fn draw_legend_strip<DB: DrawingBackend>(
+    area: &Area<DB>,
     note: &str,
-) -> Result<()>
-where
-    DB: DrawingBackend + 'a,
-    X: Ranged<ValueType = f64>,
-    Y: Ranged<ValueType = f64>,
-{
+    entries: &[LegendEntry],
+) -> Result<()> {
+    // about 9 px a character at 16 px
+    let max_chars = ((area.dim_in_pixel().0 as usize).saturating_sub(70) / 9).max(12);
+    let mut y = 48;
     if !note.is_empty() {
-        chart
-            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-            .map_err(err)?
-            .label(format!("all: {note}"))
-            .legend(|(x, y)| EmptyElement::at((x, y)));
+        for line in wrap_at_commas(&format!("all: {note}"), max_chars + 5) {
+            area.draw(&Text::new(line, (12, y), font(16)))
+                .map_err(err)?;
+            y += 22;
+        }
+        y += 10;
+    }
+    for e in entries {
+        let c = e.style.color;
+        area.draw(&PathElement::new(
+            vec![(12, y + 9), (44, y + 9)],
+            c.stroke_width(3),
+        ))
+        .map_err(err)?;
+        if e.style.marked {
+            area.draw(&TriangleMarker::new((28, y + 9), 7, c.filled()))
+                .map_err(err)?;
+        }
+        for line in wrap_at_commas(&e.label, max_chars) {
+            area.draw(&Text::new(line, (54, y), font(16)))
+                .map_err(err)?;
+            y += 22;
+        }
+        y += 8;
     }
     Ok(())
 }

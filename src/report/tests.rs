@@ -252,6 +252,9 @@ fn log_axes_start_at_a_power_of_ten_and_ticks_read_plainly() {
     assert!(hi > 0.009);
     let (lo, _) = log_range([4.6, 5.8].into_iter()).unwrap();
     assert!((lo - 0.999).abs() < 1e-9, "{lo}");
+    // a range whose own power of ten (100) is labelled starts at a 1-2-5 value under it
+    let (lo, _) = log_range([130.0, 520.0].into_iter()).unwrap();
+    assert!((lo / 50.0 - 0.999).abs() < 1e-9, "{lo}");
     for (y, want) in [
         (0.03, "0.03"),
         (2.0, "2"),
