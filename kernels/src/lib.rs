@@ -238,23 +238,67 @@ fn threshold(prob: f64) -> u64 {
     (prob * 4_294_967_296.0).round() as u64
 }
 
+/// Calls `$body` compiled for AVX-512 (F and DQ: 64-bit vector multiplies, which the dropout
+/// hash needs to vectorize) when the CPU has it, else for AVX2, else for the baseline. The
+/// integer hash and the float products are exact in every copy, so all give the same bits.
+macro_rules! dispatch_wide {
+    (( $($arg:ident : $ty:ty),* ) -> $ret:ty $body:block) => {
+        #[inline(always)]
+        fn generic($($arg: $ty),*) -> $ret $body
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2")]
+        unsafe fn avx512($($arg: $ty),*) -> $ret { generic($($arg),*) }
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2($($arg: $ty),*) -> $ret { generic($($arg),*) }
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+            {
+                // SAFETY: the CPU has these features.
+                return unsafe { avx512($($arg),*) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2.
+                return unsafe { avx2($($arg),*) };
+            }
+        }
+        return generic($($arg),*);
+    };
+}
+
+/// `out[j] = x[j] * keep` where dropout keeps element `base + j`, else `0`: branch-free, so that
+/// the hash of a whole vector of indices is computed at once.
+fn dropout_chunk(key: u64, base: u64, threshold: u64, keep: f32, x: &[f32], out: &mut [f32]) {
+    dispatch_wide!((key: u64, base: u64, threshold: u64, keep: f32, x: &[f32], out: &mut [f32]) -> () {
+        for (j, (o, &v)) in out.iter_mut().zip(x).enumerate() {
+            let product = v * keep;
+            *o = if kept(key, base + j as u64, threshold) { product } else { 0.0 };
+        }
+    });
+}
+
 /// A dropout mask: element `i` is `0` (dropped) when the top 32 bits of
 /// `mix(key ^ i * GOLDEN)` fall below `prob * 2^32`, else `1 / (1 - prob)`.
 pub fn dropout_mask(key: u64, n: usize, prob: f64) -> Vec<f32> {
     let threshold = threshold(prob);
     let keep = (1.0 / (1.0 - prob)) as f32;
+    let ones = vec![1.0f32; CHUNK.min(n)];
     let mut out = vec![0.0f32; n];
     out.par_chunks_mut(CHUNK)
         .enumerate()
         .for_each(|(c, chunk)| {
-            let base = (c * CHUNK) as u64;
-            for (j, v) in chunk.iter_mut().enumerate() {
-                *v = if kept(key, base + j as u64, threshold) {
-                    keep
-                } else {
-                    0.0
-                };
-            }
+            let len = chunk.len();
+            dropout_chunk(
+                key,
+                (c * CHUNK) as u64,
+                threshold,
+                keep,
+                &ones[..len],
+                chunk,
+            )
         });
     out
 }
@@ -268,16 +312,7 @@ pub fn dropout_apply(key: u64, prob: f64, x: &[f32], out: &mut [f32]) {
     out.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
         .enumerate()
-        .for_each(|(c, (out, x))| {
-            let base = (c * CHUNK) as u64;
-            for (j, (o, &v)) in out.iter_mut().zip(x).enumerate() {
-                *o = if kept(key, base + j as u64, threshold) {
-                    v * keep
-                } else {
-                    0.0
-                };
-            }
-        });
+        .for_each(|(c, (out, x))| dropout_chunk(key, (c * CHUNK) as u64, threshold, keep, x, out));
 }
 
 #[cfg(test)]
