@@ -32,7 +32,9 @@ pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>
     }
     let file = "dist_timeseries.png";
     let palette = GroupColors::of(runs);
-    let series: Vec<(String, String, Vec<(f64, f64)>)> = groups
+    // (group, label, points)
+    type Series = (String, String, Vec<(f64, f64)>);
+    let series: Vec<Series> = groups
         .iter()
         .filter_map(|(label, rs)| {
             let r = rs[0];
@@ -109,12 +111,16 @@ pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>
     }))
 }
 
-/// Per evaluation step of any seed: the step and, over the seeds evaluated there, the two values
-/// `pick` takes from each evaluation (evaluation mode, training mode) where present.
-fn at_evaluations(
-    rs: &[&RunResult],
-    pick: &dyn Fn(&crate::results::EvalRow) -> (Option<f64>, Option<f64>),
-) -> Vec<(f64, Vec<f64>, Vec<f64>)> {
+/// One evaluation step: the step, and the values of the seeds evaluated there in evaluation mode
+/// and in training mode.
+type AtStep = (f64, Vec<f64>, Vec<f64>);
+
+/// What a chart takes from an evaluation: its value in evaluation mode and in training mode.
+type Pick<'a> = &'a dyn Fn(&crate::results::EvalRow) -> (Option<f64>, Option<f64>);
+
+/// Per evaluation step of any seed, over the seeds evaluated there, the two values `pick` takes
+/// from each evaluation where present.
+fn at_evaluations(rs: &[&RunResult], pick: Pick) -> Vec<AtStep> {
     let mut steps: Vec<usize> = rs
         .iter()
         .flat_map(|r| r.eval.iter().map(|e| e.step))
@@ -149,7 +155,7 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
     let palette = GroupColors::of(runs);
     let text = task == Task::Text;
     // per group: step -> (eval values over seeds, train-mode values over seeds)
-    let per_group: Vec<(String, Vec<(f64, Vec<f64>, Vec<f64>)>)> = groups
+    let per_group: Vec<(String, Vec<AtStep>)> = groups
         .iter()
         .map(|(label, rs)| {
             let pts = at_evaluations(rs, &|e| (Some(e.eval_loss), Some(e.train_mode_loss)));
@@ -280,17 +286,16 @@ pub(super) fn accuracy(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> 
         return Ok(None);
     }
     let palette = GroupColors::of(runs);
-    // per group: (step, eval-mode accuracies over seeds, training-mode accuracies over seeds)
-    type Row = (f64, Vec<f64>, Vec<f64>);
-    let lines: Vec<(&String, usize, Vec<Row>)> = groups
+    let lines: Vec<(&String, usize, Vec<AtStep>)> = groups
         .iter()
         .map(|(label, rs)| {
             let finite = |v: Vec<f64>| v.into_iter().filter(|a| a.is_finite()).collect();
-            let rows: Vec<Row> = at_evaluations(rs, &|e| (e.eval_accuracy, e.train_mode_accuracy))
-                .into_iter()
-                .map(|(s, ev, tr)| (s, finite(ev), finite(tr)))
-                .filter(|(_, ev, _): &Row| !ev.is_empty())
-                .collect();
+            let rows: Vec<AtStep> =
+                at_evaluations(rs, &|e| (e.eval_accuracy, e.train_mode_accuracy))
+                    .into_iter()
+                    .map(|(s, ev, tr)| (s, finite(ev), finite(tr)))
+                    .filter(|(_, ev, _): &AtStep| !ev.is_empty())
+                    .collect();
             let seeds = rs
                 .iter()
                 .filter(|r| r.eval.iter().any(|e| e.eval_accuracy.is_some()))
@@ -451,7 +456,9 @@ fn over_training(
         let (plots, strip) = root.split_horizontally(1500);
         let areas = plots.split_evenly((1, panels.len()));
         for (area, (title, y_desc, series)) in areas.iter().zip(panels) {
-            let lines: Vec<(String, usize, Vec<(f64, f64, f64, f64)>)> = groups
+            // (label, seeds, bins)
+            type Binned = (String, usize, Vec<(f64, f64, f64, f64)>);
+            let lines: Vec<Binned> = groups
                 .iter()
                 .map(|(label, rs)| (label.clone(), rs.len(), binned(rs, *series, 100)))
                 .collect();

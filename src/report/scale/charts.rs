@@ -237,7 +237,9 @@ pub fn per_layer(points: &[Point], out: &Path) -> Result<Option<Chart>> {
     }
     register_font();
     let file = "per_layer.png";
-    let panels: Vec<(String, Vec<String>, Vec<Vec<f64>>, usize)> = groups
+    // (label, layers, values per layer, runs)
+    type LayerPanel = (String, Vec<String>, Vec<Vec<f64>>, usize);
+    let panels: Vec<LayerPanel> = groups
         .iter()
         .map(|(label, runs)| {
             let layers = runs[0].layers.clone();
