@@ -2,6 +2,7 @@
 //! validation curves, and training loss and gradient norm.
 
 use super::plot::*;
+use super::stats::spread;
 use super::{by_group, RunResult};
 use crate::config::Task;
 use anyhow::Result;
@@ -227,26 +228,26 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
                     }
                 },
             )?;
-            for ((label, pts), entry) in per_group.iter().zip(&legend) {
-                let color = palette.color(label);
+            for ((_, pts), entry) in per_group.iter().zip(&legend) {
+                let color = entry.style.color;
                 let pts: Vec<_> = pts
                     .iter()
                     .filter(|x| finite(&x.1) && finite(&x.2))
                     .collect();
                 let mean = |v: &[f64]| to_y(v.iter().sum::<f64>() / v.len() as f64);
                 if pi == 0 {
-                    let band: Vec<(f64, f64)> = pts
+                    let band: Vec<(f64, f64, f64)> = pts
                         .iter()
-                        .map(|(s, e, _)| (*s, to_y(e.iter().cloned().fold(f64::MIN, f64::max))))
-                        .chain(pts.iter().rev().map(|(s, e, _)| {
-                            (*s, to_y(e.iter().cloned().fold(f64::MAX, f64::min)))
-                        }))
+                        .map(|(s, e, _)| {
+                            let (low, high) = spread(e);
+                            (*s, to_y(low), to_y(high))
+                        })
                         .collect();
                     let line: Vec<(f64, f64)> = pts.iter().map(|(s, e, _)| (*s, mean(e))).collect();
-                    draw_mean_line(&mut chart, &line, band, entry.style)?;
+                    draw_mean_line(&mut chart, &line, &band, entry.style)?;
                 } else {
                     let line: Vec<(f64, f64)> = pts.iter().map(|(s, _, t)| (*s, mean(t))).collect();
-                    draw_mean_line(&mut chart, &line, vec![], entry.style)?;
+                    draw_mean_line(&mut chart, &line, &[], entry.style)?;
                     chart
                         .draw_series(DashedLineSeries::new(
                             pts.iter().map(|(s, e, _)| (*s, mean(e))),
@@ -344,22 +345,20 @@ pub(super) fn accuracy(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> 
             .axis_desc_style(font(19))
             .draw()
             .map_err(err)?;
-        for ((label, seeds, rows), entry) in lines.iter().zip(&legend) {
-            let color = palette.color(label);
-            let band: Vec<(f64, f64)> = if *seeds > 1 {
+        for ((_, seeds, rows), entry) in lines.iter().zip(&legend) {
+            let color = entry.style.color;
+            let band: Vec<(f64, f64, f64)> = if *seeds > 1 {
                 rows.iter()
-                    .map(|(s, e, _)| (*s, e.iter().cloned().fold(f64::MIN, f64::max)))
-                    .chain(
-                        rows.iter()
-                            .rev()
-                            .map(|(s, e, _)| (*s, e.iter().cloned().fold(f64::MAX, f64::min))),
-                    )
+                    .map(|(s, e, _)| {
+                        let (low, high) = spread(e);
+                        (*s, low, high)
+                    })
                     .collect()
             } else {
                 vec![]
             };
             let line: Vec<(f64, f64)> = rows.iter().map(|(s, e, _)| (*s, mean(e))).collect();
-            draw_mean_line(&mut chart, &line, band, entry.style)?;
+            draw_mean_line(&mut chart, &line, &band, entry.style)?;
             let train: Vec<(f64, f64)> = rows
                 .iter()
                 .filter(|r| !r.2.is_empty())
@@ -414,11 +413,7 @@ fn binned(
                 return None;
             }
             let mean = v.iter().sum::<f64>() / v.len() as f64;
-            let (lo, hi) = v
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, c), &x| {
-                    (a.min(x), c.max(x))
-                });
+            let (lo, hi) = spread(&v);
             Some((((b + 1) * width).min(steps) as f64, mean, lo, hi))
         })
         .collect()
@@ -483,16 +478,13 @@ fn over_training(
             )?;
             for ((_, seeds, pts), entry) in lines.iter().zip(&legend) {
                 // a band only spans seeds
-                let band: Vec<(f64, f64)> = if *seeds > 1 {
-                    pts.iter()
-                        .map(|p| (p.0, p.3))
-                        .chain(pts.iter().rev().map(|p| (p.0, p.2)))
-                        .collect()
+                let band: Vec<(f64, f64, f64)> = if *seeds > 1 {
+                    pts.iter().map(|p| (p.0, p.2, p.3)).collect()
                 } else {
                     vec![]
                 };
                 let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1)).collect();
-                draw_mean_line(&mut chart, &line, band, entry.style)?;
+                draw_mean_line(&mut chart, &line, &band, entry.style)?;
             }
         }
         draw_legend_strip(&strip, &common, &legend)?;

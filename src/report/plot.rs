@@ -430,13 +430,13 @@ pub(super) fn with_seeds(label: &str, seeds: usize) -> String {
     }
 }
 
-/// A line of means over seeds: its band (`band` is the upper edge then the lower edge
-/// reversed; drawn when it has more than two points), the line, a dot when the line is a
-/// single point, and triangles along it when its colour is a repeat.
+/// A line of means over seeds: its band (`band` holds `(x, low, high)`; filled when it has two
+/// points or more), the line, a dot when the line is a single point, and triangles along it
+/// when its colour is a repeat.
 pub(super) fn draw_mean_line<'a, DB, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     points: &[(f64, f64)],
-    band: Vec<(f64, f64)>,
+    band: &[(f64, f64, f64)],
     style: LineStyle,
 ) -> Result<()>
 where
@@ -445,9 +445,15 @@ where
     Y: Ranged<ValueType = f64>,
 {
     let color = style.color;
-    if band.len() > 2 {
+    if band.len() >= 2 {
+        // the upper edge forward, then the lower edge back
+        let outline: Vec<(f64, f64)> = band
+            .iter()
+            .map(|&(x, _, high)| (x, high))
+            .chain(band.iter().rev().map(|&(x, low, _)| (x, low)))
+            .collect();
         chart
-            .draw_series([Polygon::new(band, color.mix(0.2).filled())])
+            .draw_series([Polygon::new(outline, color.mix(0.2).filled())])
             .map_err(err)?;
     }
     if let [p] = points {

@@ -36,6 +36,14 @@ pub fn median(v: &[f64]) -> f64 {
     quantile(&sorted_finite(v), 0.5)
 }
 
+/// The smallest and the largest value (infinite for an empty slice).
+pub fn spread(v: &[f64]) -> (f64, f64) {
+    v.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        })
+}
+
 pub fn mean_std(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     if v.is_empty() {

@@ -39,11 +39,7 @@ fn regime_panel<DB: DrawingBackend>(
             .map_err(err)?;
         return Ok(());
     };
-    let (x0, x1) = xs
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
-            (a.min(x), b.max(x))
-        });
+    let (x0, x1) = crate::report::stats::spread(&xs);
     let pad = ((x1 - x0) * 0.08).max(0.5);
     let mut chart = log_chart(
         area,
