@@ -264,20 +264,20 @@ fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
             // colours repeat beyond the palette's eight: the repeats are triangles
             let LineStyle { color, marked } = palette.line(label);
             let label = without_eval_batching(label);
-            let size = if marked { 3 } else { 0 };
-            chart
-                .draw_series(pts.iter().map(|&p| {
-                    EmptyElement::at(p)
-                        + Circle::new((0, 0), 2 - size.min(2), color.mix(0.45).filled())
-                        + TriangleMarker::new((0, 0), size, color.mix(0.45).filled())
-                }))
-                .map_err(err)?
-                .label(label.clone())
-                .legend(move |(x, y)| {
-                    EmptyElement::at((x + 8, y))
-                        + Circle::new((0, 0), if marked { 0 } else { 5 }, color.filled())
-                        + TriangleMarker::new((0, 0), if marked { 6 } else { 0 }, color.filled())
-                });
+            let dot = color.mix(0.45).filled();
+            if marked {
+                chart
+                    .draw_series(pts.iter().map(|&p| TriangleMarker::new(p, 3, dot)))
+                    .map_err(err)?
+                    .label(label)
+                    .legend(move |(x, y)| TriangleMarker::new((x + 8, y), 6, color.filled()));
+            } else {
+                chart
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, 2, dot)))
+                    .map_err(err)?
+                    .label(label)
+                    .legend(move |(x, y)| Circle::new((x + 8, y), 5, color.filled()));
+            }
         }
         draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     });
