@@ -24,10 +24,36 @@ fn zip_chunks(x: &[f32], out: &mut [f32], f: impl Fn(&[f32], &mut [f32]) + Sync)
 }
 
 /// Calls `$body` (a block using the slices) compiled for AVX2 when the CPU has it.
+///
+/// `dispatch!(wide (...) -> ... { ... })` also has an AVX-512 copy (F, DQ and VL: 64-bit vector
+/// multiplies, which the dropout hash needs to vectorize), taken first where the CPU has it.
+/// Only for element-wise loops: each element's arithmetic is the same in every copy (no
+/// reduction whose order would follow the vector width, no fused multiply-add), so all give the
+/// same bits.
 macro_rules! dispatch {
     (( $($arg:ident : $ty:ty),* ) -> $ret:ty $body:block) => {
         #[inline(always)]
         fn generic($($arg: $ty),*) -> $ret $body
+        dispatch!(@avx2 ($($arg: $ty),*) -> $ret);
+    };
+    (wide ( $($arg:ident : $ty:ty),* ) -> $ret:ty $body:block) => {
+        #[inline(always)]
+        fn generic($($arg: $ty),*) -> $ret $body
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2")]
+        unsafe fn avx512($($arg: $ty),*) -> $ret { generic($($arg),*) }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            // SAFETY: the CPU has these features.
+            return unsafe { avx512($($arg),*) };
+        }
+        dispatch!(@avx2 ($($arg: $ty),*) -> $ret);
+    };
+    // the AVX2 copy where the CPU has it, else the baseline one (`generic`, defined above)
+    (@avx2 ( $($arg:ident : $ty:ty),* ) -> $ret:ty) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
         unsafe fn avx2($($arg: $ty),*) -> $ret { generic($($arg),*) }
@@ -238,41 +264,10 @@ fn threshold(prob: f64) -> u64 {
     (prob * 4_294_967_296.0).round() as u64
 }
 
-/// Calls `$body` compiled for AVX-512 (F and DQ: 64-bit vector multiplies, which the dropout
-/// hash needs to vectorize) when the CPU has it, else for AVX2, else for the baseline. The
-/// integer hash and the float products are exact in every copy, so all give the same bits.
-macro_rules! dispatch_wide {
-    (( $($arg:ident : $ty:ty),* ) -> $ret:ty $body:block) => {
-        #[inline(always)]
-        fn generic($($arg: $ty),*) -> $ret $body
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2")]
-        unsafe fn avx512($($arg: $ty),*) -> $ret { generic($($arg),*) }
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2($($arg: $ty),*) -> $ret { generic($($arg),*) }
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512dq")
-                && std::arch::is_x86_feature_detected!("avx512vl")
-            {
-                // SAFETY: the CPU has these features.
-                return unsafe { avx512($($arg),*) };
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2.
-                return unsafe { avx2($($arg),*) };
-            }
-        }
-        return generic($($arg),*);
-    };
-}
-
 /// `out[j] = x[j] * keep` where dropout keeps element `base + j`, else `0`: branch-free, so that
 /// the hash of a whole vector of indices is computed at once.
 fn dropout_chunk(key: u64, base: u64, threshold: u64, keep: f32, x: &[f32], out: &mut [f32]) {
-    dispatch_wide!((key: u64, base: u64, threshold: u64, keep: f32, x: &[f32], out: &mut [f32]) -> () {
+    dispatch!(wide (key: u64, base: u64, threshold: u64, keep: f32, x: &[f32], out: &mut [f32]) -> () {
         for (j, (o, &v)) in out.iter_mut().zip(x).enumerate() {
             let product = v * keep;
             *o = if kept(key, base + j as u64, threshold) { product } else { 0.0 };
