@@ -121,19 +121,16 @@ fn tiny_text_run_learns_and_writes_every_result_file() {
 
 #[test]
 fn bench_times_each_norm_with_and_without_probes() {
-    let o = ablate(&common::args_with(
-        &[
-            "bench",
-            "--steps",
-            "6",
-            "--norms",
-            "batch,power",
-            "--probe-overhead",
-        ],
-        common::TINY_TEXT,
-    ));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
+    // what `ablate bench ARGS` prints on the tiny model (a header line, then a row per timing)
+    let bench = |args: &[&str]| -> String {
+        let o = ablate(&common::args_with(
+            &common::args_with(&["bench"], args),
+            common::TINY_TEXT,
+        ));
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = bench(&["--steps", "6", "--norms", "batch,power", "--probe-overhead"]);
     let rows: Vec<&str> = out.lines().skip(1).collect();
     assert_eq!(rows.len(), 4, "{out}");
     assert!(
@@ -145,12 +142,7 @@ fn bench_times_each_norm_with_and_without_probes() {
         "{out}"
     );
     // --no-probes times the step without probes (and only that)
-    let o = ablate(&common::args_with(
-        &["bench", "--steps", "4", "--norms", "batch", "--no-probes"],
-        common::TINY_TEXT,
-    ));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
+    let out = bench(&["--steps", "4", "--norms", "batch", "--no-probes"]);
     let rows: Vec<&str> = out.lines().skip(1).collect();
     assert_eq!(rows.len(), 1, "{out}");
     assert!(
