@@ -219,11 +219,16 @@ def ablate_binary():
     return os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug", "ablate")
 
 
+def bench_args(norm, c, steps, backend, corpus):
+    """`ablate bench` timing `norm` without probes on configuration `c`."""
+    return ["bench", "--norms", norm, "--no-probes", "--steps", str(steps), "--backend", backend,
+            "--d-model", str(c["d"]), "--layers", str(c["layers"]), "--heads", str(c["heads"]),
+            "--d-ff", str(c["ff"]), "--max-len", str(c["max_len"]), "--batch-size", str(c["batch"]),
+            "--corpus", corpus]
+
+
 def time_ablate(binary, norm, c, steps, backend, corpus):
-    cmd = [binary, "bench", "--norms", norm, "--no-probes", "--steps", str(steps), "--backend", backend,
-           "--d-model", str(c["d"]), "--layers", str(c["layers"]), "--heads", str(c["heads"]),
-           "--d-ff", str(c["ff"]), "--max-len", str(c["max_len"]), "--batch-size", str(c["batch"]),
-           "--corpus", corpus]
+    cmd = [binary] + bench_args(norm, c, steps, backend, corpus)
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     out, err = p.communicate()
     if p.returncode != 0:
@@ -301,11 +306,7 @@ def main():
                     res, torch_rss = run_worker("torch", cfg)
                     theirs.append(res["ms"])
                 a, t = statistics.median(ours), statistics.median(theirs)
-                ab_rss = ablate_rss(binary, ["bench", "--norms", norm, "--no-probes", "--steps", "4",
-                                             "--d-model", str(c["d"]), "--layers", str(c["layers"]),
-                                             "--heads", str(c["heads"]), "--d-ff", str(c["ff"]),
-                                             "--max-len", str(c["max_len"]), "--batch-size", str(c["batch"]),
-                                             "--corpus", ab_corpus])
+                ab_rss = ablate_rss(binary, bench_args(norm, c, 4, args.backend, ab_corpus))
                 row = dict(c, norm=norm, steps=steps, padding=pad, gflop=flops / 1e9, ablate_ms=a, torch_ms=t,
                            ratio=a / t, ablate_gflops=flops / a / 1e6, torch_gflops=flops / t / 1e6,
                            ablate_rss=ab_rss, torch_rss=torch_rss,
