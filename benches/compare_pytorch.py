@@ -16,6 +16,8 @@ Usage (from the repository root, torch installed, e.g. in a virtual environment)
     python3 benches/compare_pytorch.py --grid [--full]     # d 128/256/512 x layers 2/6 x max-len 64/256
     python3 benches/compare_pytorch.py --background-load   # a second process keeps one core busy
     python3 benches/compare_pytorch.py --peak              # the machine's SGEMM rate on the step's shapes
+    python3 benches/compare_pytorch.py --precision bf16 [--torch-bf16]
+        # ablate's bfloat16 products, against PyTorch in float32 (and under bfloat16 autocast)
 
 Each round runs `ablate bench --no-probes` (the release of cargo's dev profile, which optimizes the
 dependencies), then PyTorch in a fresh process with the same shapes; rounds alternate so that both see
@@ -146,7 +148,8 @@ def torch_worker(cfg):
             real[i, :n] = True
         tokens, targets = tokens.masked_fill(~real, 0), torch.roll(tokens, -1, 1)
         t0 = time.perf_counter()
-        loss = model(tokens, targets, real)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.get("autocast", False)):
+            loss = model(tokens, targets, real)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -219,16 +222,17 @@ def ablate_binary():
     return os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug", "ablate")
 
 
-def bench_args(norm, c, steps, backend, corpus):
+def bench_args(norm, c, steps, backend, corpus, precision):
     """`ablate bench` timing `norm` without probes on configuration `c`."""
     return ["bench", "--norms", norm, "--no-probes", "--steps", str(steps), "--backend", backend,
+            "--matmul-precision", precision,
             "--d-model", str(c["d"]), "--layers", str(c["layers"]), "--heads", str(c["heads"]),
             "--d-ff", str(c["ff"]), "--max-len", str(c["max_len"]), "--batch-size", str(c["batch"]),
             "--corpus", corpus]
 
 
-def time_ablate(binary, norm, c, steps, backend, corpus):
-    cmd = [binary] + bench_args(norm, c, steps, backend, corpus)
+def time_ablate(binary, norm, c, steps, backend, corpus, precision):
+    cmd = [binary] + bench_args(norm, c, steps, backend, corpus, precision)
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     out, err = p.communicate()
     if p.returncode != 0:
@@ -278,6 +282,10 @@ def main():
     ap.add_argument("--peak", action="store_true", help="also measure torch's SGEMM rate on the step's shapes")
     ap.add_argument("--corpus", default="data/austen.sents.txt")
     ap.add_argument("--backend", default="flex", help="ablate's CPU backend: flex (default) or ndarray")
+    ap.add_argument("--precision", choices=["f32", "bf16"], default="f32",
+                    help="ablate's matrix products (its --matmul-precision); PyTorch stays float32")
+    ap.add_argument("--torch-bf16", action="store_true",
+                    help="also time PyTorch under torch.autocast('cpu', bfloat16), a third process per round")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -299,18 +307,23 @@ def main():
             steps = args.steps or max(8, min(40, int(15 / max(flops / 120e9, 1e-3))))
             pad = 1 - statistics.mean(r / (c["batch"] * t) for t, r in shapes)
             for norm in args.norms.split(","):
-                ours, theirs = [], []
+                ours, theirs, autocast = [], [], []
                 for _ in range(args.rounds):
-                    ours.append(time_ablate(binary, norm, c, steps, args.backend, ab_corpus))
+                    ours.append(time_ablate(binary, norm, c, steps, args.backend, ab_corpus, args.precision))
                     cfg = dict(c, norm=norm, vocab=args.vocab, lengths=lengths, steps=steps, threads=args.threads)
                     res, torch_rss = run_worker("torch", cfg)
                     theirs.append(res["ms"])
+                    if args.torch_bf16:
+                        autocast.append(run_worker("torch", dict(cfg, autocast=True))[0]["ms"])
                 a, t = statistics.median(ours), statistics.median(theirs)
-                ab_rss = ablate_rss(binary, bench_args(norm, c, 4, args.backend, ab_corpus))
+                ab_rss = ablate_rss(binary, bench_args(norm, c, 4, args.backend, ab_corpus, args.precision))
                 row = dict(c, norm=norm, steps=steps, padding=pad, gflop=flops / 1e9, ablate_ms=a, torch_ms=t,
                            ratio=a / t, ablate_gflops=flops / a / 1e6, torch_gflops=flops / t / 1e6,
                            ablate_rss=ab_rss, torch_rss=torch_rss,
                            rounds=[(round(x, 1), round(y, 1)) for x, y in zip(ours, theirs)])
+                if autocast:
+                    row["torch_bf16_ms"] = statistics.median(autocast)
+                    row["torch_bf16_rounds"] = [round(x, 1) for x in autocast]
                 if args.peak:
                     row["peak_gflops"] = run_worker("peak", dict(c, vocab=args.vocab, threads=args.threads))[0]["gflops"]
                 rows.append(row)
@@ -321,13 +334,16 @@ def main():
         if load:
             load.kill()
     import torch  # only for its version in the table's caption
-    print(f"\ntorch {torch.__version__}, {args.threads} threads; ablate backend {args.backend}, probes off; "
+    print(f"\ntorch {torch.__version__}, {args.threads} threads; ablate backend {args.backend}, "
+          f"{args.precision} matrix products, probes off; "
           f"{'full batches' if args.full else 'padded batches'}; "
           f"{'with one core kept busy; ' if args.background_load else ''}"
           f"medians over the second half of the steps, then over {args.rounds} alternating rounds")
     head = "| norm | d | layers | heads | ff | max len | padding | GFLOP/step | ablate ms | PyTorch ms | ratio | ablate GFLOP/s | PyTorch GFLOP/s | peak RSS ablate / PyTorch MiB |"
     if args.peak:
         head += " torch SGEMM GFLOP/s |"
+    if args.torch_bf16:
+        head += " PyTorch bf16 autocast ms | ratio to it |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for r in rows:
@@ -337,6 +353,8 @@ def main():
                 f"{r['ablate_rss']:.0f} / {r['torch_rss']:.0f} |")
         if args.peak:
             line += f" {r['peak_gflops']:.0f} |"
+        if args.torch_bf16:
+            line += f" {r['torch_bf16_ms']:.1f} | {r['ablate_ms'] / r['torch_bf16_ms']:.2f} |"
         print(line)
 
 

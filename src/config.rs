@@ -29,6 +29,29 @@ impl Task {
     }
 }
 
+/// Precision of the matrix products of the dense layers and the LM head, forward and backward.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum MatmulPrecision {
+    /// float32 throughout (the default).
+    #[default]
+    F32,
+    /// Inputs rounded to bfloat16, products summed in float32; weights, gradients and Adam stay
+    /// float32. Fast on CPUs with AVX512_BF16 (flex backend only).
+    Bf16,
+}
+
+impl MatmulPrecision {
+    pub fn name(&self) -> &'static str {
+        match self {
+            MatmulPrecision::F32 => "f32",
+            MatmulPrecision::Bf16 => "bf16",
+        }
+    }
+}
+
 /// Default corpus and image files, relative to the working directory (the repository root).
 pub const DEFAULT_CORPUS: &str = "data/austen.sents.txt";
 pub const DEFAULT_IMAGES: &str = "data/t10k-images-idx3-ubyte.gz";
@@ -42,6 +65,11 @@ pub struct RunConfig {
     pub backend: BackendKind,
     /// GPU index for the wgpu backend (0: the default adapter).
     pub device: usize,
+    /// Precision of the dense layers' and LM head's matrix products; unset means float32.
+    /// Written to config.toml (and so into the run id) only when bfloat16, so float32 runs keep
+    /// the ids they had before the option existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matmul_precision: Option<MatmulPrecision>,
     pub seed: u64,
     pub steps: usize,
 
@@ -128,6 +156,7 @@ impl Default for RunConfig {
             norm: NormKind::Layer,
             backend: BackendKind::Flex,
             device: 0,
+            matmul_precision: None,
             seed: 1,
             steps: 400,
             corpus: DEFAULT_CORPUS.into(),
@@ -208,7 +237,7 @@ impl RunConfig {
         ensure_positive("heads", self.heads)?;
         ensure_positive("d-ff", self.d_ff)?;
         ensure_positive("eval-every", self.eval_every)?;
-        if self.d_model % self.heads != 0 {
+        if !self.d_model.is_multiple_of(self.heads) {
             bail!(
                 "heads ({}) must divide d-model ({})",
                 self.heads,
@@ -244,6 +273,12 @@ impl RunConfig {
         if self.backend == BackendKind::Wgpu && !cfg!(feature = "wgpu") {
             bail!(
                 "this build has no GPU backend: rebuild with the wgpu feature, e.g. `cargo run --features wgpu --bin ablate -- --backend wgpu ...`"
+            );
+        }
+        if self.matmul_precision() == MatmulPrecision::Bf16 && self.backend != BackendKind::Flex {
+            bail!(
+                "matmul-precision bf16 is a mode of the flex backend (the CPU step), not of {}; use --backend flex",
+                self.backend.name()
             );
         }
         if self.task == Task::Images && self.eval_batching == Some(EvalBatching::Bucketed) {
@@ -316,6 +351,21 @@ impl RunConfig {
         }
     }
 
+    /// A warning when bfloat16 products were asked for on a CPU that cannot compute them
+    /// natively (they then run in a portable kernel, slower than float32).
+    pub fn precision_warning(&self) -> Option<String> {
+        (self.matmul_precision() == MatmulPrecision::Bf16
+            && !ablate_kernels::bf16::native_available())
+        .then(|| {
+            "ablate: warning: this CPU has no AVX512_BF16: bf16 products run in a portable kernel, slower than f32 ones (the numbers are those of the bf16 mode)".to_string()
+        })
+    }
+
+    /// The matrix products' precision, resolved: float32 unless set.
+    pub fn matmul_precision(&self) -> MatmulPrecision {
+        self.matmul_precision.unwrap_or_default()
+    }
+
     /// PowerNorm's backward means, resolved: `BackwardMeans`' default (real tokens) unless set.
     pub fn backward_means(&self) -> BackwardMeans {
         self.pn_backward_means.unwrap_or_default()
@@ -328,6 +378,7 @@ impl RunConfig {
         let reads_means = self.norm.info().options.contains(&"pn_backward_means");
         c.pn_backward_means = reads_means.then(|| self.backward_means());
         c.eval_batching = self.eval_batching.filter(|b| *b != EvalBatching::Plain);
+        c.matmul_precision = self.matmul_precision.filter(|p| *p != MatmulPrecision::F32);
         toml::to_string(&c).expect("a run config always serializes")
     }
 
@@ -559,6 +610,37 @@ mod tests {
             ..bucketed
         };
         assert!(images.validate().is_err());
+    }
+
+    #[test]
+    fn float32_products_keep_their_ids_and_bf16_is_a_flex_mode() {
+        let plain = RunConfig::default();
+        let explicit = RunConfig {
+            matmul_precision: Some(MatmulPrecision::F32),
+            ..Default::default()
+        };
+        let bf16 = RunConfig {
+            matmul_precision: Some(MatmulPrecision::Bf16),
+            ..Default::default()
+        };
+        assert!(!plain.to_toml().contains("matmul_precision"));
+        assert_eq!(plain.id(), explicit.id());
+        assert!(bf16.to_toml().contains("matmul_precision = \"bf16\""));
+        assert_ne!(plain.id(), bf16.id());
+        assert!(bf16.validate().is_ok());
+        let ndarray = RunConfig {
+            backend: BackendKind::Ndarray,
+            ..bf16.clone()
+        };
+        let err = ndarray.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("matmul-precision bf16") && err.contains("flex"),
+            "{err}"
+        );
+        assert_eq!(
+            RunConfig::from_toml("matmul_precision = \"bf16\"\n", "x.toml").unwrap(),
+            bf16
+        );
     }
 
     #[test]

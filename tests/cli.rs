@@ -41,21 +41,39 @@ fn run_dir(out: &Path) -> PathBuf {
     dirs[0].clone()
 }
 
-#[test]
-fn tiny_text_run_learns_and_writes_every_result_file() {
-    let out = temp_dir("tiny");
-    let mut args = vec![
-        "--norm",
-        "batch",
-        "--steps",
-        "40",
-        "--results",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(TINY);
-    let o = ablate(&args);
+/// A successful run of the tiny model with `args` into a fresh results folder: that folder,
+/// the run's folder and the process's output.
+fn tiny_run(tag: &str, args: &[&str]) -> (PathBuf, PathBuf, std::process::Output) {
+    let out = temp_dir(tag);
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--results", out.to_str().unwrap()]);
+    all.extend_from_slice(TINY);
+    let o = ablate(&all);
     assert!(o.status.success(), "{}", stderr(&o));
     let dir = run_dir(&out);
+    (out, dir, o)
+}
+
+/// `steps.csv` has `steps` rows and the mean loss of the last five is at least 0.5 below the
+/// first five's.
+fn assert_loss_falls(steps_csv: &str, steps: usize) {
+    let losses: Vec<f64> = steps_csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(losses.len(), steps);
+    let first: f64 = losses[..5].iter().sum::<f64>() / 5.0;
+    let last: f64 = losses[steps - 5..].iter().sum::<f64>() / 5.0;
+    assert!(
+        last < first - 0.5,
+        "loss must fall: first {first:.3}, last {last:.3}"
+    );
+}
+
+#[test]
+fn tiny_text_run_learns_and_writes_every_result_file() {
+    let (out, dir, o) = tiny_run("tiny", &["--norm", "batch", "--steps", "40"]);
     for f in [
         "config.toml",
         "steps.csv",
@@ -71,18 +89,7 @@ fn tiny_text_run_learns_and_writes_every_result_file() {
         header,
         "step,loss,lr,grad_norm,tokens,batch,time,padding_fraction,step_ms,wall_s"
     );
-    let losses: Vec<f64> = steps
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
-        .collect();
-    assert_eq!(losses.len(), 40);
-    let first: f64 = losses[..5].iter().sum::<f64>() / 5.0;
-    let last: f64 = losses[35..].iter().sum::<f64>() / 5.0;
-    assert!(
-        last < first - 0.5,
-        "loss must fall: first {first:.3}, last {last:.3}"
-    );
+    assert_loss_falls(&steps, 40);
     let probes = std::fs::read_to_string(dir.join("probes.csv")).unwrap();
     assert_eq!(probes.lines().next().unwrap(), "step,layer,name,value");
     assert!(probes.contains("1,block0.attn_norm,dist_var,"));
@@ -116,6 +123,40 @@ fn tiny_text_run_learns_and_writes_every_result_file() {
         std::fs::read_to_string(dir.join("steps.csv")).unwrap(),
         steps,
         "first run untouched"
+    );
+}
+
+#[test]
+fn bf16_products_train_and_are_recorded_in_the_run() {
+    let (_, dir, _) = tiny_run(
+        "bf16",
+        &[
+            "--norm",
+            "layer",
+            "--steps",
+            "40",
+            "--matmul-precision",
+            "bf16",
+        ],
+    );
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(config.contains("matmul_precision = \"bf16\""), "{config}");
+    let steps = std::fs::read_to_string(dir.join("steps.csv")).unwrap();
+    assert_loss_falls(&steps, 40);
+    // a mode of the CPU step: another backend is refused in one line
+    let o = ablate(&[
+        "--matmul-precision",
+        "bf16",
+        "--backend",
+        "ndarray",
+        "--steps",
+        "1",
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("matmul-precision bf16") && err.lines().count() == 1,
+        "{err}"
     );
 }
 

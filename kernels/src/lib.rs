@@ -66,6 +66,9 @@ macro_rules! dispatch {
     };
 }
 
+// after `dispatch!`, which it uses
+pub mod bf16;
+
 /// GELU, `0.5 x (1 + erf(x / sqrt 2))`, into `out`.
 pub fn gelu(x: &[f32], out: &mut [f32]) {
     zip_chunks(x, out, |x, out| {

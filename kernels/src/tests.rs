@@ -184,3 +184,109 @@ fn dropout_apply_multiplies_by_the_mask() {
         assert_eq!(y[i], x[i] * mask[i], "element {i}");
     }
 }
+
+mod bf16 {
+    use crate::bf16::*;
+
+    #[test]
+    fn rounding_to_bfloat16_is_to_nearest_even() {
+        assert_eq!(to_bf16(1.0), 0x3f80);
+        assert_eq!(to_bf16(-2.0), 0xc000);
+        // 1 + 2^-8 lies halfway between 1 (even) and 1 + 2^-7: down to 1
+        assert_eq!(to_bf16(1.0 + 1.0 / 256.0), 0x3f80);
+        // 1 + 3 * 2^-8 lies halfway between 1 + 2^-7 (odd) and 1 + 2^-6 (even): up
+        assert_eq!(to_bf16(1.0 + 3.0 / 256.0), 0x3f82);
+        // just above the halfway point rounds up
+        assert_eq!(to_bf16(f32::from_bits(0x3f80_8001)), 0x3f81);
+        assert_eq!(to_bf16(f32::INFINITY), 0x7f80);
+        assert_eq!(to_bf16(f32::MAX), 0x7f80, "overflows to infinity");
+        assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
+        assert_eq!(from_bf16(to_bf16(0.1)), 0.100_097_656);
+    }
+
+    fn values(n: usize, salt: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7919 + salt * 104_729) % 1013) as f32 - 506.0) / 97.0)
+            .collect()
+    }
+
+    /// `op(a) op(b)` in float64 of `a`, `b` as given (`round`: first rounded to bfloat16), and
+    /// the sum of the absolute products (the scale of float32 accumulation error).
+    #[allow(clippy::too_many_arguments)]
+    fn reference(
+        a: &[f32],
+        b: &[f32],
+        (m, k, n): (usize, usize, usize),
+        ta: bool,
+        tb: bool,
+        round: bool,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let r = |x: f32| {
+            if round {
+                from_bf16(to_bf16(x)) as f64
+            } else {
+                x as f64
+            }
+        };
+        let (mut c, mut scale) = (vec![0.0; m * n], vec![0.0; m * n]);
+        for i in 0..m {
+            for j in 0..n {
+                for kk in 0..k {
+                    let x = r(if ta { a[kk * m + i] } else { a[i * k + kk] });
+                    let y = r(if tb { b[j * k + kk] } else { b[kk * n + j] });
+                    c[i * n + j] += x * y;
+                    scale[i * n + j] += (x * y).abs();
+                }
+            }
+        }
+        (c, scale)
+    }
+
+    #[test]
+    fn products_match_float64_of_the_rounded_inputs_for_every_kernel_shape_and_transpose() {
+        let mut kernels = vec![Kernel::Portable];
+        if native_available() {
+            kernels.push(Kernel::Native);
+        } else {
+            eprintln!("no AVX512_BF16 on this CPU: the native kernel is not tested here");
+        }
+        // shapes smaller than a panel, odd k, k over several KCP blocks, several tiles each way
+        for (m, k, n) in [(1, 1, 1), (37, 19, 23), (130, 515, 70), (200, 64, 300)] {
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                let (a, b) = (values(m * k, 1), values(k * n, 2));
+                let (want, scale) = reference(&a, &b, (m, k, n), ta, tb, true);
+                let (exact, _) = reference(&a, &b, (m, k, n), ta, tb, false);
+                for &kernel in &kernels {
+                    let got = matmul_bf16_with(kernel, &a, &b, (m, k, n), ta, tb);
+                    assert_eq!(got.len(), m * n);
+                    let mut off_exact = 0.0f64;
+                    for i in 0..m * n {
+                        let err = (got[i] as f64 - want[i]).abs();
+                        assert!(
+                            err <= 2e-6 * scale[i] + 1e-30,
+                            "{kernel:?} {m}x{k}x{n} ta {ta} tb {tb} c[{i}] = {} vs {}",
+                            got[i],
+                            want[i]
+                        );
+                        off_exact = off_exact.max((got[i] as f64 - exact[i]).abs() / scale[i]);
+                    }
+                    // the inputs really were rounded to 8 significant bits
+                    if k > 1 {
+                        assert!(off_exact > 1e-4, "{kernel:?} {m}x{k}x{n}: {off_exact}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_dispatching_entry_point_uses_a_kernel_and_empty_shapes_give_zeros() {
+        let (a, b) = (values(5 * 3, 1), values(3 * 4, 2));
+        let got = matmul_bf16(&a, &b, (5, 3, 4), false, false);
+        let want = matmul_bf16_with(Kernel::Portable, &a, &b, (5, 3, 4), false, false);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0));
+        }
+        assert_eq!(matmul_bf16(&[], &[], (2, 0, 3), false, false), vec![0.0; 6]);
+    }
+}

@@ -1,6 +1,6 @@
 //! The options of one run, shared by the single-run command, `bench` and `memory`.
 
-use crate::config::{BackendKind, RunConfig, Task};
+use crate::config::{BackendKind, MatmulPrecision, RunConfig, Task};
 use crate::data::EvalBatching;
 use crate::model::NormPosition;
 use crate::norm::{BackwardDivisor, BackwardMeans, NormKind};
@@ -48,6 +48,10 @@ pub struct RunArgs {
     /// GPU to use with --backend wgpu: 0 = the default adapter, N = the N-th discrete GPU.
     #[arg(long, help_heading = "Run")]
     pub device: Option<usize>,
+    /// Precision of the dense layers' and LM head's matrix products: f32, or bf16 (inputs
+    /// rounded to bfloat16, float32 sums and weights; flex backend, fast with AVX512_BF16). [default: f32]
+    #[arg(long, value_enum, help_heading = "Run")]
+    pub matmul_precision: Option<MatmulPrecision>,
 
     /// One-sentence-per-line text file to train on instead of the shipped Austen corpus.
     #[arg(long, value_name = "FILE", help_heading = "Data")]
@@ -226,6 +230,9 @@ impl RunArgs {
         }
         if self.eval_batching.is_some() {
             c.eval_batching = self.eval_batching;
+        }
+        if self.matmul_precision.is_some() {
+            c.matmul_precision = self.matmul_precision;
         }
         if self.pn_backward_means.is_some() {
             c.pn_backward_means = self.pn_backward_means;

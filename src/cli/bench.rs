@@ -26,7 +26,14 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     let config = args.run.to_config()?;
     let steps = args.run.steps.unwrap_or(40);
     eprintln!("ablate bench: {} steps per norm (median over the second half), {} task, batch {} x max length {}", steps, config.task.name(), config.batch_size, config.max_len);
-    eprintln!("backend {}", config.backend.name());
+    eprintln!(
+        "backend {}, {} matrix products",
+        config.backend.name(),
+        config.matmul_precision().name()
+    );
+    if let Some(warning) = config.precision_warning() {
+        eprintln!("{warning}");
+    }
     let rows = crate::bench::run(&config, &args.norms, steps, args.probe_overhead)?;
     crate::progress::say_raw!("{}", crate::bench::table(&rows));
     Ok(0)

@@ -27,6 +27,9 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     };
     // the messages come before the progress bar exists: a bar drawn before it knows its length
     // would be left on screen as a stale `0/0` line above them
+    if let Some(warning) = config.precision_warning() {
+        eprintln!("{warning}");
+    }
     if config.steps <= config.warmup_steps {
         eprintln!(
             "ablate: warning: all {} steps are inside the {}-step learning-rate warm-up: the learning rate never reaches its peak (--lr {}); use more --steps or fewer --warmup-steps",

@@ -73,7 +73,7 @@ impl PowerConfig {
     pub fn validate(&self, d: usize) -> Result<()> {
         ensure_within("pn-alpha-fwd", self.alpha_fwd, 0.0, 1.0)?;
         ensure_within("pn-alpha-bkw", self.alpha_bkw, 0.0, 1.0)?;
-        if self.groups > 0 && d % self.groups != 0 {
+        if self.groups > 0 && !d.is_multiple_of(self.groups) {
             bail!(
                 "PowerNorm groups ({}) must divide the model width d = {d}",
                 self.groups

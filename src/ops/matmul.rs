@@ -5,16 +5,40 @@
 //! every product, forward and backward, is one 2-D product over the flattened rows, with the
 //! transposes given to the matrix-product kernel rather than materialized. Measured against
 //! Burn's `Linear` and `matmul` on the default model (burn-flex, same sitting): 110 -> 97 ms a
-//! training step (benches/RESULTS.md). The products themselves are the backend's own.
+//! training step (benches/RESULTS.md). The products themselves are the backend's own, except
+//! in the opt-in bfloat16 mode (see [`with_bf16_products`]).
 
+use super::host::flex_f32;
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
     grads::Gradients,
     ops::{Backward, Ops, OpsKind},
 };
+use burn::backend::flex::FlexTensor;
 use burn::backend::{tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex};
 use burn::nn::Linear;
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
+use std::cell::Cell;
+
+thread_local! {
+    /// Whether burn-flex products on this thread round their inputs to bfloat16.
+    static BF16_PRODUCTS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with this thread's burn-flex products in bfloat16 (`on`) or float32, then restores
+/// the previous setting (also when `f` panics). Products are computed on the thread that runs
+/// the training loop (autodiff's backward pass included), so a run's setting holds for exactly
+/// its own products, while another run of a study on another thread keeps its own.
+pub fn with_bf16_products<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            BF16_PRODUCTS.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(BF16_PRODUCTS.with(|c| c.replace(on)));
+    f()
+}
 
 custom_op! {
 pub trait MatmulBackend: Backend {
@@ -33,7 +57,19 @@ fn builtin<B: Backend>(a: FloatTensor<B>, b: FloatTensor<B>, ta: bool, tb: bool)
 }
 
 composed_on_other_backends!(MatmulBackend);
-impl MatmulBackend for Flex {}
+
+impl MatmulBackend for Flex {
+    fn matmul(a: FloatTensor<Self>, b: FloatTensor<Self>, ta: bool, tb: bool) -> FloatTensor<Self> {
+        if !BF16_PRODUCTS.with(Cell::get) {
+            return builtin::<Self>(a, b, ta, tb);
+        }
+        let (da, db) = (a.layout().shape().clone(), b.layout().shape().clone());
+        let (m, k) = if ta { (da[1], da[0]) } else { (da[0], da[1]) };
+        let n = if tb { db[0] } else { db[1] };
+        let c = ablate_kernels::bf16::matmul_bf16(&flex_f32(&a), &flex_f32(&b), (m, k, n), ta, tb);
+        FlexTensor::from_data(TensorData::new(c, [m, n]))
+    }
+}
 
 impl<B: MatmulBackend, C: CheckpointStrategy> MatmulBackend for Autodiff<B, C> {
     fn matmul(a: FloatTensor<Self>, b: FloatTensor<Self>, ta: bool, tb: bool) -> FloatTensor<Self> {
@@ -130,6 +166,66 @@ mod tests {
     /// `op(x)[i][j]` for a row-major `rows x cols` matrix `x` (`op` transposes when `t`).
     fn at(x: &[f32], cols: usize, t: bool, i: usize, j: usize) -> f64 {
         (if t { x[j * cols + i] } else { x[i * cols + j] }) as f64
+    }
+
+    /// `x` rounded to bfloat16 and back.
+    fn bf16(x: f32) -> f64 {
+        ablate_kernels::bf16::from_bf16(ablate_kernels::bf16::to_bf16(x)) as f64
+    }
+
+    #[test]
+    fn bf16_products_and_their_gradients_round_the_inputs_on_flex_only_inside_the_scope() {
+        let (m, k, n) = (37, 19, 23);
+        let device = Device::flex().autodiff();
+        let (va, vb) = (values(m * k, 1), values(k * n, 2));
+        // dL/dC = w (L = sum(C * w)), so dA = w B^T and dB = A^T w, each a bf16 product too
+        let vw = values(m * n, 3);
+        let run = || {
+            let a =
+                Tensor::<2>::from_data(TensorData::new(va.clone(), [m, k]), &device).require_grad();
+            let b =
+                Tensor::<2>::from_data(TensorData::new(vb.clone(), [k, n]), &device).require_grad();
+            let w = Tensor::<2>::from_data(TensorData::new(vw.clone(), [m, n]), &device);
+            let c = matmul(a.clone(), b.clone(), false, false);
+            let grads = (c.clone() * w).sum().backward();
+            let v = |t: Tensor<2>| t.into_data().to_vec::<f32>().unwrap();
+            (v(c), v(a.grad(&grads).unwrap()), v(b.grad(&grads).unwrap()))
+        };
+        let (c, da, db) = with_bf16_products(true, run);
+        // float64 references of the rounded operands of each product
+        let check = |got: &[f32],
+                     rows: usize,
+                     cols: usize,
+                     depth: usize,
+                     x: &dyn Fn(usize, usize) -> f32,
+                     y: &dyn Fn(usize, usize) -> f32| {
+            for i in 0..rows {
+                for j in 0..cols {
+                    let (mut want, mut scale) = (0.0, 0.0);
+                    for l in 0..depth {
+                        let p = bf16(x(i, l)) * bf16(y(l, j));
+                        want += p;
+                        scale += p.abs();
+                    }
+                    let g = got[i * cols + j] as f64;
+                    assert!(
+                        (g - want).abs() <= 2e-6 * scale,
+                        "[{i}, {j}]: {g} vs {want}"
+                    );
+                }
+            }
+        };
+        check(&c, m, n, k, &|i, l| va[i * k + l], &|l, j| vb[l * n + j]);
+        check(&da, m, k, n, &|i, l| vw[i * n + l], &|l, j| vb[j * n + l]);
+        check(&db, k, n, m, &|i, l| va[l * k + i], &|l, j| vw[l * n + j]);
+        // outside the scope the products are float32 again: different from the bf16 ones
+        let (c32, _, _) = run();
+        assert!(c32
+            .iter()
+            .zip(&c)
+            .any(|(x, y)| (x - y).abs() > 1e-3 * x.abs().max(1.0)));
+        let (again, _, _) = with_bf16_products(true, run);
+        assert_eq!(again, c, "deterministic");
     }
 
     #[test]

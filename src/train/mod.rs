@@ -13,7 +13,7 @@ mod steps;
 pub mod task;
 
 use crate::backend::BackendKind;
-use crate::config::{RunConfig, Task as TaskKind};
+use crate::config::{MatmulPrecision, RunConfig, Task as TaskKind};
 use crate::data::images::{self, ImageSet};
 use crate::data::TextData;
 use crate::progress::RunControl;
@@ -101,8 +101,11 @@ fn run_from(
     };
     // a panic (a bug, or a library's refusal) ends this run as failed, with its message in
     // summary.json, instead of taking a study's other runs down with it
+    let bf16 = config.matmul_precision() == MatmulPrecision::Bf16;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train(config, data, &base_device, &mut out, checkpoint, control)
+        crate::ops::with_bf16_products(bf16, || {
+            train(config, data, &base_device, &mut out, checkpoint, control)
+        })
     }))
     .unwrap_or_else(|panic| {
         Err(anyhow::anyhow!(
