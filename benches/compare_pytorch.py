@@ -16,8 +16,9 @@ Usage (from the repository root, torch installed, e.g. in a virtual environment)
     python3 benches/compare_pytorch.py --grid [--full]     # d 128/256/512 x layers 2/6 x max-len 64/256
     python3 benches/compare_pytorch.py --background-load   # a second process keeps one core busy
     python3 benches/compare_pytorch.py --peak              # the machine's SGEMM rate on the step's shapes
-    python3 benches/compare_pytorch.py --precision bf16 [--torch-bf16]
-        # ablate's bfloat16 products, against PyTorch in float32 (and under bfloat16 autocast)
+    python3 benches/compare_pytorch.py --precision both [--torch-bf16]
+        # ablate's float32 and bfloat16 products in alternation, against PyTorch in float32 (and under
+        # bfloat16 autocast); --precision bf16 times only the bfloat16 mode
 
 Each round runs `ablate bench --no-probes` (the release of cargo's dev profile, which optimizes the
 dependencies), then PyTorch in a fresh process with the same shapes; rounds alternate so that both see
@@ -282,8 +283,9 @@ def main():
     ap.add_argument("--peak", action="store_true", help="also measure torch's SGEMM rate on the step's shapes")
     ap.add_argument("--corpus", default="data/austen.sents.txt")
     ap.add_argument("--backend", default="flex", help="ablate's CPU backend: flex (default) or ndarray")
-    ap.add_argument("--precision", choices=["f32", "bf16"], default="f32",
-                    help="ablate's matrix products (its --matmul-precision); PyTorch stays float32")
+    ap.add_argument("--precision", choices=["f32", "bf16", "both"], default="f32",
+                    help="ablate's matrix products (its --matmul-precision; both: f32 and bf16 in alternation, "
+                         "a row each); PyTorch stays float32")
     ap.add_argument("--torch-bf16", action="store_true",
                     help="also time PyTorch under torch.autocast('cpu', bfloat16), a third process per round")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
@@ -307,39 +309,46 @@ def main():
             steps = args.steps or max(8, min(40, int(15 / max(flops / 120e9, 1e-3))))
             pad = 1 - statistics.mean(r / (c["batch"] * t) for t, r in shapes)
             for norm in args.norms.split(","):
-                ours, theirs, autocast = [], [], []
+                precisions = ["f32", "bf16"] if args.precision == "both" else [args.precision]
+                ours_by = {p: [] for p in precisions}
+                theirs, autocast = [], []
                 for _ in range(args.rounds):
-                    ours.append(time_ablate(binary, norm, c, steps, args.backend, ab_corpus, args.precision))
+                    for precision in precisions:
+                        ours_by[precision].append(time_ablate(binary, norm, c, steps, args.backend, ab_corpus, precision))
                     cfg = dict(c, norm=norm, vocab=args.vocab, lengths=lengths, steps=steps, threads=args.threads)
                     res, torch_rss = run_worker("torch", cfg)
                     theirs.append(res["ms"])
                     if args.torch_bf16:
                         autocast.append(run_worker("torch", dict(cfg, autocast=True))[0]["ms"])
-                a, t = statistics.median(ours), statistics.median(theirs)
-                ab_rss = ablate_rss(binary, bench_args(norm, c, 4, args.backend, ab_corpus, args.precision))
-                row = dict(c, norm=norm, steps=steps, padding=pad, gflop=flops / 1e9, ablate_ms=a, torch_ms=t,
-                           ratio=a / t, ablate_gflops=flops / a / 1e6, torch_gflops=flops / t / 1e6,
-                           ablate_rss=ab_rss, torch_rss=torch_rss,
-                           rounds=[(round(x, 1), round(y, 1)) for x, y in zip(ours, theirs)])
-                if autocast:
-                    row["torch_bf16_ms"] = statistics.median(autocast)
-                    row["torch_bf16_rounds"] = [round(x, 1) for x in autocast]
-                if args.peak:
-                    row["peak_gflops"] = run_worker("peak", dict(c, vocab=args.vocab, threads=args.threads))[0]["gflops"]
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+                t = statistics.median(theirs)
+                peak = (run_worker("peak", dict(c, vocab=args.vocab, threads=args.threads))[0]["gflops"]
+                        if args.peak else None)
+                for precision, ours in ours_by.items():
+                    a = statistics.median(ours)
+                    ab_rss = ablate_rss(binary, bench_args(norm, c, 4, args.backend, ab_corpus, precision))
+                    row = dict(c, norm=norm, precision=precision, steps=steps, padding=pad, gflop=flops / 1e9,
+                               ablate_ms=a, torch_ms=t, ratio=a / t, ablate_gflops=flops / a / 1e6,
+                               torch_gflops=flops / t / 1e6, ablate_rss=ab_rss, torch_rss=torch_rss,
+                               rounds=[(round(x, 1), round(y, 1)) for x, y in zip(ours, theirs)])
+                    if peak is not None:
+                        row["peak_gflops"] = peak
+                    if autocast:
+                        row["torch_bf16_ms"] = statistics.median(autocast)
+                        row["torch_bf16_rounds"] = [round(x, 1) for x in autocast]
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
             if args.full:
                 os.unlink(ab_corpus)
     finally:
         if load:
             load.kill()
     import torch  # only for its version in the table's caption
-    print(f"\ntorch {torch.__version__}, {args.threads} threads; ablate backend {args.backend}, "
-          f"{args.precision} matrix products, probes off; "
+    print(f"\ntorch {torch.__version__}, {args.threads} threads (PyTorch in float32); ablate backend {args.backend}, "
+          f"probes off; "
           f"{'full batches' if args.full else 'padded batches'}; "
           f"{'with one core kept busy; ' if args.background_load else ''}"
           f"medians over the second half of the steps, then over {args.rounds} alternating rounds")
-    head = "| norm | d | layers | heads | ff | max len | padding | GFLOP/step | ablate ms | PyTorch ms | ratio | ablate GFLOP/s | PyTorch GFLOP/s | peak RSS ablate / PyTorch MiB |"
+    head = "| norm | ablate products | d | layers | heads | ff | max len | padding | GFLOP/step | ablate ms | PyTorch ms | ratio | ablate GFLOP/s | PyTorch GFLOP/s | peak RSS ablate / PyTorch MiB |"
     if args.peak:
         head += " torch SGEMM GFLOP/s |"
     if args.torch_bf16:
@@ -347,7 +356,7 @@ def main():
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for r in rows:
-        line = (f"| {r['norm']} | {r['d']} | {r['layers']} | {r['heads']} | {r['ff']} | {r['max_len']} | "
+        line = (f"| {r['norm']} | {r['precision']} | {r['d']} | {r['layers']} | {r['heads']} | {r['ff']} | {r['max_len']} | "
                 f"{r['padding']:.0%} | {r['gflop']:.1f} | {r['ablate_ms']:.1f} | {r['torch_ms']:.1f} | "
                 f"{r['ratio']:.2f} | {r['ablate_gflops']:.0f} | {r['torch_gflops']:.0f} | "
                 f"{r['ablate_rss']:.0f} / {r['torch_rss']:.0f} |")

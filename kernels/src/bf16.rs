@@ -26,15 +26,15 @@ const KCP: usize = 128;
 const TILE_M: usize = 4;
 const TILE_N: usize = 4;
 
-/// The output matrix, written by disjoint tiles from several threads.
-struct SharedOut(*mut f32);
-// SAFETY: every task writes a rectangle of the matrix no other task writes (see the caller)
-unsafe impl Sync for SharedOut {}
-unsafe impl Send for SharedOut {}
+/// A matrix written by disjoint parts from several threads.
+struct Shared<T>(*mut T);
+// SAFETY: every task writes a part of the matrix no other task writes (see the users)
+unsafe impl<T> Sync for Shared<T> {}
+unsafe impl<T> Send for Shared<T> {}
 
-impl SharedOut {
-    /// A pointer to element `i` (a method, so that closures capture the whole `SharedOut`).
-    fn at(&self, i: usize) -> *mut f32 {
+impl<T> Shared<T> {
+    /// A pointer to element `i` (a method, so that closures capture the whole `Shared`).
+    fn at(&self, i: usize) -> *mut T {
         self.0.wrapping_add(i)
     }
 }
@@ -61,51 +61,100 @@ fn pair(even: f32, odd: f32) -> u32 {
     to_bf16(even) as u32 | (to_bf16(odd) as u32) << 16
 }
 
-/// Packs lines `x0 .. x0 + lines` of a matrix whose element (line `x`, depth `kk`) is
-/// `src[x * xs + kk * ks]` into `out`: word `q * width + x - x0` holds depths `2q` (low half)
-/// and `2q + 1` (zero past `k`). Lines past `lines` stay zero. One of the strides is 1 (the
-/// operands are row-major); the loop for each case reads memory in order.
-#[allow(clippy::too_many_arguments)]
-fn pack_panel(
-    src: &[f32],
-    xs: usize,
-    ks: usize,
-    x0: usize,
-    lines: usize,
-    k: usize,
-    out: &mut [u32],
-    width: usize,
-) {
-    dispatch!(wide (src: &[f32], xs: usize, ks: usize, x0: usize, lines: usize, k: usize, out: &mut [u32], width: usize) -> () {
-        let full = k / 2;
-        if xs == 1 {
-            // the lines are contiguous: pair row 2q with row 2q + 1 (zeros past k)
-            let zeros = [0.0f32; NR];
-            for q in 0..k.div_ceil(2) {
-                let even = &src[2 * q * ks + x0..][..lines];
-                let odd = if 2 * q + 1 < k { &src[(2 * q + 1) * ks + x0..][..lines] } else { &zeros[..lines] };
-                let words = &mut out[q * width..][..lines];
+/// Packs an operand of `count` lines whose element (line `x`, depth `kk`) is
+/// `src[x * xs + kk * ks]`, where one of the strides is 1 (the operands are row-major), into
+/// panels of `width` lines (`kp * width` words each): word `q * width + x` of panel `p` holds
+/// line `p * width + x`'s depths `2q` (low half) and `2q + 1` (zero past `k`); lines past
+/// `count` are zero. Every word of `out` is written, so it may hold anything before.
+fn pack(src: &[f32], xs: usize, ks: usize, count: usize, k: usize, out: &mut [u32], width: usize) {
+    let kp = k.div_ceil(2);
+    let panels = count.div_ceil(width);
+    assert_eq!(out.len(), panels * kp * width);
+    if xs == 1 {
+        // each depth's lines are contiguous: tasks take blocks of depth pairs and read their
+        // rows whole, in order, writing a slice of every panel
+        const PAIRS: usize = 8;
+        let dst = Shared(out.as_mut_ptr());
+        (0..kp.div_ceil(PAIRS)).into_par_iter().for_each(|blk| {
+            let qs = blk * PAIRS..((blk + 1) * PAIRS).min(kp);
+            for q in qs {
+                let even = &src[2 * q * ks..][..count];
+                let odd = (2 * q + 1 < k).then(|| &src[(2 * q + 1) * ks..][..count]);
+                for p in 0..panels {
+                    // SAFETY: word q of each panel belongs to this task's depth pairs alone
+                    let words = unsafe {
+                        std::slice::from_raw_parts_mut(dst.at((p * kp + q) * width), width)
+                    };
+                    let lines = p * width..((p + 1) * width).min(count);
+                    pair_lines(&even[lines.clone()], odd.map(|o| &o[lines]), words);
+                }
+            }
+        });
+    } else {
+        // each line is contiguous in depth: a task per panel converts its lines, then spreads
+        // their words
+        out.par_chunks_mut(kp * width)
+            .enumerate()
+            .for_each(|(p, panel)| {
+                let lines = width.min(count - p * width);
+                pack_depth_lines(&src[p * width * xs..], xs, lines, k, panel, width)
+            });
+    }
+}
+
+/// `words[x] = pair(even[x], odd[x])` (odd: zeros when `None`), then zeros to the end.
+fn pair_lines(even: &[f32], odd: Option<&[f32]>, words: &mut [u32]) {
+    dispatch!(wide (even: &[f32], odd: Option<&[f32]>, words: &mut [u32]) -> () {
+        match odd {
+            Some(odd) => {
                 for ((w, &e), &o) in words.iter_mut().zip(even).zip(odd) {
                     *w = pair(e, o);
                 }
             }
-        } else {
-            // each line is contiguous in depth: convert it, then spread its words
-            let mut words = vec![0u32; k.div_ceil(2)];
-            for x in 0..lines {
-                let line = &src[(x0 + x) * xs..][..k];
-                for (w, two) in words.iter_mut().zip(line.chunks_exact(2)) {
-                    *w = pair(two[0], two[1]);
+            None => {
+                for (w, &e) in words.iter_mut().zip(even) {
+                    *w = pair(e, 0.0);
                 }
-                if k % 2 == 1 {
-                    words[full] = pair(line[k - 1], 0.0);
+            }
+        }
+        words[even.len()..].fill(0);
+    });
+}
+
+/// One panel of an operand whose lines are contiguous in depth: line `x` (of `lines`, then
+/// zeros up to `width`) starts at `src[x * xs]`.
+fn pack_depth_lines(src: &[f32], xs: usize, lines: usize, k: usize, out: &mut [u32], width: usize) {
+    dispatch!(wide (src: &[f32], xs: usize, lines: usize, k: usize, out: &mut [u32], width: usize) -> () {
+        let kp = k.div_ceil(2);
+        let mut words = [0u32; 256];
+        for x in 0..width {
+            for q0 in (0..kp).step_by(words.len()) {
+                let n = words.len().min(kp - q0);
+                if x < lines {
+                    let line = &src[x * xs + 2 * q0..][..(2 * n).min(k - 2 * q0)];
+                    line_words(line, &mut words[..n]);
+                } else {
+                    words[..n].fill(0);
                 }
-                for (q, &w) in words.iter().enumerate() {
-                    out[q * width + x] = w;
+                for (q, &w) in words[..n].iter().enumerate() {
+                    out[(q0 + q) * width + x] = w;
                 }
             }
         }
     });
+}
+
+/// `line` (consecutive depths) as pair words: word `q` holds depths `2q` and `2q + 1` (zero
+/// past the end).
+#[inline(always)]
+fn line_words(line: &[f32], words: &mut [u32]) {
+    let full = line.len() / 2;
+    for (w, two) in words.iter_mut().zip(line.chunks_exact(2)) {
+        *w = pair(two[0], two[1]);
+    }
+    if line.len() % 2 == 1 {
+        words[full] = pair(line[line.len() - 1], 0.0);
+    }
 }
 
 /// Which micro-kernel computes the products.
@@ -164,82 +213,90 @@ pub fn matmul_bf16_with(
         kernel == Kernel::Portable || native_available(),
         "this CPU has no AVX512_BF16"
     );
-    let mut c = vec![0.0f32; m * n];
     if m == 0 || n == 0 || k == 0 {
-        return c;
+        return vec![0.0; m * n];
     }
     let kp = k.div_ceil(2);
     // element (i, kk) of op(a) is a[i * ars + kk * acs]; (kk, j) of op(b) is b[kk * brs + j * bcs]
     let (ars, acs) = if ta { (1, m) } else { (k, 1) };
     let (brs, bcs) = if tb { (1, k) } else { (n, 1) };
-
     let row_panels = m.div_ceil(MR);
     let col_panels = n.div_ceil(NR);
-    let mut pa = vec![0u32; row_panels * kp * MR];
-    pa.par_chunks_mut(kp * MR)
-        .enumerate()
-        .for_each(|(p, panel)| pack_panel(a, ars, acs, p * MR, MR.min(m - p * MR), k, panel, MR));
-    let mut pb = vec![0u32; col_panels * kp * NR];
-    pb.par_chunks_mut(kp * NR)
-        .enumerate()
-        .for_each(|(p, panel)| pack_panel(b, bcs, brs, p * NR, NR.min(n - p * NR), k, panel, NR));
+    with_buffers(row_panels * kp * MR, col_panels * kp * NR, |pa, pb| {
+        pack(a, ars, acs, m, k, pa, MR);
+        pack(b, bcs, brs, n, k, pb, NR);
 
-    // parallel tiles of TILE_M row panels x TILE_N column panels; each task writes only its own
-    // rectangle of c
-    let out = SharedOut(c.as_mut_ptr());
-    let (row_tiles, col_tiles) = (row_panels.div_ceil(TILE_M), col_panels.div_ceil(TILE_N));
-    (0..row_tiles * col_tiles).into_par_iter().for_each(|t| {
-        let (rt, ct) = (t / col_tiles, t % col_tiles);
-        let rps = rt * TILE_M..((rt + 1) * TILE_M).min(row_panels);
-        let cps = ct * TILE_N..((ct + 1) * TILE_N).min(col_panels);
-        for q0 in (0..kp).step_by(KCP) {
-            let depth = KCP.min(kp - q0);
-            for cp in cps.clone() {
-                let bp = &pb[(cp * kp + q0) * NR..];
-                let cols = NR.min(n - cp * NR);
-                for rp in rps.clone() {
-                    let ap = &pa[(rp * kp + q0) * MR..];
-                    let rows = MR.min(m - rp * MR);
-                    // SAFETY: rows rp*MR.. and columns cp*NR.. of c lie in this task's tile,
-                    // which no other task touches, and inside c (rows, cols are clipped to m, n)
-                    let c_at = unsafe {
-                        std::slice::from_raw_parts_mut(
-                            out.at(rp * MR * n + cp * NR),
-                            (rows - 1) * n + cols,
-                        )
-                    };
-                    micro(kernel, depth, ap, bp, c_at, n, rows, cols, q0 > 0);
+        // every element of c is written by the first depth block before any block adds to it
+        let mut c = Vec::<f32>::with_capacity(m * n);
+        // parallel tiles of TILE_M row panels x TILE_N column panels; each task writes only its
+        // own rectangle of c
+        let out = Shared(c.as_mut_ptr());
+        let (row_tiles, col_tiles) = (row_panels.div_ceil(TILE_M), col_panels.div_ceil(TILE_N));
+        (0..row_tiles * col_tiles).into_par_iter().for_each(|t| {
+            let (rt, ct) = (t / col_tiles, t % col_tiles);
+            let rps = rt * TILE_M..((rt + 1) * TILE_M).min(row_panels);
+            let cps = ct * TILE_N..((ct + 1) * TILE_N).min(col_panels);
+            for q0 in (0..kp).step_by(KCP) {
+                let depth = KCP.min(kp - q0);
+                for cp in cps.clone() {
+                    let bp = &pb[(cp * kp + q0) * NR..];
+                    let cols = NR.min(n - cp * NR);
+                    for rp in rps.clone() {
+                        let ap = &pa[(rp * kp + q0) * MR..];
+                        let rows = MR.min(m - rp * MR);
+                        // SAFETY: rows rp*MR.. and columns cp*NR.. of c (clipped to m, n) lie
+                        // in this task's tile, which no other task touches; the first block
+                        // (q0 = 0) writes them before later blocks read and add
+                        unsafe {
+                            micro(
+                                kernel,
+                                depth,
+                                ap,
+                                bp,
+                                out.at(rp * MR * n + cp * NR),
+                                n,
+                                rows,
+                                cols,
+                                q0 > 0,
+                            )
+                        };
+                    }
                 }
             }
-        }
-    });
-    c
+        });
+        // SAFETY: the tiles cover every element of the m x n matrix and wrote each
+        unsafe { c.set_len(m * n) };
+        c
+    })
 }
 
 /// Writes (`add`: adds) the `rows x cols` corner of the `MR x NR` product of one `depth`-pair
-/// block of packed panels to `c` (row stride `ldc`). The first block writes rather than adds:
-/// reading the fresh output first would map the zero page and then copy it on the write.
+/// block of packed panels to `c` (row stride `ldc`). The first block writes rather than adds,
+/// so the output needs no zeroing first.
+///
+/// # Safety
+/// `c` must be valid for writes of `rows` rows of `cols` elements at stride `ldc`, and for
+/// reads too (initialized) when `add`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn micro(
+unsafe fn micro(
     kernel: Kernel,
     depth: usize,
     a: &[u32],
     b: &[u32],
-    c: &mut [f32],
+    c: *mut f32,
     ldc: usize,
     rows: usize,
     cols: usize,
     add: bool,
 ) {
-    assert!(a.len() >= depth * MR && b.len() >= depth * NR);
-    assert!(c.len() >= (rows - 1) * ldc + cols);
+    assert!(a.len() >= depth * MR && b.len() >= depth * NR && rows <= MR && cols <= NR);
     let mut tile = [0.0f32; MR * NR];
     match kernel {
         #[cfg(target_arch = "x86_64")]
         Kernel::Native => {
             // SAFETY: `matmul_bf16_with` checked that the CPU has AVX512F and AVX512_BF16; the
-            // asserts above bound every read and the write below.
+            // assert above bounds every read
             unsafe { native(depth, a.as_ptr(), b.as_ptr(), &mut tile) };
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -247,16 +304,46 @@ fn micro(
         Kernel::Portable => portable(depth, a, b, &mut tile),
     }
     for r in 0..rows {
-        let row = &mut c[r * ldc..r * ldc + cols];
         let part = &tile[r * NR..r * NR + cols];
-        if add {
-            for (o, v) in row.iter_mut().zip(part) {
-                *o += v;
+        // SAFETY: the caller's contract
+        unsafe {
+            let row = c.add(r * ldc);
+            if add {
+                for (o, v) in std::slice::from_raw_parts_mut(row, cols)
+                    .iter_mut()
+                    .zip(part)
+                {
+                    *o += v;
+                }
+            } else {
+                std::ptr::copy_nonoverlapping(part.as_ptr(), row, cols);
             }
-        } else {
-            row.copy_from_slice(part);
         }
     }
+}
+
+thread_local! {
+    /// The packed operands of the last product on this thread, kept for the next one: packing
+    /// overwrites every word, so they need no zeroing, and their pages stay mapped.
+    static PACKED: std::cell::RefCell<(Vec<u32>, Vec<u32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `f` on packing buffers of `la` and `lb` words (contents unspecified): this thread's
+/// kept ones, or fresh ones if those are in use (a product started inside another's wait).
+fn with_buffers<R>(la: usize, lb: usize, f: impl FnOnce(&mut [u32], &mut [u32]) -> R) -> R {
+    PACKED.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut kept) => {
+            let (pa, pb) = &mut *kept;
+            if pa.len() < la {
+                pa.resize(la, 0);
+            }
+            if pb.len() < lb {
+                pb.resize(lb, 0);
+            }
+            f(&mut pa[..la], &mut pb[..lb])
+        }
+        Err(_) => f(&mut vec![0; la], &mut vec![0; lb]),
+    })
 }
 
 /// The portable micro-kernel: `tile = a_panel · b_panel` over `depth` pairs, in float32 (the
