@@ -12,7 +12,14 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    for path in ["src", "kernels", "Cargo.toml", "build.rs", ".git/HEAD", ".git/index"] {
+    for path in [
+        "src",
+        "kernels",
+        "Cargo.toml",
+        "build.rs",
+        ".git/HEAD",
+        ".git/index",
+    ] {
         println!("cargo:rerun-if-changed={path}");
     }
     // a commit moves the branch ref without changing .git/HEAD itself

@@ -28,6 +28,25 @@ fn has_pandas() -> bool {
     ok
 }
 
+/// Runs `scripts/<script>` with `args`; its standard output, after checking it succeeded.
+fn run_script(script: &str, args: &[&std::ffi::OsStr]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(script);
+    let o = Command::new(python())
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{script}: {stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    stdout
+}
+
 #[test]
 fn results_load_into_pandas_frames() {
     if !has_pandas() {
@@ -57,19 +76,7 @@ fn results_load_into_pandas_frames() {
             );
         }
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/load_results.py");
-    let o = Command::new(python())
-        .arg(&script)
-        .arg(&out)
-        .arg("--check")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let stdout = run_script("load_results.py", &[out.as_os_str(), "--check".as_ref()]);
     // 2 runs; 4 steps each; evaluations at steps 2 and 4 for both
     for want in [
         "runs: 2 rows",
@@ -90,9 +97,72 @@ fn results_load_into_pandas_frames() {
          assert e[e.task.eq('text')].eval_accuracy.isna().all() and e[e.task.eq('text')].eval_ppl.gt(1).all(); \
          assert e[e.task.eq('images')].eval_ppl.isna().all() and e[e.task.eq('images')].eval_accuracy.between(0, 1).all(); \
          assert r.probes.name.str.startswith('dist_').any()",
-        script.parent().unwrap(),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts"),
         out
     );
     let o = Command::new(python()).args(["-c", &code]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn precision_comparison_reads_a_study_of_both_precisions() {
+    if !has_pandas() {
+        eprintln!("skipped: {} cannot import pandas (set PYTHON)", python());
+        return;
+    }
+    let dir = temp_dir("compare-precision");
+    let study = dir.join("precision.toml");
+    std::fs::write(
+        &study,
+        format!(
+            "name = \"precision\"\n[base]\nsteps = 6\neval_every = 3\neval_batches = 1\nwarmup_steps = 2\n{TINY_TEXT_TOML}\
+             [[grid]]\ntask = \"text\"\nnorm = [\"layer\", \"batch\"]\nmatmul_precision = [\"f32\", \"bf16\"]\nseed = [1, 2]\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.join("results");
+    run_study(&study, &out);
+    let stdout = run_script(
+        "compare_precision.py",
+        &[out.as_os_str(), "--study".as_ref(), "precision".as_ref()],
+    );
+    assert!(
+        stdout.contains("study precision: 8 finished runs"),
+        "{stdout}"
+    );
+    // a row per evaluation and norm, and a verdict per norm
+    for norm in ["layer", "batch"] {
+        assert!(
+            stdout.contains(&format!("### {norm}: validation loss")),
+            "{stdout}"
+        );
+        assert_eq!(
+            stdout
+                .lines()
+                .filter(|l| l.starts_with(&format!("| {norm} | ")))
+                .filter(|l| l.ends_with(" |") && (l.contains("| yes |") || l.contains("| no |")))
+                .count(),
+            1,
+            "{stdout}"
+        );
+    }
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("| 3 | ") || l.starts_with("| 6 | "))
+            .count(),
+        4,
+        "{stdout}"
+    );
+    // BatchNorm's statistics in both precisions
+    assert!(stdout.contains("| batch | bf16 | dist_var |"), "{stdout}");
+    // a study that is not there is a one-line error
+    let o = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/compare_precision.py"))
+        .arg(&out)
+        .args(["--study", "nothing"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no finished runs of study nothing"));
 }

@@ -1,0 +1,126 @@
+//! The training step's matrix products, one by one, in float32 (burn-flex's gemm, as the step
+//! runs them) and with bfloat16 inputs (`--matmul-precision bf16`), on the step's real shapes.
+//!
+//!     cargo run --example products -- [--d 128] [--ff 512] [--layers 2] [--tokens 2048]
+//!         [--real 800] [--vocab 5000] [--rounds 5]
+//!
+//! For every dense product of a block (QKV, output projection, the two FFN layers) and the LM
+//! head, the forward product and its two backward products (the input's and the weight's
+//! gradient, with the transposes the step uses) are timed through `ablate::ops::matmul` on
+//! burn-flex, float32 and bfloat16 interleaved, best of `--rounds`. `tokens` is the positions of
+//! a batch (padding included), `real` the non-pad tokens the LM head sees. The last lines add up
+//! the products of one step (blocks times `--layers`, plus the head).
+
+use ablate::ops::{matmul, with_bf16_products};
+use burn::tensor::{Device, Tensor};
+use std::time::Instant;
+
+// the allocator of the `ablate` binary, so fresh outputs cost what they cost in a step
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const USAGE: &str = "usage: cargo run --example products -- [--d 128] [--ff 4d] [--layers 2] \
+[--tokens 2048] [--real 800] [--vocab 5000] [--rounds 5]
+Times each matrix product of a training step (forward, input gradient, weight gradient of QKV, \
+attention output, both FFN layers and the LM head) in float32 and with bfloat16 inputs.";
+
+fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .map(|i| {
+            args.get(i + 1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| {
+                    eprintln!("products: {name} needs a positive integer\n{USAGE}");
+                    std::process::exit(2)
+                })
+        })
+        .unwrap_or(default)
+}
+
+/// Best time (ms) of `rounds` calls of `op(a) op(b)`, in float32 and in bfloat16, interleaved.
+fn time(a: &Tensor<2>, b: &Tensor<2>, ta: bool, tb: bool, rounds: usize) -> (f64, f64) {
+    let mut best = [f64::MAX; 2];
+    for _ in 0..rounds {
+        for (i, bf16) in [false, true].into_iter().enumerate() {
+            let start = Instant::now();
+            let c = with_bf16_products(bf16, || matmul(a.clone(), b.clone(), ta, tb));
+            drop(c);
+            best[i] = best[i].min(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    (best[0], best[1])
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return;
+    }
+    let d = arg(&args, "--d", 128);
+    let ff = arg(&args, "--ff", 4 * d);
+    let layers = arg(&args, "--layers", 2);
+    let n = arg(&args, "--tokens", 2048);
+    let real = arg(&args, "--real", 800);
+    let vocab = arg(&args, "--vocab", 5000);
+    let rounds = arg(&args, "--rounds", 5).max(1);
+    let device = Device::flex();
+    let random = |rows: usize, cols: usize| {
+        Tensor::<2>::random(
+            [rows, cols],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        )
+    };
+    // (name, rows of the input, d_in, d_out, weight stored [d_out, d_in] (the tied LM head), per step)
+    let products = [
+        ("qkv", n, d, 3 * d, false, layers),
+        ("attention out", n, d, d, false, layers),
+        ("ffn in", n, d, ff, false, layers),
+        ("ffn out", n, ff, d, false, layers),
+        ("lm head", real, d, vocab, true, 1),
+    ];
+    println!(
+        "products of one step on {} threads, best of {rounds}: d {d}, ffn {ff}, {layers} layers, {n} positions, {real} real tokens, vocab {vocab}",
+        rayon::current_num_threads()
+    );
+    println!("| product | pass | m x k x n | f32 ms | bf16 ms | f32 GFLOP/s | bf16 GFLOP/s | f32 / bf16 |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let (mut total32, mut total16) = (0.0, 0.0);
+    for (name, rows, d_in, d_out, stored_t, count) in products {
+        let x = random(rows, d_in);
+        let w = if stored_t {
+            random(d_out, d_in)
+        } else {
+            random(d_in, d_out)
+        };
+        let g = random(rows, d_out);
+        // forward x W, input gradient g W^T, weight gradient x^T g (g^T x for a stored transpose)
+        let passes = [
+            ("forward", &x, &w, false, stored_t, (rows, d_in, d_out)),
+            ("input grad", &g, &w, false, !stored_t, (rows, d_out, d_in)),
+            if stored_t {
+                ("weight grad", &g, &x, true, false, (d_out, rows, d_in))
+            } else {
+                ("weight grad", &x, &g, true, false, (d_in, rows, d_out))
+            },
+        ];
+        for (pass, a, b, ta, tb, (m, k, nn)) in passes {
+            let (t32, t16) = time(a, b, ta, tb, rounds);
+            let gflop = 2.0 * (m * k * nn) as f64 / 1e9;
+            println!(
+                "| {name} | {pass} | {m} x {k} x {nn} | {t32:.3} | {t16:.3} | {:.0} | {:.0} | {:.2} |",
+                gflop / t32 * 1e3,
+                gflop / t16 * 1e3,
+                t32 / t16
+            );
+            total32 += t32 * count as f64;
+            total16 += t16 * count as f64;
+        }
+    }
+    println!(
+        "\none step's products: f32 {total32:.1} ms, bf16 {total16:.1} ms ({:.2} x)",
+        total32 / total16
+    );
+}
