@@ -474,11 +474,16 @@ pub fn varying_keys(configs: &[&RunConfig]) -> Vec<String> {
 }
 
 impl RunConfig {
-    /// The value of `key` as config.toml writes it (`None`: an unset option left out).
+    /// The value of `key` as config.toml writes it (`None`: an unset option left out), except
+    /// that float32 products, which config.toml leaves out, read as `f32` beside `bf16`.
     pub fn value_of(&self, key: &str) -> Option<toml::Value> {
         toml::from_str::<toml::Table>(&self.to_toml())
             .ok()
             .and_then(|mut t| t.remove(key))
+            .or_else(|| {
+                (key == "matmul_precision")
+                    .then(|| toml::Value::String(self.matmul_precision().name().into()))
+            })
     }
 }
 
@@ -628,6 +633,15 @@ mod tests {
         assert!(bf16.to_toml().contains("matmul_precision = \"bf16\""));
         assert_ne!(plain.id(), bf16.id());
         assert!(bf16.validate().is_ok());
+        // tables and labels name both precisions
+        assert_eq!(
+            plain.value_of("matmul_precision").unwrap().as_str(),
+            Some("f32")
+        );
+        assert_eq!(
+            bf16.value_of("matmul_precision").unwrap().as_str(),
+            Some("bf16")
+        );
         let ndarray = RunConfig {
             backend: BackendKind::Ndarray,
             ..bf16.clone()
