@@ -73,22 +73,26 @@ fn pack(src: &[f32], xs: usize, ks: usize, count: usize, k: usize, out: &mut [u3
     let panels = count.div_ceil(width);
     assert_eq!(out.len(), panels * kp * width);
     if xs == 1 {
-        // each depth's lines are contiguous: tasks take blocks of depth pairs and read their
-        // rows whole, in order, writing a slice of every panel
+        // each depth's lines are contiguous: tasks take blocks of depth pairs, convert their
+        // rows whole (in order, in full vectors), then copy a slice to every panel
         const PAIRS: usize = 8;
         let dst = Shared(out.as_mut_ptr());
         (0..kp.div_ceil(PAIRS)).into_par_iter().for_each(|blk| {
-            let qs = blk * PAIRS..((blk + 1) * PAIRS).min(kp);
-            for q in qs {
+            let mut row = vec![0u32; panels * width];
+            for q in blk * PAIRS..((blk + 1) * PAIRS).min(kp) {
                 let even = &src[2 * q * ks..][..count];
                 let odd = (2 * q + 1 < k).then(|| &src[(2 * q + 1) * ks..][..count]);
-                for p in 0..panels {
+                // zero past `count`: the last panel's missing lines
+                pair_lines(even, odd, &mut row);
+                for (p, part) in row.chunks_exact(width).enumerate() {
                     // SAFETY: word q of each panel belongs to this task's depth pairs alone
-                    let words = unsafe {
-                        std::slice::from_raw_parts_mut(dst.at((p * kp + q) * width), width)
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            part.as_ptr(),
+                            dst.at((p * kp + q) * width),
+                            width,
+                        )
                     };
-                    let lines = p * width..((p + 1) * width).min(count);
-                    pair_lines(&even[lines.clone()], odd.map(|o| &o[lines]), words);
                 }
             }
         });
