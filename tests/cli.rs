@@ -128,7 +128,7 @@ fn tiny_text_run_learns_and_writes_every_result_file() {
 
 #[test]
 fn bf16_products_train_and_are_recorded_in_the_run() {
-    let (_, dir, _) = tiny_run(
+    let (_, dir, o) = tiny_run(
         "bf16",
         &[
             "--norm",
@@ -138,6 +138,11 @@ fn bf16_products_train_and_are_recorded_in_the_run() {
             "--matmul-precision",
             "bf16",
         ],
+    );
+    assert!(
+        stderr(&o).contains("with layer norm, bfloat16 matrix products ->"),
+        "{}",
+        stderr(&o)
     );
     let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
     assert!(config.contains("matmul_precision = \"bf16\""), "{config}");

@@ -2,6 +2,7 @@
 
 use super::args::RunArgs;
 use super::{EXIT_DIVERGED, EXIT_INTERRUPTED};
+use crate::config::MatmulPrecision;
 use crate::progress::{install_stop_handler, RunControl};
 use crate::results::{RunLock, RunStatus, Summary};
 use crate::train;
@@ -36,8 +37,12 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             config.steps, config.warmup_steps, config.lr
         );
     }
+    let precision = match config.matmul_precision() {
+        MatmulPrecision::F32 => "",
+        MatmulPrecision::Bf16 => ", bfloat16 matrix products",
+    };
     eprintln!(
-        "ablate: training {} with {} norm -> {}",
+        "ablate: training {} with {} norm{precision} -> {}",
         config.task.name(),
         config.norm.name(),
         dir.display()
