@@ -487,7 +487,7 @@ where
 /// and those shared parts: long labels do not fit the legend of a half-width panel. A label
 /// left with nothing keeps its whole text.
 pub(super) fn split_common(labels: &[&str]) -> (String, Vec<String>) {
-    let parts: Vec<Vec<&str>> = labels.iter().map(|l| l.split(", ").collect()).collect();
+    let parts: Vec<Vec<&str>> = labels.iter().map(|l| top_level_parts(l)).collect();
     if parts.len() < 2 {
         return (
             String::new(),
@@ -512,6 +512,27 @@ pub(super) fn split_common(labels: &[&str]) -> (String, Vec<String>) {
         })
         .collect();
     (common.join(", "), short)
+}
+
+/// `label` cut at its `", "` separators outside parentheses: `a, b (c, d)` is `a` and `b (c, d)`,
+/// so that a parenthesized note is never torn in two.
+fn top_level_parts(label: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    let bytes = label.as_bytes();
+    for (i, &c) in bytes.iter().enumerate() {
+        match c {
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            b',' if depth == 0 && bytes.get(i + 1) == Some(&b' ') => {
+                parts.push(&label[start..i]);
+                start = i + 2;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&label[start..]);
+    parts
 }
 
 /// One line of a legend strip: its label and how its line is drawn.

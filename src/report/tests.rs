@@ -516,3 +516,30 @@ mod chart_edge_cases {
         }
     }
 }
+
+#[test]
+fn shared_label_parts_are_cut_outside_parentheses_only() {
+    // a seed and layer note in parentheses stays whole (it was torn into `(seed 1` and `block0)`)
+    let (common, short) = plot::split_common(&[
+        "text batch, lr 0.001 (seed 1, block0.attn_norm)",
+        "text batch, lr 0.002 (seed 1, block0.attn_norm)",
+    ]);
+    assert_eq!(common, "text batch");
+    assert_eq!(
+        short,
+        [
+            "lr 0.001 (seed 1, block0.attn_norm)",
+            "lr 0.002 (seed 1, block0.attn_norm)"
+        ]
+    );
+    let (common, short) = plot::split_common(&[
+        "text scaled-batch bucketed, layers 2, steps 600",
+        "text scaled-batch bucketed, layers 4, steps 600",
+    ]);
+    assert_eq!(common, "text scaled-batch bucketed, steps 600");
+    assert_eq!(short, ["layers 2", "layers 4"]);
+    let (common, short) =
+        plot::split_common(&["text batch (seed 1, b0)", "text pn-v (seed 1, b0)"]);
+    assert_eq!(common, "");
+    assert_eq!(short, ["text batch (seed 1, b0)", "text pn-v (seed 1, b0)"]);
+}
