@@ -19,23 +19,32 @@ use std::time::Instant;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage: cargo run --example products -- [--d 128] [--ff 4d] [--layers 2] \
-[--tokens 2048] [--real 800] [--vocab 5000] [--rounds 5]
-Times each matrix product of a training step (forward, input gradient, weight gradient of QKV, \
-attention output, both FFN layers and the LM head) in float32 and with bfloat16 inputs.";
-
-fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter()
-        .position(|a| a == name)
-        .map(|i| {
-            args.get(i + 1)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| {
-                    eprintln!("products: {name} needs a positive integer\n{USAGE}");
-                    std::process::exit(2)
-                })
-        })
-        .unwrap_or(default)
+/// Times each matrix product of a training step (forward, input gradient and weight gradient of
+/// QKV, attention output, both FFN layers and the LM head) in float32 and with bfloat16 inputs.
+#[derive(clap::Parser)]
+#[command(name = "products")]
+struct Args {
+    /// Model width.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    d: u32,
+    /// FFN width [default: 4 d].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    ff: Option<u32>,
+    /// Blocks (each block's products count this many times in the step's total).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    layers: u32,
+    /// Positions of a batch, padding included.
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..))]
+    tokens: u32,
+    /// Real (non-pad) tokens, the rows of the LM head's products.
+    #[arg(long, default_value_t = 800, value_parser = clap::value_parser!(u32).range(1..))]
+    real: u32,
+    /// Vocabulary size.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..))]
+    vocab: u32,
+    /// Timed calls per product and precision (the best counts).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
 }
 
 /// Best time (ms) of `rounds` calls of `op(a) op(b)`, in float32 and in bfloat16, interleaved.
@@ -53,18 +62,14 @@ fn time(a: &Tensor<2>, b: &Tensor<2>, ta: bool, tb: bool, rounds: usize) -> (f64
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
-        return;
-    }
-    let d = arg(&args, "--d", 128);
-    let ff = arg(&args, "--ff", 4 * d);
-    let layers = arg(&args, "--layers", 2);
-    let n = arg(&args, "--tokens", 2048);
-    let real = arg(&args, "--real", 800);
-    let vocab = arg(&args, "--vocab", 5000);
-    let rounds = arg(&args, "--rounds", 5).max(1);
+    let args = <Args as clap::Parser>::parse();
+    let d = args.d as usize;
+    let ff = args.ff.map_or(4 * d, |f| f as usize);
+    let layers = args.layers as usize;
+    let n = args.tokens as usize;
+    let real = args.real as usize;
+    let vocab = args.vocab as usize;
+    let rounds = args.rounds as usize;
     let device = Device::flex();
     let random = |rows: usize, cols: usize| {
         Tensor::<2>::random(
