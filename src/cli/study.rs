@@ -114,6 +114,10 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
             .map(|s| format!(" in shard {s}"))
             .unwrap_or_default()
     );
+    // once for the study, not per run
+    if let Some(warning) = runs.iter().find_map(|r| r.precision_warning()) {
+        eprintln!("{warning}");
+    }
     if args.dry_run {
         for r in &runs {
             let state = experiment::existing_status(&r.run_dir(&args.results))
