@@ -9,7 +9,7 @@
 //! pass per row, over rows in parallel; on the other backends they are the same formulas in
 //! tensor operations.
 
-use super::host::flex_f32;
+use super::host::{flex_f32, flex_f32_in_place};
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
     grads::Gradients,
@@ -103,11 +103,12 @@ impl CrossEntropyBackend for Flex {
         grad: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         let [n, v] = dims2(&logits.shape());
-        let mut x = flex_f32(&logits).into_owned();
         let targets = flex_indices(targets);
         let scale = flex_f32(&grad)[0] / n as f32;
-        ablate_kernels::cross_entropy_backward(&mut x, v, &flex_f32(&lse), &targets, scale);
-        FlexTensor::from_data(TensorData::new(x, [n, v]))
+        // the logits are not needed after this: their buffer becomes the gradient
+        flex_f32_in_place(logits, |x| {
+            ablate_kernels::cross_entropy_backward(x, v, &flex_f32(&lse), &targets, scale)
+        })
     }
 }
 

@@ -7,7 +7,7 @@
 //! `erf`/`exp`, parallel over rayon); on the other backends they are the backend's own GELU
 //! and the exact gradient in tensor operations.
 
-use super::host::flex_f32;
+use super::host::{flex_f32, flex_f32_in_place};
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
     grads::Gradients,
@@ -54,10 +54,7 @@ impl GeluBackend for Flex {
     }
 
     fn gelu_erf_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let shape = grad.layout().shape().clone();
-        let mut g = flex_f32(&grad).into_owned();
-        ablate_kernels::gelu_backward(&flex_f32(&x), &mut g);
-        FlexTensor::from_data(TensorData::new(g, shape))
+        flex_f32_in_place(grad, |g| ablate_kernels::gelu_backward(&flex_f32(&x), g))
     }
 }
 

@@ -17,7 +17,7 @@ use burn::backend::autodiff::{
 use burn::backend::flex::FlexTensor;
 use burn::backend::{tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex};
 use burn::nn::Linear;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{DType, Tensor, TensorData};
 use std::cell::Cell;
 
 thread_local! {
@@ -61,7 +61,11 @@ composed_on_other_backends!(MatmulBackend);
 impl MatmulBackend for Flex {
     fn matmul(a: FloatTensor<Self>, b: FloatTensor<Self>, ta: bool, tb: bool) -> FloatTensor<Self> {
         if !BF16_PRODUCTS.with(Cell::get) {
-            return builtin::<Self>(a, b, ta, tb);
+            return if a.dtype() == DType::F32 && b.dtype() == DType::F32 {
+                gemm_f32(&a, &b, ta, tb)
+            } else {
+                builtin::<Self>(a, b, ta, tb)
+            };
         }
         let (da, db) = (a.layout().shape().clone(), b.layout().shape().clone());
         let (m, k) = if ta { (da[1], da[0]) } else { (da[0], da[1]) };
@@ -69,6 +73,69 @@ impl MatmulBackend for Flex {
         let c = ablate_kernels::bf16::matmul_bf16(&flex_f32(&a), &flex_f32(&b), (m, k, n), ta, tb);
         FlexTensor::from_data(TensorData::new(c, [m, n]))
     }
+}
+
+/// Products at least this large (`m n k`) use every thread: burn-flex's threshold.
+const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
+
+/// `op(a) · op(b)` in float32 by the gemm crate, called exactly as burn-flex's 2-D product calls
+/// it (same strides, same parallelism, hence the same kernels and the same bits), except that
+/// the output is not allocated zeroed and then copied into an aligned buffer
+/// (`FlexTensor::empty`): gemm writes every element of it without reading it (`read_dst`
+/// false). Those two passes over every product's output ran on the step's thread alone.
+fn gemm_f32(a: &FlexTensor, b: &FlexTensor, ta: bool, tb: bool) -> FlexTensor {
+    let (la, lb) = (a.layout(), b.layout());
+    let (sa, sb) = (la.strides(), lb.strides());
+    let (da, db) = (la.shape(), lb.shape());
+    // op(x) as burn-flex sees it after swapping the dimensions: shape [rows, cols] and
+    // strides (row, col)
+    let (m, k, a_rs, a_cs) = if ta {
+        (da[1], da[0], sa[1], sa[0])
+    } else {
+        (da[0], da[1], sa[0], sa[1])
+    };
+    let (kb, n, b_rs, b_cs) = if tb {
+        (db[1], db[0], sb[1], sb[0])
+    } else {
+        (db[0], db[1], sb[0], sb[1])
+    };
+    assert_eq!(k, kb, "matmul: inner dimensions {k} and {kb} differ");
+    let a_ptr = a.storage::<f32>()[la.start_offset()..].as_ptr();
+    let b_ptr = b.storage::<f32>()[lb.start_offset()..].as_ptr();
+    let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    let mut c = Vec::<f32>::with_capacity(m * n);
+    // SAFETY: a and b hold op(a) and op(b) at these offsets and strides (their layouts say so);
+    // c has room for m x n elements, row-major; with read_dst false gemm writes every element
+    // of c (zeros when k = 0) and reads none it has not written
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a_ptr,
+            a_cs,
+            a_rs,
+            b_ptr,
+            b_cs,
+            b_rs,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+        c.set_len(m * n);
+    }
+    FlexTensor::from_data(TensorData::new(c, [m, n]))
 }
 
 impl<B: MatmulBackend, C: CheckpointStrategy> MatmulBackend for Autodiff<B, C> {
@@ -283,6 +350,33 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn float32_products_are_burn_flex_s_bit_for_bit() {
+        // the direct gemm call must give burn-flex's own products exactly (the committed
+        // studies' numbers depend on it), for every transpose, for views that start inside
+        // their buffer, for sizes on both sides of the parallel threshold, and for k = 0
+        for (m, k, n) in [(37, 19, 23), (200, 190, 210), (5, 0, 3)] {
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                let sa = if ta { [k, m] } else { [m, k] };
+                let sb = if tb { [n, k] } else { [k, n] };
+                // a view of rows 1.. of a matrix with one more row: a non-zero start offset
+                let a = FlexTensor::from_data(TensorData::new(
+                    values((sa[0] + 1) * sa[1], 1),
+                    [sa[0] + 1, sa[1]],
+                ))
+                .narrow(0, 1, sa[0]);
+                let b = FlexTensor::from_data(TensorData::new(values(k * n, 2), sb));
+                let want = builtin::<Flex>(a.clone(), b.clone(), ta, tb);
+                let got = gemm_f32(&a, &b, ta, tb);
+                assert_eq!(got.layout().shape(), want.layout().shape());
+                let bits = |t: &FlexTensor| -> Vec<u32> {
+                    flex_f32(t).iter().map(|x| x.to_bits()).collect()
+                };
+                assert_eq!(bits(&got), bits(&want), "{m}x{k}x{n} ta {ta} tb {tb}");
             }
         }
     }

@@ -6,7 +6,7 @@
 //! one backward in `ablate_kernels`; on the other backends as the same formulas in tensor
 //! operations. The bias (`[batch, 1, t, t]`, padding and causal masks) receives no gradient.
 
-use super::host::flex_f32;
+use super::host::{flex_f32, flex_f32_in_place};
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
     grads::Gradients,
@@ -14,7 +14,7 @@ use burn::backend::autodiff::{
 };
 use burn::backend::flex::FlexTensor;
 use burn::backend::{tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex, TensorMetadata};
-use burn::tensor::{Shape, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 custom_op! {
 pub trait AttentionSoftmaxBackend: Backend {
@@ -69,11 +69,10 @@ impl AttentionSoftmaxBackend for Flex {
         grad: FloatTensor<Self>,
         scale: f32,
     ) -> FloatTensor<Self> {
-        let shape: Shape = p.shape();
-        let t = shape[3];
-        let mut g = flex_f32(&grad).into_owned();
-        ablate_kernels::attention_softmax_backward(&flex_f32(&p), &mut g, t, scale);
-        FlexTensor::from_data(TensorData::new(g, shape))
+        let t = p.shape()[3];
+        flex_f32_in_place(grad, |g| {
+            ablate_kernels::attention_softmax_backward(&flex_f32(&p), g, t, scale)
+        })
     }
 }
 
