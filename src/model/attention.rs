@@ -55,11 +55,14 @@ impl SelfAttention {
         };
         let (q, k, v) = (heads(&self.query), heads(&self.key), heads(&self.value));
         let scale = 1.0 / (dk as f32).sqrt();
-        let mut weights = attention_softmax(q.matmul(k.transpose()), bias.clone(), scale);
+        let mut weights =
+            attention_softmax(ops::batched_matmul(q, k.transpose()), bias.clone(), scale);
         if let Some(rng) = dropout {
             weights = rng.apply(weights, self.dropout);
         }
-        let context = weights.matmul(v).swap_dims(1, 2).reshape([b, t, d]);
+        let context = ops::batched_matmul(weights, v)
+            .swap_dims(1, 2)
+            .reshape([b, t, d]);
         ops::linear(&self.output, context)
     }
 }

@@ -193,6 +193,177 @@ impl<B: MatmulBackend, C: CheckpointStrategy> MatmulBackend for Autodiff<B, C> {
     }
 }
 
+custom_op! {
+pub trait BatchedMatmulBackend: Backend {
+    /// `a · b` over the last two dimensions, for each index of the others (the same in `a` and
+    /// `b`): attention's scores and context.
+    fn batched_matmul(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_matmul(a, b)
+    }
+}
+}
+
+composed_on_other_backends!(BatchedMatmulBackend);
+
+impl BatchedMatmulBackend for Flex {
+    fn batched_matmul(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        if a.dtype() == DType::F32 && b.dtype() == DType::F32 {
+            batched_gemm_f32(&a, &b)
+        } else {
+            <Self as burn::backend::ops::FloatTensorOps<Self>>::float_matmul(a, b)
+        }
+    }
+}
+
+/// Total work (`batch m n k`) from which burn-flex computes a batch's products in parallel.
+const BATCH_PARALLEL_THRESHOLD: usize = 128 * 128 * 128;
+
+/// `a · b` per batch index in float32 by gemm, with burn-flex's strategy for batches (each
+/// product parallel when large, else the batch in parallel when it is large in total, else
+/// one after another) and its gemm arguments, hence its bits, into an uninitialized output
+/// (see [`gemm_f32`]).
+fn batched_gemm_f32(a: &FlexTensor, b: &FlexTensor) -> FlexTensor {
+    let (la, lb) = (a.layout(), b.layout());
+    let (da, db) = (la.shape(), lb.shape());
+    let r = da.num_dims();
+    assert!(
+        r >= 2 && db.num_dims() == r,
+        "batched matmul of {da:?} and {db:?}"
+    );
+    let batch_dims: Vec<usize> = (0..r - 2).map(|i| da[i]).collect();
+    assert!(
+        (0..r - 2).all(|i| db[i] == da[i]),
+        "batched matmul: batch dimensions of {da:?} and {db:?} differ"
+    );
+    let (m, k, n) = (da[r - 2], da[r - 1], db[r - 1]);
+    assert_eq!(k, db[r - 2], "matmul: inner dimensions differ");
+    let (sa, sb) = (la.strides(), lb.strides());
+    let batch: usize = batch_dims.iter().product();
+    // element offset of batch index `i` (row-major over the batch dimensions) in x
+    let offset = |i: usize, start: usize, strides: &[isize]| -> isize {
+        let (mut rest, mut off) = (i, start as isize);
+        for d in (0..r - 2).rev() {
+            off += (rest % batch_dims[d]) as isize * strides[d];
+            rest /= batch_dims[d];
+        }
+        off
+    };
+    let (a_all, b_all) = (a.storage::<f32>(), b.storage::<f32>());
+    let mut c = Vec::<f32>::with_capacity(batch * m * n);
+    let out = Shared(c.as_mut_ptr());
+    // SAFETY: batch index i of a and b lies at these offsets and strides (their layouts say
+    // so); the output has room for batch x m x n elements and product i writes its own m x n
+    // block only, every element of it (read_dst false)
+    let one = |i: usize, parallelism: gemm::Parallelism| unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.at(i * m * n),
+            1,
+            n as isize,
+            false,
+            a_all.as_ptr().offset(offset(i, la.start_offset(), sa)),
+            sa[r - 1],
+            sa[r - 2],
+            b_all.as_ptr().offset(offset(i, lb.start_offset(), sb)),
+            sb[r - 1],
+            sb[r - 2],
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    };
+    let per_matrix = m.saturating_mul(n).saturating_mul(k);
+    let total = batch.saturating_mul(per_matrix);
+    let batch_parallel = batch >= 4 && total >= BATCH_PARALLEL_THRESHOLD;
+    if per_matrix >= PARALLEL_THRESHOLD && !batch_parallel {
+        (0..batch).for_each(|i| one(i, gemm::Parallelism::Rayon(0)));
+    } else if total >= BATCH_PARALLEL_THRESHOLD && batch > 1 {
+        use rayon::prelude::*;
+        (0..batch)
+            .into_par_iter()
+            .for_each(|i| one(i, gemm::Parallelism::None));
+    } else {
+        (0..batch).for_each(|i| one(i, gemm::Parallelism::None));
+    }
+    // SAFETY: the products wrote every element (above)
+    unsafe { c.set_len(batch * m * n) };
+    let mut shape = batch_dims;
+    shape.extend([m, n]);
+    FlexTensor::from_data(TensorData::new(c, shape))
+}
+
+/// A pointer written by disjoint parts from several threads (the products of a batch).
+struct Shared(*mut f32);
+// SAFETY: each user writes a part no other writes (see `batched_gemm_f32`)
+unsafe impl Sync for Shared {}
+unsafe impl Send for Shared {}
+
+impl Shared {
+    /// A pointer to element `i` (a method, so that closures capture the whole `Shared`).
+    fn at(&self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
+}
+
+impl<B: BatchedMatmulBackend, C: CheckpointStrategy> BatchedMatmulBackend for Autodiff<B, C> {
+    fn batched_matmul(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct BatchedMatmulGrad;
+
+        impl<B: BatchedMatmulBackend> Backward<B, 2> for BatchedMatmulGrad {
+            /// (a, b)
+            type State = (FloatTensor<B>, FloatTensor<B>);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                _ck: &mut Checkpointer,
+            ) {
+                let [node_a, node_b] = ops.parents;
+                let g = grads.consume::<B>(&ops.node);
+                let (a, b) = ops.state;
+                // as Burn's own matmul: dA = G B^T, dB = A^T G, the transposes as views
+                if let Some(node) = node_a {
+                    let da = B::batched_matmul(g.clone(), B::float_transpose(b));
+                    grads.register::<B>(node.id, da);
+                }
+                if let Some(node) = node_b {
+                    let db = B::batched_matmul(B::float_transpose(a), g);
+                    grads.register::<B>(node.id, db);
+                }
+            }
+        }
+
+        let (a, node_a) = a.into_parts();
+        let (b, node_b) = b.into_parts();
+        match BatchedMatmulGrad
+            .prepare::<C>([node_a, node_b])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let c = B::batched_matmul(a.clone(), b.clone());
+                prep.finish((a, b), c)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::batched_matmul(a, b)),
+        }
+    }
+}
+
+/// `a · b` over the last two dimensions (see [`BatchedMatmulBackend`]).
+pub fn batched_matmul<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as BatchedMatmulBackend>::batched_matmul(
+        a.into_dispatch(),
+        b.into_dispatch(),
+    ))
+}
+
 /// `op(a) · op(b)` (see the module documentation).
 pub fn matmul(a: Tensor<2>, b: Tensor<2>, ta: bool, tb: bool) -> Tensor<2> {
     Tensor::from_dispatch(<Dispatch as MatmulBackend>::matmul(
@@ -378,6 +549,54 @@ mod tests {
                 };
                 assert_eq!(bits(&got), bits(&want), "{m}x{k}x{n} ta {ta} tb {tb}");
             }
+        }
+    }
+
+    #[test]
+    fn batched_products_and_gradients_are_burns_bit_for_bit() {
+        // attention's products through batched_matmul must give what Burn's matmul gave (the
+        // committed studies' numbers depend on it): on flex bit for bit, forward and both
+        // gradients, with a transposed view as b (as q k^T is), for each of burn-flex's three
+        // batch strategies (one after another, the batch in parallel, each product parallel)
+        let device = Device::flex().autodiff();
+        for [b, h, m, k, n] in [[1, 2, 5, 3, 4], [4, 4, 64, 32, 64], [1, 1, 200, 190, 210]] {
+            let a = || {
+                Tensor::<4>::from_data(
+                    TensorData::new(values(b * h * m * k, 1), [b, h, m, k]),
+                    &device,
+                )
+                .require_grad()
+            };
+            let bt = || {
+                Tensor::<4>::from_data(
+                    TensorData::new(values(b * h * n * k, 2), [b, h, n, k]),
+                    &device,
+                )
+                .require_grad()
+            };
+            let w = Tensor::<4>::from_data(
+                TensorData::new(values(b * h * m * n, 3), [b, h, m, n]),
+                &device,
+            );
+            let run = |ours: bool| {
+                let (x, y) = (a(), bt());
+                let c = if ours {
+                    batched_matmul(x.clone(), y.clone().transpose())
+                } else {
+                    x.clone().matmul(y.clone().transpose())
+                };
+                let grads = (c.clone() * w.clone()).sum().backward();
+                let bits = |t: Tensor<4>| -> Vec<u32> {
+                    let v = t.into_data().to_vec::<f32>().unwrap();
+                    v.iter().map(|x| x.to_bits()).collect()
+                };
+                (
+                    bits(c),
+                    bits(x.grad(&grads).unwrap()),
+                    bits(y.grad(&grads).unwrap()),
+                )
+            };
+            assert_eq!(run(true), run(false), "[{b}, {h}, {m}, {k}] x [{k}, {n}]");
         }
     }
 

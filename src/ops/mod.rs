@@ -41,6 +41,6 @@ mod softmax;
 pub use cross_entropy::cross_entropy;
 pub use dropout::DropoutRng;
 pub use gelu::gelu;
-pub use matmul::{linear, matmul, with_bf16_products};
+pub use matmul::{batched_matmul, linear, matmul, with_bf16_products};
 pub use power::power_scale;
 pub use softmax::attention_softmax;

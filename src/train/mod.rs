@@ -103,8 +103,13 @@ fn run_from(
     // summary.json, instead of taking a study's other runs down with it
     let bf16 = config.matmul_precision() == MatmulPrecision::Bf16;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        crate::ops::with_bf16_products(bf16, || {
-            train(config, data, &base_device, &mut out, checkpoint, control)
+        // on a thread of rayon's pool (this one, in a study): the step's parallel operations
+        // then start and finish on a thread that does its share, rather than being handed to
+        // the pool by a thread that sleeps until they are done
+        rayon::scope(|_| {
+            crate::ops::with_bf16_products(bf16, || {
+                train(config, data, &base_device, &mut out, checkpoint, control)
+            })
         })
     }))
     .unwrap_or_else(|panic| {
