@@ -84,58 +84,10 @@ const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
 /// (`FlexTensor::empty`): gemm writes every element of it without reading it (`read_dst`
 /// false). Those two passes over every product's output ran on the step's thread alone.
 fn gemm_f32(a: &FlexTensor, b: &FlexTensor, ta: bool, tb: bool) -> FlexTensor {
-    let (la, lb) = (a.layout(), b.layout());
-    let (sa, sb) = (la.strides(), lb.strides());
-    let (da, db) = (la.shape(), lb.shape());
-    // op(x) as burn-flex sees it after swapping the dimensions: shape [rows, cols] and
-    // strides (row, col)
-    let (m, k, a_rs, a_cs) = if ta {
-        (da[1], da[0], sa[1], sa[0])
-    } else {
-        (da[0], da[1], sa[0], sa[1])
-    };
-    let (kb, n, b_rs, b_cs) = if tb {
-        (db[1], db[0], sb[1], sb[0])
-    } else {
-        (db[0], db[1], sb[0], sb[1])
-    };
-    assert_eq!(k, kb, "matmul: inner dimensions {k} and {kb} differ");
-    let a_ptr = a.storage::<f32>()[la.start_offset()..].as_ptr();
-    let b_ptr = b.storage::<f32>()[lb.start_offset()..].as_ptr();
-    let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    let mut c = Vec::<f32>::with_capacity(m * n);
-    // SAFETY: a and b hold op(a) and op(b) at these offsets and strides (their layouts say so);
-    // c has room for m x n elements, row-major; with read_dst false gemm writes every element
-    // of c (zeros when k = 0) and reads none it has not written
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a_ptr,
-            a_cs,
-            a_rs,
-            b_ptr,
-            b_cs,
-            b_rs,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-        c.set_len(m * n);
-    }
-    FlexTensor::from_data(TensorData::new(c, [m, n]))
+    // the transposes as views, as `builtin` gives them to burn-flex; a batch of one product
+    // is computed as burn-flex computes a 2-D product (parallel from the same size)
+    let view = |x: &FlexTensor, t: bool| if t { x.transpose(0, 1) } else { x.clone() };
+    batched_gemm_f32(&view(a, ta), &view(b, tb))
 }
 
 impl<B: MatmulBackend, C: CheckpointStrategy> MatmulBackend for Autodiff<B, C> {
