@@ -1,10 +1,12 @@
 """Compares the training numbers of two ablate binaries: every norm on text and the image model
 (BN, LN), 40 steps, seed 3. Prints, per configuration, the largest relative deviation of the per-step
 loss, and the largest of any compared column (loss, gradient norm, evaluation losses, every probe
-both builds write). Usage: python3 scripts/compare_builds.py OLD_BINARY NEW_BINARY SCRATCH_DIR
+both builds write). Usage: python3 scripts/compare_builds.py OLD_BINARY NEW_BINARY SCRATCH_DIR [ABLATE_ARGS...]
+(extra arguments go to every run, e.g. `--matmul-precision bf16`).
 """
 import csv, subprocess, sys, os
 before, after, out = sys.argv[1], sys.argv[2], sys.argv[3]
+extra = sys.argv[4:]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 cases = [("text", n) for n in ["none","layer","rms","batch","masked-batch","scaled-batch","position-batch","pn-v","power"]] + [("images","batch"),("images","layer")]
 worst = {}
@@ -13,7 +15,7 @@ for task, norm in cases:
     for tag, b in [("before", before), ("after", after)]:
         o = f"{out}/{tag}"
         os.makedirs(o, exist_ok=True)
-        r = subprocess.run([b, "--quiet", "--task", task, "--norm", norm, "--steps", "40", "--seed", "3", "--eval-every", "20", "--out", o], capture_output=True, text=True, cwd=ROOT)
+        r = subprocess.run([b, "--quiet", "--task", task, "--norm", norm, "--steps", "40", "--seed", "3", "--eval-every", "20", "--out", o] + extra, capture_output=True, text=True, cwd=ROOT)
         line = [l for l in r.stdout.splitlines() if l.startswith("  results in")][0]
         dirs[tag] = line.split()[-1]
     def rows(d, f):

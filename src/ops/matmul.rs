@@ -6,7 +6,9 @@
 //! transposes given to the matrix-product kernel rather than materialized. Measured against
 //! Burn's `Linear` and `matmul` on the default model (burn-flex, same sitting): 110 -> 97 ms a
 //! training step (benches/RESULTS.md). The products themselves are the backend's own, except
-//! in the opt-in bfloat16 mode (see [`with_bf16_products`]).
+//! in the opt-in bfloat16 mode (see [`with_bf16_products`]); on burn-flex the float32 ones,
+//! and attention's batched products ([`batched_matmul`]), call the gemm crate directly as
+//! burn-flex does, with the same bits, into outputs that are not zeroed and copied first.
 
 use super::host::flex_f32;
 use burn::backend::autodiff::{
