@@ -19,6 +19,9 @@ Usage (from the repository root, torch installed, e.g. in a virtual environment)
     python3 benches/compare_pytorch.py --precision both [--torch-bf16]
         # ablate's float32 and bfloat16 products in alternation, against PyTorch in float32 (and under
         # bfloat16 autocast); --precision bf16 times only the bfloat16 mode
+    python3 benches/compare_pytorch.py --baseline /path/to/older/ablate
+        # also times another ablate binary (e.g. the build before a change) in every round: the
+        # change's effect and both ratios to PyTorch from one invocation
 
 Each round runs `ablate bench --no-probes` (the release of cargo's dev profile, which optimizes the
 dependencies), then PyTorch in a fresh process with the same shapes; rounds alternate so that both see
@@ -288,6 +291,8 @@ def main():
                          "a row each); PyTorch stays float32")
     ap.add_argument("--torch-bf16", action="store_true",
                     help="also time PyTorch under torch.autocast('cpu', bfloat16), a third process per round")
+    ap.add_argument("--baseline", metavar="BINARY",
+                    help="another ablate binary (e.g. an earlier build) timed in every round too")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -297,6 +302,8 @@ def main():
         return
     corpus = os.path.join(ROOT, args.corpus)
     binary = ablate_binary()
+    if args.baseline and not os.access(args.baseline, os.X_OK):
+        raise SystemExit(f"--baseline {args.baseline}: not an executable file")
     load = subprocess.Popen(["sh", "-c", "while :; do :; done"]) if args.background_load else None
     try:
         rows = []
@@ -311,9 +318,12 @@ def main():
             for norm in args.norms.split(","):
                 precisions = ["f32", "bf16"] if args.precision == "both" else [args.precision]
                 ours_by = {p: [] for p in precisions}
+                base_by = {p: [] for p in precisions}
                 theirs, autocast = [], []
                 for _ in range(args.rounds):
                     for precision in precisions:
+                        if args.baseline:
+                            base_by[precision].append(time_ablate(args.baseline, norm, c, steps, args.backend, ab_corpus, precision))
                         ours_by[precision].append(time_ablate(binary, norm, c, steps, args.backend, ab_corpus, precision))
                     cfg = dict(c, norm=norm, vocab=args.vocab, lengths=lengths, steps=steps, threads=args.threads)
                     res, torch_rss = run_worker("torch", cfg)
@@ -332,6 +342,10 @@ def main():
                                rounds=[(round(x, 1), round(y, 1)) for x, y in zip(ours, theirs)])
                     if peak is not None:
                         row["peak_gflops"] = peak
+                    if args.baseline:
+                        base = base_by[precision]
+                        row["baseline_ms"] = statistics.median(base)
+                        row["baseline_rounds"] = [round(x, 1) for x in base]
                     if autocast:
                         row["torch_bf16_ms"] = statistics.median(autocast)
                         row["torch_bf16_rounds"] = [round(x, 1) for x in autocast]
@@ -344,6 +358,7 @@ def main():
             load.kill()
     import torch  # only for its version in the table's caption
     print(f"\ntorch {torch.__version__}, {args.threads} threads (PyTorch in float32); ablate backend {args.backend}, "
+          f"{'baseline ' + args.baseline + ', ' if args.baseline else ''}"
           f"probes off; "
           f"{'full batches' if args.full else 'padded batches'}; "
           f"{'with one core kept busy; ' if args.background_load else ''}"
@@ -353,6 +368,8 @@ def main():
         head += " torch SGEMM GFLOP/s |"
     if args.torch_bf16:
         head += " PyTorch bf16 autocast ms | ratio to it |"
+    if args.baseline:
+        head += " baseline ms | ratio to baseline | baseline to PyTorch |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for r in rows:
@@ -364,6 +381,9 @@ def main():
             line += f" {r['peak_gflops']:.0f} |"
         if args.torch_bf16:
             line += f" {r['torch_bf16_ms']:.1f} | {r['ablate_ms'] / r['torch_bf16_ms']:.2f} |"
+        if args.baseline:
+            line += (f" {r['baseline_ms']:.1f} | {r['ablate_ms'] / r['baseline_ms']:.2f} | "
+                     f"{r['baseline_ms'] / r['torch_ms']:.2f} |")
         print(line)
 
 
