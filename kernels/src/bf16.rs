@@ -15,6 +15,7 @@
 //! micro-kernel that keeps its accumulators in registers. Measured on the step's shapes:
 //! `cargo run --example products` and benches/RESULTS.md.
 
+use crate::Shared;
 use rayon::prelude::*;
 
 /// Rows of `c` one micro-kernel call computes (accumulators: `MR x 2` vector registers).
@@ -27,19 +28,6 @@ const KCP: usize = 128;
 /// the weight gradients (`d x d_ff` matrices) still split into a dozen tasks.
 const TILE_M: usize = 4;
 const TILE_N: usize = 4;
-
-/// A matrix written by disjoint parts from several threads.
-struct Shared<T>(*mut T);
-// SAFETY: every task writes a part of the matrix no other task writes (see the users)
-unsafe impl<T> Sync for Shared<T> {}
-unsafe impl<T> Send for Shared<T> {}
-
-impl<T> Shared<T> {
-    /// A pointer to element `i` (a method, so that closures capture the whole `Shared`).
-    fn at(&self, i: usize) -> *mut T {
-        self.0.wrapping_add(i)
-    }
-}
 
 /// `x` rounded to bfloat16 (to nearest, ties to even), as its 16 bits.
 #[inline(always)]

@@ -15,6 +15,20 @@ use rayon::prelude::*;
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 
+/// A buffer written by disjoint parts from several threads (a matrix by tiles, a batch by its
+/// products). Whoever shares one promises that no two tasks write the same element.
+pub struct Shared<T>(pub *mut T);
+// SAFETY: every task writes a part no other task writes (the users' contract, above)
+unsafe impl<T> Sync for Shared<T> {}
+unsafe impl<T> Send for Shared<T> {}
+
+impl<T> Shared<T> {
+    /// A pointer to element `i` (a method, so that closures capture the whole `Shared`).
+    pub fn at(&self, i: usize) -> *mut T {
+        self.0.wrapping_add(i)
+    }
+}
+
 /// Runs `f` on matching chunks of `x` and `out`, over the rayon pool.
 fn zip_chunks(x: &[f32], out: &mut [f32], f: impl Fn(&[f32], &mut [f32]) + Sync) {
     assert_eq!(x.len(), out.len());

@@ -11,6 +11,7 @@
 //! burn-flex does, with the same bits, into outputs that are not zeroed and copied first.
 
 use super::host::flex_f32;
+use ablate_kernels::Shared;
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
     grads::Gradients,
@@ -249,19 +250,6 @@ fn batched_gemm_f32(a: &FlexTensor, b: &FlexTensor) -> FlexTensor {
     let mut shape = batch_dims;
     shape.extend([m, n]);
     FlexTensor::from_data(TensorData::new(c, shape))
-}
-
-/// A pointer written by disjoint parts from several threads (the products of a batch).
-struct Shared(*mut f32);
-// SAFETY: each user writes a part no other writes (see `batched_gemm_f32`)
-unsafe impl Sync for Shared {}
-unsafe impl Send for Shared {}
-
-impl Shared {
-    /// A pointer to element `i` (a method, so that closures capture the whole `Shared`).
-    fn at(&self, i: usize) -> *mut f32 {
-        self.0.wrapping_add(i)
-    }
 }
 
 impl<B: BatchedMatmulBackend, C: CheckpointStrategy> BatchedMatmulBackend for Autodiff<B, C> {
