@@ -16,7 +16,8 @@ const ROUND: f32 = 12_582_912.0;
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let xc = x.clamp(-87.3, 88.7);
-    let n = (xc * LOG2E + ROUND) - ROUND;
+    let t = xc * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4;
     p = p * r + 1.398_199_9e-3;
@@ -26,10 +27,14 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
     // 2^n as 2^(n/2) * 2^(n - n/2): both halves stay normal for n in [-126, 128]
-    let ni = n as i32;
+    // n as an integer, read from t's mantissa (t lies in [2^23, 2^24), where the spacing is 1):
+    // integer arithmetic that vectorizes, where `n as i32` (saturating, NaN to 0) became eight
+    // scalar conversions per vector; the same integer for every non-NaN x (a NaN x gives a NaN
+    // `er`, so `y` is that NaN whatever the scale)
+    let ni = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     let h = ni >> 1;
-    let scale1 = f32::from_bits(((h + 127) as u32) << 23);
-    let scale2 = f32::from_bits(((ni - h + 127) as u32) << 23);
+    let scale1 = f32::from_bits((h.wrapping_add(127) as u32) << 23);
+    let scale2 = f32::from_bits((ni.wrapping_sub(h).wrapping_add(127) as u32) << 23);
     let y = er * scale1 * scale2;
     let y = if x < -87.3 { 0.0 } else { y };
     if x > 88.7 {

@@ -33,6 +33,59 @@ fn exp_is_within_two_ulp_on_the_normal_range() {
     assert_eq!(math::exp(100.0), f32::INFINITY);
 }
 
+/// `math::exp` as first written (session 3), with `n as i32`: every committed study was computed
+/// with it, so the vectorizable integer conversion must give the same bits.
+fn exp_as_first_written(x: f32) -> f32 {
+    let xc = x.clamp(-87.3, 88.7);
+    let n = (xc * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
+    let r = xc - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let er = p * r * r + r + 1.0;
+    let ni = n as i32;
+    let h = ni >> 1;
+    let y = er
+        * f32::from_bits(((h + 127) as u32) << 23)
+        * f32::from_bits(((ni - h + 127) as u32) << 23);
+    let y = if x < -87.3 { 0.0 } else { y };
+    if x > 88.7 {
+        f32::INFINITY
+    } else {
+        y
+    }
+}
+
+#[test]
+fn exp_gives_the_bits_it_always_gave() {
+    // every 61st float32 bit pattern (70 million), infinities and the clamp's edges included
+    let edges = [
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -87.3,
+        88.7,
+        -0.0,
+        0.0,
+        f32::MIN_POSITIVE,
+    ];
+    let sweep = (0..=u32::MAX).step_by(61).map(f32::from_bits);
+    for x in sweep.chain(edges) {
+        let (new, old) = (math::exp(x), exp_as_first_written(x));
+        if x.is_nan() {
+            assert!(new.is_nan() && old.is_nan(), "exp({x:?})");
+        } else {
+            assert_eq!(
+                new.to_bits(),
+                old.to_bits(),
+                "exp({x:e}) = {new:e}, was {old:e}"
+            );
+        }
+    }
+}
+
 #[test]
 fn erf_is_within_its_bound_of_float64() {
     for x in points(-6.0, 6.0, 200_000) {
