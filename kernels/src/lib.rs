@@ -87,7 +87,7 @@ pub mod bf16;
 pub fn gelu(x: &[f32], out: &mut [f32]) {
     zip_chunks(x, out, |x, out| {
         fn run(x: &[f32], out: &mut [f32]) {
-            dispatch!((x: &[f32], out: &mut [f32]) -> () {
+            dispatch!(wide (x: &[f32], out: &mut [f32]) -> () {
                 for (o, &v) in out.iter_mut().zip(x) {
                     *o = 0.5 * v * (1.0 + math::erf(v * std::f32::consts::FRAC_1_SQRT_2));
                 }
@@ -102,7 +102,7 @@ pub fn gelu(x: &[f32], out: &mut [f32]) {
 pub fn gelu_backward(x: &[f32], grad: &mut [f32]) {
     zip_chunks(x, grad, |x, grad| {
         fn run(x: &[f32], grad: &mut [f32]) {
-            dispatch!((x: &[f32], grad: &mut [f32]) -> () {
+            dispatch!(wide (x: &[f32], grad: &mut [f32]) -> () {
                 const INV_SQRT_2PI: f32 = 0.398_942_3;
                 for (g, &v) in grad.iter_mut().zip(x) {
                     let cdf = 0.5 * (1.0 + math::erf(v * std::f32::consts::FRAC_1_SQRT_2));
@@ -140,7 +140,7 @@ pub fn cross_entropy_rows(logits: &[f32], v: usize, targets: &[usize]) -> (Vec<f
 }
 
 fn log_sum_exp(row: &[f32]) -> f32 {
-    dispatch!((row: &[f32]) -> f32 {
+    dispatch!(wide (row: &[f32]) -> f32 {
         let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         // eight partial sums: a vectorizable reduction with a fixed order
         let mut acc = [0.0f32; 8];
@@ -179,7 +179,7 @@ pub fn cross_entropy_backward(
 }
 
 fn softmax_scaled(row: &mut [f32], lse: f32, scale: f32) {
-    dispatch!((row: &mut [f32], lse: f32, scale: f32) -> () {
+    dispatch!(wide (row: &mut [f32], lse: f32, scale: f32) -> () {
         for z in row.iter_mut() {
             *z = math::exp(*z - lse) * scale;
         }
@@ -215,7 +215,7 @@ fn softmax_rows(
     first: usize,
     out: &mut [f32],
 ) {
-    dispatch!((s: &[f32], bias: &[f32], heads: usize, t: usize, scale: f32, first: usize, out: &mut [f32]) -> () {
+    dispatch!(wide (s: &[f32], bias: &[f32], heads: usize, t: usize, scale: f32, first: usize, out: &mut [f32]) -> () {
         for (k, out) in out.chunks_mut(t).enumerate() {
             let r = first + k;
             // row r is (batch b, head, query i): its bias row is (b, i)
@@ -225,11 +225,12 @@ fn softmax_rows(
                 *o = x * scale + b;
             }
             let m = out.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0f32;
             for o in out.iter_mut() {
                 *o = math::exp(*o - m);
-                sum += *o;
             }
+            // summed in order in a loop of its own: fused with the exponentials, the in-order
+            // sum kept them scalar
+            let sum = out.iter().fold(0.0f32, |sum, &o| sum + o);
             let inv = 1.0 / sum;
             for o in out.iter_mut() {
                 *o *= inv;
