@@ -11,6 +11,7 @@
 pub mod math;
 
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -83,18 +84,26 @@ macro_rules! dispatch {
 // after `dispatch!`, which it uses
 pub mod bf16;
 
-/// GELU, `0.5 x (1 + erf(x / sqrt 2))`, into `out`.
-pub fn gelu(x: &[f32], out: &mut [f32]) {
-    zip_chunks(x, out, |x, out| {
-        fn run(x: &[f32], out: &mut [f32]) {
-            dispatch!(wide (x: &[f32], out: &mut [f32]) -> () {
-                for (o, &v) in out.iter_mut().zip(x) {
-                    *o = 0.5 * v * (1.0 + math::erf(v * std::f32::consts::FRAC_1_SQRT_2));
-                }
-            });
-        }
-        run(x, out)
-    });
+/// GELU, `0.5 x (1 + erf(x / sqrt 2))`, of every element of `x`, in a new vector (written
+/// once, never zeroed first).
+pub fn gelu(x: &[f32]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len());
+    out.spare_capacity_mut()[..x.len()]
+        .par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(out, x)| {
+            fn run(x: &[f32], out: &mut [MaybeUninit<f32>]) {
+                dispatch!(wide (x: &[f32], out: &mut [MaybeUninit<f32>]) -> () {
+                    for (o, &v) in out.iter_mut().zip(x) {
+                        o.write(0.5 * v * (1.0 + math::erf(v * std::f32::consts::FRAC_1_SQRT_2)));
+                    }
+                });
+            }
+            run(x, out)
+        });
+    // SAFETY: the chunks cover the first x.len() elements, and each was written above
+    unsafe { out.set_len(x.len()) };
+    out
 }
 
 /// The gradient of [`gelu`] at `x` times `grad`, into `grad` (in place):
@@ -186,53 +195,35 @@ fn softmax_scaled(row: &mut [f32], lse: f32, scale: f32) {
     });
 }
 
-/// Attention weights: for each row of `scores` (`[batch, heads, t, t]`, row-major),
+/// Attention weights, in place: each row of `scores` (`[batch, heads, t, t]`, row-major) becomes
 /// `softmax(scale * row + bias_row)`, where the bias (`[batch, 1, t, t]`) is shared by the heads.
-pub fn attention_softmax(
-    scores: &[f32],
-    bias: &[f32],
-    heads: usize,
-    t: usize,
-    scale: f32,
-) -> Vec<f32> {
-    let rows = scores.len() / t.max(1);
+pub fn attention_softmax(scores: &mut [f32], bias: &[f32], heads: usize, t: usize, scale: f32) {
     assert_eq!(scores.len(), bias.len() * heads);
-    let mut out = vec![0.0f32; scores.len()];
-    out.par_chunks_mut(ROWS * t)
+    scores
+        .par_chunks_mut(ROWS * t)
         .enumerate()
-        .for_each(|(c, block)| softmax_rows(scores, bias, heads, t, scale, c * ROWS, block));
-    debug_assert_eq!(rows * t, out.len());
-    out
+        .for_each(|(c, block)| softmax_rows(bias, heads, t, scale, c * ROWS, block));
 }
 
-/// Rows `first..` of [`attention_softmax`], into `out` (whole rows).
-fn softmax_rows(
-    s: &[f32],
-    bias: &[f32],
-    heads: usize,
-    t: usize,
-    scale: f32,
-    first: usize,
-    out: &mut [f32],
-) {
-    dispatch!(wide (s: &[f32], bias: &[f32], heads: usize, t: usize, scale: f32, first: usize, out: &mut [f32]) -> () {
-        for (k, out) in out.chunks_mut(t).enumerate() {
+/// Rows `first..` of [`attention_softmax`], in place (whole rows).
+fn softmax_rows(bias: &[f32], heads: usize, t: usize, scale: f32, first: usize, rows: &mut [f32]) {
+    dispatch!(wide (bias: &[f32], heads: usize, t: usize, scale: f32, first: usize, rows: &mut [f32]) -> () {
+        for (k, row) in rows.chunks_mut(t).enumerate() {
             let r = first + k;
             // row r is (batch b, head, query i): its bias row is (b, i)
             let (b, i) = (r / (heads * t), r % t);
-            let (s, bias) = (&s[r * t..][..t], &bias[(b * t + i) * t..][..t]);
-            for ((o, &x), &b) in out.iter_mut().zip(s).zip(bias) {
-                *o = x * scale + b;
+            for (o, &b) in row.iter_mut().zip(&bias[(b * t + i) * t..][..t]) {
+                *o = *o * scale + b;
             }
-            let m = out.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            for o in out.iter_mut() {
+            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            for o in row.iter_mut() {
                 *o = math::exp(*o - m);
             }
             // summed in order in a loop of its own: fused with the exponentials, the in-order
             // sum kept them scalar
-            let sum = out.iter().fold(0.0f32, |sum, &o| sum + o);
+            let sum = row.iter().fold(0.0f32, |sum, &o| sum + o);
             let inv = 1.0 / sum;
-            for o in out.iter_mut() {
+            for o in row.iter_mut() {
                 *o *= inv;
             }
         }
@@ -282,13 +273,13 @@ fn threshold(prob: f64) -> u64 {
     (prob * 4_294_967_296.0).round() as u64
 }
 
-/// `out[j] = x[j] * keep` where dropout keeps element `base + j`, else `0`: branch-free, so that
+/// `x[j] *= keep` where dropout keeps element `base + j`, else `x[j] = 0`: branch-free, so that
 /// the hash of a whole vector of indices is computed at once.
-fn dropout_chunk(key: u64, base: u64, threshold: u64, keep: f32, x: &[f32], out: &mut [f32]) {
-    dispatch!(wide (key: u64, base: u64, threshold: u64, keep: f32, x: &[f32], out: &mut [f32]) -> () {
-        for (j, (o, &v)) in out.iter_mut().zip(x).enumerate() {
-            let product = v * keep;
-            *o = if kept(key, base + j as u64, threshold) { product } else { 0.0 };
+fn dropout_chunk(key: u64, base: u64, threshold: u64, keep: f32, x: &mut [f32]) {
+    dispatch!(wide (key: u64, base: u64, threshold: u64, keep: f32, x: &mut [f32]) -> () {
+        for (j, v) in x.iter_mut().enumerate() {
+            let product = *v * keep;
+            *v = if kept(key, base + j as u64, threshold) { product } else { 0.0 };
         }
     });
 }
@@ -296,36 +287,19 @@ fn dropout_chunk(key: u64, base: u64, threshold: u64, keep: f32, x: &[f32], out:
 /// A dropout mask: element `i` is `0` (dropped) when the top 32 bits of
 /// `mix(key ^ i * GOLDEN)` fall below `prob * 2^32`, else `1 / (1 - prob)`.
 pub fn dropout_mask(key: u64, n: usize, prob: f64) -> Vec<f32> {
-    let threshold = threshold(prob);
-    let keep = (1.0 / (1.0 - prob)) as f32;
-    let ones = vec![1.0f32; CHUNK.min(n)];
-    let mut out = vec![0.0f32; n];
-    out.par_chunks_mut(CHUNK)
-        .enumerate()
-        .for_each(|(c, chunk)| {
-            let len = chunk.len();
-            dropout_chunk(
-                key,
-                (c * CHUNK) as u64,
-                threshold,
-                keep,
-                &ones[..len],
-                chunk,
-            )
-        });
-    out
+    let mut mask = vec![1.0f32; n];
+    dropout(key, prob, &mut mask);
+    mask
 }
 
-/// `x` times [`dropout_mask`]`(key, x.len(), prob)`, into `out`, without building the mask.
+/// `x` times [`dropout_mask`]`(key, x.len(), prob)`, in place, without building the mask.
 /// Also the backward pass: the gradient times the same mask.
-pub fn dropout_apply(key: u64, prob: f64, x: &[f32], out: &mut [f32]) {
-    assert_eq!(x.len(), out.len());
+pub fn dropout(key: u64, prob: f64, x: &mut [f32]) {
     let threshold = threshold(prob);
     let keep = (1.0 / (1.0 - prob)) as f32;
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
+    x.par_chunks_mut(CHUNK)
         .enumerate()
-        .for_each(|(c, (out, x))| dropout_chunk(key, (c * CHUNK) as u64, threshold, keep, x, out));
+        .for_each(|(c, x)| dropout_chunk(key, (c * CHUNK) as u64, threshold, keep, x));
 }
 
 #[cfg(test)]

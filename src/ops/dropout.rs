@@ -12,14 +12,13 @@
 //! as it draws it and the backward pass draws it again, so no mask tensor is built or kept; on
 //! the other backends the mask is drawn on the host and multiplied in.
 
-use super::host::flex_f32;
+use super::host::flex_f32_in_place;
 use ablate_kernels::{dropout_mask, mix, GOLDEN};
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
     grads::Gradients,
     ops::{Backward, Ops, OpsKind},
 };
-use burn::backend::flex::FlexTensor;
 use burn::backend::{tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::{Tensor, TensorData};
 use std::cell::Cell;
@@ -41,10 +40,8 @@ composed_on_other_backends!(DropoutBackend);
 
 impl DropoutBackend for Flex {
     fn dropout_masked(x: FloatTensor<Self>, key: u64, prob: f64) -> FloatTensor<Self> {
-        let shape = x.shape();
-        let mut out = vec![0.0f32; shape.num_elements()];
-        ablate_kernels::dropout_apply(key, prob, &flex_f32(&x), &mut out);
-        FlexTensor::from_data(TensorData::new(out, shape))
+        // in x's buffer when nothing else holds x (a block's output, a gradient)
+        flex_f32_in_place(x, |x| ablate_kernels::dropout(key, prob, x))
     }
 }
 

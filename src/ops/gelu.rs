@@ -48,9 +48,7 @@ composed_on_other_backends!(GeluBackend);
 impl GeluBackend for Flex {
     fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let shape = x.layout().shape().clone();
-        let mut out = vec![0.0f32; shape.num_elements()];
-        ablate_kernels::gelu(&flex_f32(&x), &mut out);
-        FlexTensor::from_data(TensorData::new(out, shape))
+        FlexTensor::from_data(TensorData::new(ablate_kernels::gelu(&flex_f32(&x)), shape))
     }
 
     fn gelu_erf_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -12,9 +12,8 @@ use burn::backend::autodiff::{
     grads::Gradients,
     ops::{Backward, Ops, OpsKind},
 };
-use burn::backend::flex::FlexTensor;
 use burn::backend::{tensor::FloatTensor, Autodiff, Backend, Dispatch, Flex, TensorMetadata};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 
 custom_op! {
 pub trait AttentionSoftmaxBackend: Backend {
@@ -54,14 +53,10 @@ impl AttentionSoftmaxBackend for Flex {
     ) -> FloatTensor<Self> {
         let shape = scores.shape();
         let (heads, t) = (shape[1], shape[3]);
-        let p = ablate_kernels::attention_softmax(
-            &flex_f32(&scores),
-            &flex_f32(&bias),
-            heads,
-            t,
-            scale,
-        );
-        FlexTensor::from_data(TensorData::new(p, shape))
+        // in the scores' buffer: the product q kᵀ that made them has no other user
+        flex_f32_in_place(scores, |s| {
+            ablate_kernels::attention_softmax(s, &flex_f32(&bias), heads, t, scale)
+        })
     }
 
     fn attention_softmax_backward(
