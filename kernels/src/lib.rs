@@ -302,5 +302,45 @@ pub fn dropout(key: u64, prob: f64, x: &mut [f32]) {
         .for_each(|(c, x)| dropout_chunk(key, (c * CHUNK) as u64, threshold, keep, x));
 }
 
+/// The scalars of one Adam step, computed as burn-optim 0.22's `Adam` computes them (float32).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamScalars {
+    pub beta_1: f32,
+    pub beta_2: f32,
+    /// `1 - beta_1`
+    pub one_minus_beta_1: f32,
+    /// `1 - beta_2`
+    pub one_minus_beta_2: f32,
+    /// `sqrt(1 - beta_2^t) / (1 - beta_1^t)`
+    pub combined_factor: f32,
+    /// `epsilon * sqrt(1 - beta_2^t)`
+    pub epsilon: f32,
+    /// the learning rate, rounded to float32 as Burn's `mul_scalar` rounds it
+    pub lr: f32,
+    /// the first step (`t = 1`): the moments start from the gradient alone
+    pub first: bool,
+}
+
+/// One Adam step in place, element by element in Burn's order of operations (so with the same
+/// bits as burn-optim's tensor version): `m = m b1 + g (1 - b1)` (`g (1 - b1)` on the first
+/// step), `v = v b2 + g² (1 - b2)`, `p = p - (m cf / (sqrt(v) + eps)) lr`.
+pub fn adam(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: AdamScalars) {
+    assert!(g.len() == p.len() && m.len() == p.len() && v.len() == p.len());
+    p.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks(CHUNK))
+        .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
+        .for_each(|((p, g), (m, v))| adam_chunk(p, g, m, v, k));
+}
+
+fn adam_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: AdamScalars) {
+    dispatch!(wide (p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: AdamScalars) -> () {
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let (gm, gv) = (g * k.one_minus_beta_1, (g * g) * k.one_minus_beta_2);
+            (*m, *v) = if k.first { (gm, gv) } else { (*m * k.beta_1 + gm, *v * k.beta_2 + gv) };
+            *p -= ((*m * k.combined_factor) / (v.sqrt() + k.epsilon)) * k.lr;
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests;

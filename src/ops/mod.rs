@@ -30,6 +30,7 @@ macro_rules! composed_on_other_backends {
     };
 }
 
+mod adam;
 mod cross_entropy;
 mod dropout;
 mod gelu;
@@ -38,6 +39,7 @@ mod matmul;
 mod power;
 mod softmax;
 
+pub use adam::adam_step;
 pub use cross_entropy::cross_entropy;
 pub use dropout::DropoutRng;
 pub use gelu::gelu;

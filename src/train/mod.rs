@@ -5,6 +5,7 @@
 //! Adam step -> one device read of loss, gradient norm and every probe -> CSV rows. What
 //! differs between text and images is a [`Task`](task::Task).
 
+mod adam;
 pub mod checkpoint;
 mod clip;
 mod init;

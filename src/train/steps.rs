@@ -1,5 +1,6 @@
 //! The step loop, shared by every task.
 
+use super::adam::Adam;
 use super::checkpoint::{self, Checkpoint};
 use super::clip::clip_gradients;
 use super::schedule;
@@ -13,7 +14,7 @@ use crate::results::{
     Divergence, EvalRow, PhaseTimes, ProbeRow, RunStatus, RunWriter, StepRow, Summary,
 };
 use anyhow::{Context, Result};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use std::time::Instant;
 
@@ -212,11 +213,12 @@ fn run_steps<T: Task>(
     control: &RunControl,
     timings: &mut Timings,
 ) -> Result<()> {
-    let mut optim = AdamConfig::new()
-        .with_beta_1(config.adam_beta1 as f32)
-        .with_beta_2(config.adam_beta2 as f32)
-        .with_epsilon(config.adam_eps as f32)
-        .init();
+    let mut optim = Adam {
+        beta_1: config.adam_beta1 as f32,
+        beta_2: config.adam_beta2 as f32,
+        epsilon: config.adam_eps as f32,
+    }
+    .init();
     let first = match checkpoint {
         Some(c) => {
             optim = c.load_optimizer(optim)?;
