@@ -257,7 +257,22 @@ def ablate_rss(binary, cmd_args):
 
 # ---------------------------------------------------------------- driver
 
+# --targets: issue #19's four measurements, each ratio beside its target
+TARGETS = [
+    ("d 128, padded batches", dict(d=128, layers=2, heads=4, ff=512), False, False, "layer,batch", 0.7),
+    ("d 128, full 32 x 64 batches", dict(d=128, layers=2, heads=4, ff=512), True, False, "layer,batch", 0.7),
+    ("d 512, 6 layers, full 32 x 64 batches", dict(d=512, layers=6, heads=8, ff=2048), True, False, "layer", 0.8),
+    ("d 128, padded batches, one core kept busy", dict(d=128, layers=2, heads=4, ff=512), False, True,
+     "layer,batch", 0.9),
+]
+
+
 def configs(args):
+    """Each configuration: model shape, and whether its batches are full, a second process keeps a
+    core busy, which norms it times and (--targets) its case name and target ratio."""
+    if args.targets:
+        return [dict(shape, max_len=64, batch=32, full=full, loaded=loaded, norms=norms, case=case, target=target)
+                for case, shape, full, loaded, norms, target in TARGETS]
     if not args.grid:
         return [dict(d=args.d, layers=args.layers, heads=args.heads or max(4, args.d // 64),
                      ff=args.ff or 4 * args.d, max_len=args.max_len, batch=args.batch)]
@@ -284,6 +299,9 @@ def main():
     ap.add_argument("--background-load", action="store_true",
                     help="a second process keeps one core busy while timing")
     ap.add_argument("--peak", action="store_true", help="also measure torch's SGEMM rate on the step's shapes")
+    ap.add_argument("--targets", action="store_true",
+                    help="issue #19's four cases in one invocation (d 128 padded and full, d 512 x 6 layers full, "
+                         "d 128 padded with one core busy), each ratio beside its target")
     ap.add_argument("--corpus", default="data/austen.sents.txt")
     ap.add_argument("--backend", default="flex", help="ablate's CPU backend: flex (default) or ndarray")
     ap.add_argument("--precision", choices=["f32", "bf16", "both"], default="f32",
@@ -304,18 +322,27 @@ def main():
     binary = ablate_binary()
     if args.baseline and not os.access(args.baseline, os.X_OK):
         raise SystemExit(f"--baseline {args.baseline}: not an executable file")
-    load = subprocess.Popen(["sh", "-c", "while :; do :; done"]) if args.background_load else None
+    load = None
     try:
         rows = []
         for c in configs(args):
-            lengths = lengths_of(corpus, c["max_len"], args.full)
-            ab_corpus = full_corpus(corpus, c["max_len"]) if args.full else corpus
+            full = c.pop("full", args.full)
+            loaded = c.pop("loaded", args.background_load)
+            norms = c.pop("norms", args.norms)
+            if loaded and not load:
+                load = subprocess.Popen(["sh", "-c", "while :; do :; done"])
+            elif load and not loaded:
+                load.kill()
+                load.wait()
+                load = None
+            lengths = lengths_of(corpus, c["max_len"], full)
+            ab_corpus = full_corpus(corpus, c["max_len"]) if full else corpus
             shapes = batch_shapes(lengths, c["batch"], 1000)
             flops = statistics.mean(step_flops(c["d"], c["layers"], c["ff"], args.vocab, c["batch"], t, r)
                                     for t, r in shapes)
             steps = args.steps or max(8, min(40, int(15 / max(flops / 120e9, 1e-3))))
             pad = 1 - statistics.mean(r / (c["batch"] * t) for t, r in shapes)
-            for norm in args.norms.split(","):
+            for norm in norms.split(","):
                 precisions = ["f32", "bf16"] if args.precision == "both" else [args.precision]
                 ours_by = {p: [] for p in precisions}
                 base_by = {p: [] for p in precisions}
@@ -326,12 +353,15 @@ def main():
                             base_by[precision].append(time_ablate(args.baseline, norm, c, steps, args.backend, ab_corpus, precision))
                         ours_by[precision].append(time_ablate(binary, norm, c, steps, args.backend, ab_corpus, precision))
                     cfg = dict(c, norm=norm, vocab=args.vocab, lengths=lengths, steps=steps, threads=args.threads)
+                    cfg.pop("case", None)
+                    cfg.pop("target", None)
                     res, torch_rss = run_worker("torch", cfg)
                     theirs.append(res["ms"])
                     if args.torch_bf16:
                         autocast.append(run_worker("torch", dict(cfg, autocast=True))[0]["ms"])
                 t = statistics.median(theirs)
-                peak = (run_worker("peak", dict(c, vocab=args.vocab, threads=args.threads))[0]["gflops"]
+                peak = (run_worker("peak", dict(c, vocab=args.vocab, threads=args.threads, case=None,
+                                                target=None))[0]["gflops"]
                         if args.peak else None)
                 for precision, ours in ours_by.items():
                     a = statistics.median(ours)
@@ -351,7 +381,7 @@ def main():
                         row["torch_bf16_rounds"] = [round(x, 1) for x in autocast]
                     rows.append(row)
                     print(json.dumps(row), flush=True)
-            if args.full:
+            if full:
                 os.unlink(ab_corpus)
     finally:
         if load:
@@ -360,7 +390,7 @@ def main():
     print(f"\ntorch {torch.__version__}, {args.threads} threads (PyTorch in float32); ablate backend {args.backend}, "
           f"{'baseline ' + args.baseline + ', ' if args.baseline else ''}"
           f"probes off; "
-          f"{'full batches' if args.full else 'padded batches'}; "
+          f"{'' if args.targets else 'full batches; ' if args.full else 'padded batches; '}"
           f"{'with one core kept busy; ' if args.background_load else ''}"
           f"medians over the second half of the steps, then over {args.rounds} alternating rounds")
     head = "| norm | ablate products | d | layers | heads | ff | max len | padding | GFLOP/step | ablate ms | PyTorch ms | ratio | ablate GFLOP/s | PyTorch GFLOP/s | peak RSS ablate / PyTorch MiB |"
@@ -385,6 +415,12 @@ def main():
             line += (f" {r['baseline_ms']:.1f} | {r['ablate_ms'] / r['baseline_ms']:.2f} | "
                      f"{r['baseline_ms'] / r['torch_ms']:.2f} |")
         print(line)
+    if args.targets:
+        print("\n| case | norm | ablate ms | PyTorch ms | ratio | target | met |")
+        print("|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['case']} | {r['norm']} | {r['ablate_ms']:.1f} | {r['torch_ms']:.1f} | {r['ratio']:.2f} | "
+                  f"<= {r['target']} | {'yes' if r['ratio'] <= r['target'] else 'no'} |")
 
 
 if __name__ == "__main__":
