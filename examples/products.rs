@@ -128,4 +128,43 @@ fn main() {
         "\none step's products: f32 {total32:.1} ms, bf16 {total16:.1} ms ({:.2} x)",
         total32 / total16
     );
+    if let Some(peak) = fma_peak() {
+        println!(
+            "float32 FMA peak of this machine, measured ({} threads at once): {peak:.0} GFLOP/s",
+            rayon::current_num_threads()
+        );
+    }
+}
+
+/// The float32 multiply-add rate of every rayon thread at once (GFLOP/s): ten independent
+/// chains of 512-bit FMAs per thread, enough to keep the FMA units busy, with no memory access.
+/// The ceiling for any float32 matrix product here. None without AVX-512.
+fn fma_peak() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return None;
+        }
+        #[target_feature(enable = "avx512f")]
+        unsafe fn chains(iters: usize) -> f32 {
+            use std::arch::x86_64::*;
+            let (b, c) = (_mm512_set1_ps(1.000_000_1), _mm512_set1_ps(-1.0e-7));
+            let mut a = [_mm512_setzero_ps(); 10];
+            for _ in 0..iters {
+                for x in a.iter_mut() {
+                    *x = _mm512_fmadd_ps(*x, b, c);
+                }
+            }
+            a.iter().map(|&x| _mm512_reduce_add_ps(x)).sum()
+        }
+        let iters = 100_000_000;
+        let start = Instant::now();
+        // SAFETY: the CPU has AVX-512F (checked above)
+        let sums = rayon::broadcast(|_| unsafe { chains(iters) });
+        let s = start.elapsed().as_secs_f64();
+        std::hint::black_box(sums);
+        Some((rayon::current_num_threads() * iters * 10 * 32) as f64 / s / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
 }

@@ -4,9 +4,9 @@
 //! A separate crate so that it is always compiled with optimizations (the workspace's dev
 //! profile sets opt-level 3 and no overflow checks for it; loops like these only vectorize from
 //! opt-level 2 and without overflow checks), and so that its numerics are tested on their own
-//! against float64 references. On x86-64 the loops
-//! also run in an AVX2 copy of themselves when the CPU has AVX2 (chosen at run time); no
-//! fused multiply-add is used, so both copies give identical results.
+//! against float64 references. On x86-64 the loops also run in an AVX-512 or AVX2 copy of
+//! themselves where the CPU has it (chosen at run time); no fused multiply-add is used and no
+//! reduction's order follows the vector width, so every copy gives identical results.
 
 pub mod math;
 
