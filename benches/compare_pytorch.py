@@ -318,6 +318,8 @@ def main():
         cfg = sys.stdin.read() if cfg == "-" else cfg
         (torch_worker if kind == "torch" else peak_worker)(json.loads(cfg))
         return
+    if args.targets and (args.grid or args.full or args.background_load):
+        raise SystemExit("--targets measures its own four cases: leave out --grid, --full and --background-load")
     corpus = os.path.join(ROOT, args.corpus)
     binary = ablate_binary()
     if args.baseline and not os.access(args.baseline, os.X_OK):
