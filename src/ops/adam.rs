@@ -9,6 +9,7 @@
 
 use super::host::{flex_f32, flex_f32_in_place};
 use ablate_kernels::AdamScalars;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::{tensor::FloatTensor, Autodiff, AutodiffBackend, Backend, Dispatch, Flex};
 use burn::tensor::Tensor;
 
@@ -70,9 +71,7 @@ impl AdamBackend for Flex {
 
 // The optimizer works on the parameters' inner (non-autodiff) tensors; on autodiff tensors the
 // step is the inner backend's, untracked.
-impl<B: AdamBackend, C: burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy>
-    AdamBackend for Autodiff<B, C>
-{
+impl<B: AdamBackend, C: CheckpointStrategy> AdamBackend for Autodiff<B, C> {
     fn adam_step(
         param: FloatTensor<Self>,
         grad: FloatTensor<Self>,
