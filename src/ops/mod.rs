@@ -1,7 +1,8 @@
-//! Every custom autodiff operation of the tool, with its backward pass and its burn-flex host
-//! path, and the one list of backends they support.
+//! Every custom operation of the tool, with its backward pass and its burn-flex host path, and
+//! the one list of backends they support. All are autodiff operations but one: Adam's update of a
+//! parameter (`adam_step`), which the optimizer runs on inner tensors.
 //!
-//! Models and norms call the tensor-level functions re-exported here; nothing above this module
+//! Models, norms and the optimizer call the tensor-level functions re-exported here; nothing above this module
 //! touches a backend type. Each operation is a Burn backend extension: a trait declared with
 //! [`custom_op!`] (which names the supported backends once), a default body composed of
 //! backend operations (used by burn-ndarray and the GPU, see [`composed_on_other_backends!`]),
