@@ -2,11 +2,12 @@
 //! the one list of backends they support. All are autodiff operations but one: Adam's update of a
 //! parameter (`adam_step`), which the optimizer runs on inner tensors.
 //!
-//! Models, norms and the optimizer call the tensor-level functions re-exported here; nothing above this module
-//! touches a backend type. Each operation is a Burn backend extension: a trait declared with
-//! [`custom_op!`] (which names the supported backends once), a default body composed of
-//! backend operations (used by burn-ndarray and the GPU, see [`composed_on_other_backends!`]),
-//! a host kernel for burn-flex where one pays, and a hand-written `Autodiff` implementation.
+//! Models, norms and the optimizer call the tensor-level functions re-exported here; nothing
+//! above this module touches a backend type. Each operation is a Burn backend extension: a trait
+//! declared with [`custom_op!`] (which names the supported backends once), a default body
+//! composed of backend operations (used by burn-ndarray and the GPU, see
+//! [`composed_on_other_backends!`]), a host kernel for burn-flex where one pays, and a
+//! hand-written `Autodiff` implementation.
 
 // burn-ndarray is deprecated upstream but is this project's CPU baseline.
 #![allow(deprecated)]
