@@ -331,6 +331,8 @@ def main():
             full = c.pop("full", args.full)
             loaded = c.pop("loaded", args.background_load)
             norms = c.pop("norms", args.norms)
+            # --targets: the case's name and target ratio go into its rows, not to the workers
+            case = {k: c.pop(k) for k in ("case", "target") if k in c}
             if loaded and not load:
                 load = subprocess.Popen(["sh", "-c", "while :; do :; done"])
             elif load and not loaded:
@@ -355,20 +357,17 @@ def main():
                             base_by[precision].append(time_ablate(args.baseline, norm, c, steps, args.backend, ab_corpus, precision))
                         ours_by[precision].append(time_ablate(binary, norm, c, steps, args.backend, ab_corpus, precision))
                     cfg = dict(c, norm=norm, vocab=args.vocab, lengths=lengths, steps=steps, threads=args.threads)
-                    cfg.pop("case", None)
-                    cfg.pop("target", None)
                     res, torch_rss = run_worker("torch", cfg)
                     theirs.append(res["ms"])
                     if args.torch_bf16:
                         autocast.append(run_worker("torch", dict(cfg, autocast=True))[0]["ms"])
                 t = statistics.median(theirs)
-                peak = (run_worker("peak", dict(c, vocab=args.vocab, threads=args.threads, case=None,
-                                                target=None))[0]["gflops"]
+                peak = (run_worker("peak", dict(c, vocab=args.vocab, threads=args.threads))[0]["gflops"]
                         if args.peak else None)
                 for precision, ours in ours_by.items():
                     a = statistics.median(ours)
                     ab_rss = ablate_rss(binary, bench_args(norm, c, 4, args.backend, ab_corpus, precision))
-                    row = dict(c, norm=norm, precision=precision, steps=steps, padding=pad, gflop=flops / 1e9,
+                    row = dict(c, **case, norm=norm, precision=precision, steps=steps, padding=pad, gflop=flops / 1e9,
                                ablate_ms=a, torch_ms=t, ratio=a / t, ablate_gflops=flops / a / 1e6,
                                torch_gflops=flops / t / 1e6, ablate_rss=ab_rss, torch_rss=torch_rss,
                                rounds=[(round(x, 1), round(y, 1)) for x, y in zip(ours, theirs)])
