@@ -53,9 +53,18 @@ impl MatmulPrecision {
 }
 
 /// Default corpus and image files, relative to the working directory (the repository root).
+/// The training images are Fashion-MNIST's 60,000-image training split, fetched at first use
+/// (`data::fetch`); validation is its test split, shipped in `data/`.
 pub const DEFAULT_CORPUS: &str = "data/austen.sents.txt";
-pub const DEFAULT_IMAGES: &str = "data/t10k-images-idx3-ubyte.gz";
-pub const DEFAULT_LABELS: &str = "data/t10k-labels-idx1-ubyte.gz";
+pub const DEFAULT_IMAGES: &str = "data/train-images-idx3-ubyte.gz";
+pub const DEFAULT_LABELS: &str = "data/train-labels-idx1-ubyte.gz";
+pub const DEFAULT_VALID_IMAGES: &str = "data/t10k-images-idx3-ubyte.gz";
+pub const DEFAULT_VALID_LABELS: &str = "data/t10k-labels-idx1-ubyte.gz";
+/// The image files builds before the 60,000-image default trained on (the test split, every
+/// 10th image held out). A text run's id hashes these in place of its image keys, so a change
+/// of image defaults never changes a text run's id.
+const ID_IMAGES: &str = "data/t10k-images-idx3-ubyte.gz";
+const ID_LABELS: &str = "data/t10k-labels-idx1-ubyte.gz";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -76,8 +85,17 @@ pub struct RunConfig {
     // ---- data
     /// One-sentence-per-line text file (words separated by spaces).
     pub corpus: PathBuf,
+    /// Images: the training IDX files.
     pub images: PathBuf,
     pub labels: PathBuf,
+    /// Images: the validation IDX files; when they are the training files, every 10th training
+    /// image is held out instead (what builds before the 60,000-image default did). A config
+    /// file without them means the test split. In the run id only when they differ from the
+    /// training files (so the ids of earlier image runs stay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_images: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_labels: Option<PathBuf>,
     pub lowercase: bool,
     /// Vocabulary cap, special tokens included.
     pub vocab_size: usize,
@@ -162,6 +180,8 @@ impl Default for RunConfig {
             corpus: DEFAULT_CORPUS.into(),
             images: DEFAULT_IMAGES.into(),
             labels: DEFAULT_LABELS.into(),
+            valid_images: Some(DEFAULT_VALID_IMAGES.into()),
+            valid_labels: Some(DEFAULT_VALID_LABELS.into()),
             lowercase: true,
             vocab_size: 5000,
             max_len: 64,
@@ -382,6 +402,34 @@ impl RunConfig {
         toml::to_string(&c).expect("a run config always serializes")
     }
 
+    /// Images: true when validation is every 10th image of the training files (no separate
+    /// validation files, or the training files named again).
+    pub fn held_out_validation(&self) -> bool {
+        let same = |v: &Option<PathBuf>, t: &PathBuf| v.as_ref().is_none_or(|v| v == t);
+        same(&self.valid_images, &self.images) && same(&self.valid_labels, &self.labels)
+    }
+
+    /// The configuration as the run id hashes it: the logging keys ([`LOGGING_KEYS`]) at their
+    /// defaults and, for a text run, the image keys at the values they had when ids began.
+    fn identity(&self) -> RunConfig {
+        let mut c = self.clone();
+        let d = RunConfig::default();
+        (c.eval_every, c.probes, c.checkpoint_every) = (d.eval_every, d.probes, d.checkpoint_every);
+        c.pin_image_keys();
+        c
+    }
+
+    /// Leaves out of the id what did not exist when ids began: the validation files of a run
+    /// that holds out every 10th training image, and a text run's image files.
+    fn pin_image_keys(&mut self) {
+        if self.task == Task::Text {
+            (self.images, self.labels) = (ID_IMAGES.into(), ID_LABELS.into());
+        }
+        if self.task == Task::Text || self.held_out_validation() {
+            (self.valid_images, self.valid_labels) = (None, None);
+        }
+    }
+
     /// Parses a config file's text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
         toml::from_str(text)
@@ -398,17 +446,16 @@ impl RunConfig {
     /// Stable identity from what changes the training trajectory: the same trajectory always
     /// gets the same id, whatever the logging keys ([`LOGGING_KEYS`]) say.
     pub fn id(&self) -> String {
-        let mut c = self.clone();
-        let d = RunConfig::default();
-        (c.eval_every, c.probes, c.checkpoint_every) = (d.eval_every, d.probes, d.checkpoint_every);
-        self.id_of(&c.to_toml())
+        self.id_of(&self.identity().to_toml())
     }
 
     /// The id that builds up to f674c5a gave this configuration: a hash of all of config.toml
     /// as written then (no `checkpoint_every` line), logging keys included. Result folders
     /// named so are still found ([`RunConfig::run_dir`]).
     pub fn legacy_id(&self) -> String {
-        let toml = self.to_toml();
+        let mut c = self.clone();
+        c.pin_image_keys();
+        let toml = c.to_toml();
         let old: String = toml
             .lines()
             .filter(|l| !l.starts_with("checkpoint_every ="))

@@ -56,12 +56,25 @@ pub struct RunArgs {
     /// One-sentence-per-line text file to train on instead of the shipped Austen corpus.
     #[arg(long, value_name = "FILE", help_heading = "Data")]
     pub corpus: Option<PathBuf>,
-    /// Fashion-MNIST-style IDX image file (gzip or raw) for --task images.
+    /// Fashion-MNIST-style IDX training image file (gzip or raw) for --task images; without
+    /// --valid-images every 10th of its images is held out for validation. [default:
+    /// data/train-images-idx3-ubyte.gz, Fashion-MNIST's 60,000 training images, fetched at first
+    /// use or taken from Debian's dataset-fashion-mnist]
     #[arg(long, value_name = "FILE", help_heading = "Data")]
     pub images: Option<PathBuf>,
-    /// IDX label file matching --images.
+    /// IDX label file matching --images. [default: data/train-labels-idx1-ubyte.gz]
     #[arg(long, value_name = "FILE", help_heading = "Data")]
     pub labels: Option<PathBuf>,
+    /// IDX validation image file. [default: data/t10k-images-idx3-ubyte.gz, the test split]
+    #[arg(long, value_name = "FILE", help_heading = "Data")]
+    pub valid_images: Option<PathBuf>,
+    /// IDX label file matching --valid-images. [default: data/t10k-labels-idx1-ubyte.gz]
+    #[arg(long, value_name = "FILE", help_heading = "Data")]
+    pub valid_labels: Option<PathBuf>,
+    /// A folder holding Fashion-MNIST's four files under their official names: trains on its
+    /// train-* split and validates on its t10k-* split.
+    #[arg(long, value_name = "DIR", help_heading = "Data", conflicts_with_all = ["images", "labels", "valid_images", "valid_labels"])]
+    pub images_dir: Option<PathBuf>,
     /// Longest input sequence in tokens; longer sentences are truncated (and counted). [default: 64]
     #[arg(long, help_heading = "Data")]
     pub max_len: Option<usize>,
@@ -225,6 +238,21 @@ impl RunArgs {
             bucket_pool,
             checkpoint_every
         );
+        // own training files without validation files: hold out every 10th image of them
+        if self.images.is_some() && self.valid_images.is_none() {
+            (c.valid_images, c.valid_labels) = (Some(c.images.clone()), Some(c.labels.clone()));
+        }
+        if self.valid_images.is_some() {
+            c.valid_images = self.valid_images.clone();
+        }
+        if self.valid_labels.is_some() {
+            c.valid_labels = self.valid_labels.clone();
+        }
+        if let Some(dir) = &self.images_dir {
+            let file = |i: usize| dir.join(crate::data::fetch::FASHION_MNIST[i].name);
+            (c.images, c.labels) = (file(0), file(1));
+            (c.valid_images, c.valid_labels) = (Some(file(2)), Some(file(3)));
+        }
         if self.max_tokens.is_some() {
             c.max_tokens = self.max_tokens;
         }

@@ -118,6 +118,9 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
     if let Some(warning) = runs.iter().find_map(|r| r.precision_warning()) {
         eprintln!("{warning}");
     }
+    if let Some(warning) = warm_up_warning(&runs) {
+        eprintln!("{warning}");
+    }
     if args.dry_run {
         for r in &runs {
             let state = experiment::existing_status(&r.run_dir(&args.results))
@@ -175,5 +178,20 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
         1
     } else {
         0
+    })
+}
+
+/// A study (often one shrunk with `--set steps=...`) whose runs end inside their learning-rate
+/// warm-up: their statistics after warm-up do not exist, so a report gives them no verdict.
+pub fn warm_up_warning(runs: &[crate::config::RunConfig]) -> Option<String> {
+    let inside = runs.iter().filter(|r| r.steps <= r.warmup_steps).count();
+    (inside > 0).then(|| {
+        let r = runs.iter().find(|r| r.steps <= r.warmup_steps).expect("counted");
+        format!(
+            "ablate: warning: {inside} of the {} runs end inside their learning-rate warm-up (e.g. {} steps with warmup_steps = {}): their reports carry numbers but no verdicts; shrink warm-up too (--set warmup_steps=...)",
+            runs.len(),
+            r.steps,
+            r.warmup_steps
+        )
     })
 }

@@ -2,6 +2,7 @@
 
 pub mod batcher;
 pub mod corpus;
+pub mod fetch;
 pub mod images;
 pub mod vocab;
 

@@ -14,6 +14,8 @@
 //! | `rms_dist_mean`, `rms_dist_var` / `rms_dist_psi2` | `‖·‖₂ / √d`: the per-feature RMS distance, comparable across widths |
 //! | `rel_dist_mean` | `‖mu_B − mu_r‖₂ / ‖sqrt(var_r)‖₂` (scale-free, BatchNorm) |
 //! | `rel_dist_var` / `rel_dist_psi2` | `‖s_B − s_r‖₂ / ‖s_r‖₂` (scale-free) |
+//! | `med_rel_mean` | `median_j |mu_B,j − mu_r,j| / sqrt(var_r,j)` (BatchNorm): per-feature, so a few wide features do not decide |
+//! | `med_rel_var` / `med_rel_psi2` | `median_j |s_B,j / s_r,j − 1|` (per-feature, scale-free) |
 //! | `var_mean` / `psi2_mean`, `var_max` / `psi2_max` | mean and max over features of `s_B` |
 //! | `grad_mean` | `‖dL/dmu_B‖₂ / d` (BatchNorm) |
 //! | `grad_var` / `grad_psi2` | `‖dL/ds_B‖₂ / d` (BatchNorm, PN-V; PowerNorm's statistic gets no gradient) |
@@ -34,6 +36,21 @@ fn l2(v: Tensor<1>) -> Tensor<1> {
     v.square().sum().sqrt()
 }
 
+/// Median of a vector (mean of the two middle values when its length is even), shape `[1]`.
+fn median(v: Tensor<1>) -> Tensor<1> {
+    let n = v.dims()[0];
+    let sorted = v.sort(0);
+    if n % 2 == 1 {
+        sorted.slice(n / 2..n / 2 + 1)
+    } else {
+        sorted.slice(n / 2 - 1..n / 2 + 1).mean()
+    }
+}
+
+/// Running statistics start at 1 and only average positive values; the floor keeps a feature
+/// whose running value underflowed from dividing by zero.
+const RUNNING_FLOOR: f64 = 1e-12;
+
 /// Computes the probes of one layer from its forward statistics and (on training steps)
 /// what the backward pass said about them.
 pub fn layer_probes(stats: &BatchStats, grads: Option<&GradStats>) -> LayerProbes {
@@ -53,6 +70,11 @@ pub fn layer_probes(stats: &BatchStats, grads: Option<&GradStats>) -> LayerProbe
             "rel_dist_mean".into(),
             diff / l2(stats.running_second.clone().sqrt()),
         );
+        let sd_r = stats.running_second.clone().clamp_min(RUNNING_FLOOR).sqrt();
+        push(
+            "med_rel_mean".into(),
+            median((mu.clone() - mu_r.clone()).abs() / sd_r),
+        );
     }
     let diff = l2(stats.second.clone() - stats.running_second.clone());
     push(format!("dist_{s}"), diff.clone().div_scalar(d));
@@ -61,6 +83,8 @@ pub fn layer_probes(stats: &BatchStats, grads: Option<&GradStats>) -> LayerProbe
         format!("rel_dist_{s}"),
         diff / l2(stats.running_second.clone()),
     );
+    let ratio = stats.second.clone() / stats.running_second.clone().clamp_min(RUNNING_FLOOR);
+    push(format!("med_rel_{s}"), median(ratio.sub_scalar(1.0).abs()));
     push(format!("{s}_mean"), stats.second.clone().mean());
     push(format!("{s}_max"), stats.second.clone().max());
     if let Some(g) = grads {
@@ -122,6 +146,9 @@ mod tests {
             ("dist_var", 3.0 / 2.0),
             ("rms_dist_var", 3.0 / 2f32.sqrt()),
             ("rel_dist_var", 3.0 / 2f32.sqrt()),
+            // |mu_B - mu_r| / sd_r = [1, 2]: median 1.5; |var_B / var_r - 1| = [3, 0]: 1.5
+            ("med_rel_mean", 1.5),
+            ("med_rel_var", 1.5),
             ("var_mean", 2.5),
             ("var_max", 4.0),
             ("grad_mean", 5.0 / 2.0),
@@ -135,6 +162,29 @@ mod tests {
                 got[name]
             );
         }
+    }
+
+    #[test]
+    fn medians_ignore_a_few_wide_features() {
+        // nine features move by 10 %, one by a factor 100: the L2 measure follows the wide
+        // one, the median the nine (ten values: the mean of the 5th and 6th)
+        let mut second = vec![1.1f32; 9];
+        second.push(100.0);
+        let stats = BatchStats {
+            kind: StatKind::Variance,
+            mean: Some(t(&[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0, 3.0])),
+            second: t(&second),
+            running_mean: Some(t(&[0.0; 10])),
+            running_second: t(&[1.0; 10]),
+            power: None,
+        };
+        let p = layer_probes(&stats, None);
+        let v: Vec<f32> = p.values.into_data().try_to_vec::<f32>().unwrap();
+        let got: std::collections::HashMap<_, _> = p.names.iter().cloned().zip(v).collect();
+        assert!((got["med_rel_var"] - 0.1).abs() < 1e-5, "{}", got["med_rel_var"]);
+        assert!(got["rel_dist_var"] > 30.0);
+        // even length: mean of the 5th and 6th of [0 x 8, 3, 3] = 0
+        assert_eq!(got["med_rel_mean"], 0.0);
     }
 
     #[test]
@@ -160,6 +210,7 @@ mod tests {
         let v: Vec<f32> = p.values.into_data().try_to_vec::<f32>().unwrap();
         let got: std::collections::HashMap<_, _> = p.names.iter().cloned().zip(v).collect();
         assert!((got["dist_psi2"] - 2f32.sqrt() / 2.0).abs() < 1e-6);
+        assert!((got["med_rel_psi2"] - 1.0).abs() < 1e-6);
         assert!((got["nu_norm"] - 5.0).abs() < 1e-6);
         assert!((got["nu_max"] - 4.0).abs() < 1e-6);
         assert!((got["pn_gamma"] - 2.0).abs() < 1e-6);

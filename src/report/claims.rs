@@ -1,16 +1,17 @@
 //! The question's own claims, each measured where a study has the runs for it: padding pollutes
 //! BatchNorm's statistics; tokens at the same position of different sentences are unrelated;
 //! BatchNorm is worse than LayerNorm on text at each norm's best learning rate. Every comparison
-//! is a difference of final validation losses between two sets of seeds with a 95 % bootstrap
-//! interval over seeds, and its verdict names its rule.
+//! is a difference of final validation losses between two sets of seeds with Welch's 95 % t
+//! interval (`report::inference`), and ends in one verdict line (`report::format`) that names
+//! its rule and its runs per side.
 
-use super::{mean_std, median, quantile, RunResult};
+use super::format::{sig, verdict_line};
+use super::inference::{welch_difference, Interval};
+use super::{mean_std, median, RunResult};
 use crate::config::{RunConfig, Task};
 use crate::data::EvalBatching;
 use crate::norm::NormKind;
 use crate::results::RunStatus;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 /// Final validation losses (evaluation mode) of the finished runs among `runs`.
 fn final_losses(runs: &[&RunResult]) -> Vec<f64> {
@@ -36,38 +37,13 @@ fn final_train_mode_losses(runs: &[&RunResult]) -> Vec<f64> {
         .collect()
 }
 
-/// Mean of `a` minus mean of `b`, with a 95 % bootstrap interval over the seeds of each.
-pub fn difference(a: &[f64], b: &[f64]) -> Option<(f64, f64, f64)> {
-    if a.is_empty() || b.is_empty() {
-        return None;
-    }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let mut rng = StdRng::seed_from_u64(0xc1a1);
-    let mut draws: Vec<f64> = (0..2000)
-        .map(|_| {
-            let pick = |v: &[f64], rng: &mut StdRng| {
-                (0..v.len())
-                    .map(|_| v[rng.random_range(0..v.len())])
-                    .sum::<f64>()
-                    / v.len() as f64
-            };
-            pick(a, &mut rng) - pick(b, &mut rng)
-        })
-        .collect();
-    draws.sort_by(|x, y| x.total_cmp(y));
-    Some((
-        mean(a) - mean(b),
-        quantile(&draws, 0.025),
-        quantile(&draws, 0.975),
-    ))
+/// Mean of `a` minus mean of `b` with Welch's 95 % interval between seeds.
+pub fn difference(a: &[f64], b: &[f64]) -> Option<Interval> {
+    welch_difference(a, b)
 }
 
 fn fmt(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.3}")
-    } else {
-        "n/a".into()
-    }
+    sig(x)
 }
 
 fn pm(v: &[f64]) -> String {
@@ -79,37 +55,75 @@ fn pm(v: &[f64]) -> String {
     }
 }
 
-/// "a − b = d [lo, hi]: higher / lower / no difference", the rule being whether the interval
-/// excludes 0.
-fn compare(a_name: &str, a: &[f64], b_name: &str, b: &[f64]) -> (String, Option<f64>) {
+/// A difference of means between two sets of seeds, ready for a verdict line.
+struct Comparison {
+    /// "a − b = d [95 % interval lo, hi]"
+    estimate: String,
+    /// +1 when the interval lies above 0, −1 below, 0 when it contains 0; `None` when there is
+    /// no interval (fewer than two seeds on a side) or too few runs for a verdict.
+    sign: Option<f64>,
+    runs: String,
+    /// Why there is no verdict, if there is none.
+    no_verdict: Option<&'static str>,
+}
+
+fn compare(a_name: &str, a: &[f64], b_name: &str, b: &[f64]) -> Comparison {
+    let runs = if a.len() == b.len() {
+        format!("{} runs per side (Welch t between seeds)", a.len())
+    } else {
+        format!(
+            "{} runs of {a_name} and {} runs of {b_name} (Welch t between seeds)",
+            a.len(),
+            b.len()
+        )
+    };
     match difference(a, b) {
-        None => (format!("{a_name} − {b_name}: could not be measured"), None),
-        Some((d, lo, hi)) => {
-            let word = if lo > 0.0 {
-                format!("{a_name} is worse")
-            } else if hi < 0.0 {
-                format!("{a_name} is better")
-            } else {
-                "no difference the seeds can resolve".into()
-            };
-            let sign = if lo > 0.0 {
+        None => Comparison {
+            estimate: format!(
+                "{a_name} − {b_name} = {} [95 % interval n/a: fewer than two seeds on a side]",
+                fmt(mean_std(a).0 - mean_std(b).0)
+            ),
+            sign: None,
+            runs,
+            no_verdict: Some("no verdict: fewer than two runs on a side"),
+        },
+        Some(d) => Comparison {
+            estimate: format!(
+                "{a_name} − {b_name} = {} [95 % interval {}, {}]",
+                fmt(d.value),
+                fmt(d.lo),
+                fmt(d.hi)
+            ),
+            sign: Some(if d.lo > 0.0 {
                 1.0
-            } else if hi < 0.0 {
+            } else if d.hi < 0.0 {
                 -1.0
             } else {
                 0.0
-            };
-            (
-                format!(
-                    "{a_name} − {b_name} = {} [95 % interval {}, {}]: {word}",
-                    fmt(d),
-                    fmt(lo),
-                    fmt(hi)
-                ),
-                Some(sign),
-            )
-        }
+            }),
+            runs,
+            no_verdict: (!d.supports_verdict()).then_some("no verdict: fewer than 3 runs a side"),
+        },
     }
+}
+
+/// The verdict line of a claim: `words` maps the comparison's sign (+1, −1, 0) to a verdict.
+fn claim_verdict(
+    subject: &str,
+    c: &Comparison,
+    rule: &str,
+    words: [&str; 3],
+    override_verdict: Option<&str>,
+) -> String {
+    let verdict = match (c.no_verdict, override_verdict, c.sign) {
+        (Some(why), _, _) => why.to_string(),
+        (None, Some(v), _) => v.to_string(),
+        (None, None, Some(s)) if s > 0.0 => words[0].to_string(),
+        (None, None, Some(s)) if s < 0.0 => words[1].to_string(),
+        (None, None, Some(_)) => words[2].to_string(),
+        (None, None, None) => "could not be measured".to_string(),
+    };
+    verdict_line(&verdict, subject, &c.estimate, rule, &c.runs)
 }
 
 /// The runs of `runs` whose configuration equals `like` up to the seed, with `edit` applied.
@@ -174,15 +188,9 @@ fn padding(runs: &[RunResult]) -> Vec<String> {
             EvalBatching::Bucketed => "length-bucketed",
         };
         let (nl, ml, sl) = (final_losses(&n), final_losses(&m), final_losses(&s));
-        let (vs_masked, sign) = compare("naive", &nl, "masked", &ml);
+        let vs_masked = compare("naive", &nl, "masked", &ml);
         let (nt, mt) = (final_train_mode_losses(&n), final_train_mode_losses(&m));
-        let (train_vs, _) = compare("naive", &nt, "masked", &mt);
-        let verdict = match sign {
-            Some(s) if s > 0.0 => "**reproduced** (padding in the statistics costs loss here)",
-            Some(s) if s < 0.0 => "**not reproduced** (naive BN does better here)",
-            Some(_) => "**not resolved** (no difference beyond the seed spread)",
-            None => "could not be measured",
-        };
+        let train_vs = compare("naive", &nt, "masked", &mt);
         let mut line = format!(
             "Claim: padding pollutes BatchNorm's statistics. Trained on {train} batches (median padding {:.0} %), \
              evaluated on {eval} validation batches, final validation loss: naive BN {}, masked BN {}",
@@ -194,12 +202,19 @@ fn padding(runs: &[RunResult]) -> Vec<String> {
             line += &format!(", scaled BN (the authors') {}", pm(&sl));
         }
         line += &format!(
-            "; {vs_masked}. In training mode (each validation batch's own statistics, which is where the \
+            ". In training mode (each validation batch's own statistics, which is where the \
              validation batches' padding enters: evaluation mode uses running statistics and does not depend on \
-             how validation batches are formed): naive BN {}, masked BN {}; {train_vs}. Rule: reproduced when the \
-             interval of naive − masked (evaluation mode) lies above 0. Verdict: {verdict}.",
+             how validation batches are formed): naive BN {}, masked BN {}; {}.\n",
             pm(&nt),
-            pm(&mt)
+            pm(&mt),
+            train_vs.estimate
+        );
+        line += &claim_verdict(
+            &format!("padding pollutes BatchNorm's statistics ({train} training batches, {eval} validation batches), final validation loss in evaluation mode"),
+            &vs_masked,
+            "reproduced when the interval of naive − masked lies above 0, not reproduced below 0, not resolved when it contains 0",
+            ["reproduced", "not reproduced (naive BN does better here)", "not resolved"],
+            None,
         );
         out.push(line);
     }
@@ -256,22 +271,20 @@ fn padding_sensitivity(runs: &[RunResult]) -> Vec<String> {
         } else {
             "random"
         };
-        let (line, sign) = compare("naive", &ns, "masked", &ms);
-        let verdict = match sign {
-            Some(x) if x > 0.0 => {
-                "**reproduced**: naive BN's statistics carry the padding of its training batches"
-            }
-            Some(x) if x < 0.0 => "**not reproduced**",
-            Some(_) => "**not resolved** by these seeds",
-            None => "could not be measured",
-        };
+        let c = compare("naive", &ns, "masked", &ms);
         out.push(format!(
             "Claim: padding pollutes BatchNorm's statistics, seen where only the padding changes. Trained on {train} \
              batches, how far the training-mode validation loss moves between file-order and length-bucketed \
-             validation batches (the same sentences, only their padding differs): naive BN {}, masked BN {}; {line}. Rule: reproduced when the interval \
-             of naive − masked lies above 0. Verdict: {verdict}.",
+             validation batches (the same sentences, only their padding differs): naive BN {}, masked BN {}.\n{}",
             pm(&ns),
-            pm(&ms)
+            pm(&ms),
+            claim_verdict(
+                &format!("padding's own effect ({train} training batches), shift of the training-mode validation loss"),
+                &c,
+                "reproduced when the interval of naive − masked lies above 0",
+                ["reproduced", "not reproduced", "not resolved"],
+                None,
+            )
         ));
     }
     out
@@ -288,68 +301,116 @@ fn position(runs: &[RunResult]) -> Vec<String> {
             continue;
         }
         let (pl, ml) = (final_losses(&per), final_losses(&pooled));
-        let (line, sign) = compare("per-position", &pl, "pooled", &ml);
+        let c = compare("per-position", &pl, "pooled", &ml);
         let (pt, mt) = (
             final_train_mode_losses(&per),
             final_train_mode_losses(&pooled),
         );
-        let (train_line, _) = compare("per-position", &pt, "pooled", &mt);
-        let verdict = match sign {
-            Some(s) if s > 0.0 => "**supported**: statistics of the same position across sentences make a worse normalizer than pooled ones",
-            Some(s) if s < 0.0 => "**contradicted**: per-position statistics do better here",
-            Some(_) => "**not resolved** by these seeds",
-            None => "could not be measured",
-        };
+        let train_c = compare("per-position", &pt, "pooled", &mt);
         out.push(format!(
             "Claim: tokens at the same position of different sentences are unrelated, so per-position batch statistics \
              help nothing. Final validation loss (evaluation mode, running statistics): per-position BN {}, pooled \
-             (masked) BN {}; {line}. In training mode (each batch's own statistics): per-position {}, pooled {}; \
-             {train_line}. Rule: supported when the interval of per-position − pooled (evaluation mode) lies above 0. \
-             Verdict: {verdict}.",
+             (masked) BN {}. In training mode (each batch's own statistics): per-position {}, pooled {}; {}. \
+             Per-position statistics come from at most one token per sentence of a batch, and position 0 is the same \
+             `<bos>` in every sentence: without a control (random groups of the same sizes) a worse loss may come from \
+             the small groups alone, so a positive difference is read as consistent with the claim, not as support.\n{}",
             pm(&pl),
             pm(&ml),
             pm(&pt),
-            pm(&mt)
+            pm(&mt),
+            train_c.estimate,
+            claim_verdict(
+                "per-position statistics help nothing, final validation loss in evaluation mode",
+                &c,
+                "consistent when the interval of per-position − pooled lies above 0 (no control for group size), contradicted below 0, not resolved when it contains 0",
+                [
+                    "consistent with the claim, uncontrolled",
+                    "contradicted (per-position statistics do better)",
+                    "not resolved",
+                ],
+                None,
+            )
         ));
     }
     out
 }
 
-/// BatchNorm against LayerNorm, each at its best learning rate among those the runs cover.
+/// One learning rate of a sweep: the finished runs' final losses and how many runs diverged.
+struct SweepPoint {
+    lr: f64,
+    losses: Vec<f64>,
+    diverged: usize,
+}
+
+impl SweepPoint {
+    /// The mean final loss; a rate whose runs all diverged counts as worse than any other.
+    fn score(&self) -> f64 {
+        if self.losses.is_empty() {
+            f64::INFINITY
+        } else {
+            mean_std(&self.losses).0
+        }
+    }
+}
+
+/// The best rate of a sweep, and whether it is bracketed: a worse rate on both sides.
+fn best_rate(sweep: &[SweepPoint]) -> Option<(usize, bool)> {
+    let (i, best) = sweep
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !p.losses.is_empty())
+        .min_by(|a, b| a.1.score().total_cmp(&b.1.score()))?;
+    let worse = |p: &SweepPoint| p.score() > best.score();
+    let bracketed = sweep[..i].iter().any(worse) && sweep[i + 1..].iter().any(worse);
+    Some((i, bracketed))
+}
+
+/// BatchNorm against LayerNorm, each at its best learning rate among those the runs cover. A
+/// best rate at the edge of the sweep (no worse rate on one side; a diverged rate counts as
+/// worse) gives "not resolved", whatever the difference says.
 fn learning_rates(runs: &[RunResult]) -> Vec<String> {
     let mut out = Vec::new();
     let Some(layer) = text_runs(runs, NormKind::Layer).into_iter().next() else {
         return out;
     };
-    let sweep = |norm: NormKind| -> Vec<(f64, Vec<f64>)> {
+    let sweep = |norm: NormKind| -> Vec<SweepPoint> {
         let mut lrs: Vec<f64> = text_runs(runs, norm).iter().map(|r| r.config.lr).collect();
         lrs.sort_by(|a, b| a.total_cmp(b));
         lrs.dedup();
         lrs.into_iter()
             .map(|lr| {
-                (
+                let at = matching(runs, &layer.config, |w| {
+                    w.norm = norm;
+                    w.lr = lr;
+                });
+                SweepPoint {
                     lr,
-                    final_losses(&matching(runs, &layer.config, |w| {
-                        w.norm = norm;
-                        w.lr = lr;
-                    })),
-                )
+                    losses: final_losses(&at),
+                    diverged: at
+                        .iter()
+                        .filter(|r| r.status() == RunStatus::Diverged)
+                        .count(),
+                }
             })
-            .filter(|(_, l)| !l.is_empty())
+            .filter(|p| !p.losses.is_empty() || p.diverged > 0)
             .collect()
-    };
-    let best = |sweep: &[(f64, Vec<f64>)]| -> Option<(f64, Vec<f64>)> {
-        sweep
-            .iter()
-            .min_by(|a, b| mean_std(&a.1).0.total_cmp(&mean_std(&b.1).0))
-            .cloned()
     };
     let ln = sweep(NormKind::Layer);
     if ln.len() < 2 {
         return out;
     }
-    let Some((ln_lr, ln_loss)) = best(&ln) else {
+    let Some((ln_i, ln_bracketed)) = best_rate(&ln) else {
         return out;
+    };
+    let list = |sw: &[SweepPoint]| {
+        sw.iter()
+            .map(|p| match (p.losses.is_empty(), p.diverged) {
+                (true, _) => format!("{}: diverged", p.lr),
+                (false, 0) => format!("{}: {}", p.lr, fmt(p.score())),
+                (false, d) => format!("{}: {} ({d} diverged)", p.lr, fmt(p.score())),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     for bn in [
         NormKind::Batch,
@@ -357,44 +418,35 @@ fn learning_rates(runs: &[RunResult]) -> Vec<String> {
         NormKind::ScaledBatch,
     ] {
         let s = sweep(bn);
-        let Some((bn_lr, bn_loss)) = best(&s) else {
-            continue;
-        };
         if s.len() < 2 {
             continue;
         }
-        let (line, sign) = compare(bn.name(), &bn_loss, "layer", &ln_loss);
-        let verdict = match sign {
-            Some(x) if x > 0.0 => "**reproduced**",
-            Some(x) if x < 0.0 => "**not reproduced** (BatchNorm does better)",
-            Some(_) => "**not resolved** by these seeds",
-            None => "could not be measured",
+        let Some((bn_i, bn_bracketed)) = best_rate(&s) else {
+            continue;
         };
-        let edge = |sw: &[(f64, Vec<f64>)], lr: f64| {
-            sw.first().is_some_and(|f| f.0 == lr) || sw.last().is_some_and(|l| l.0 == lr)
-        };
-        let caveat = if edge(&ln, ln_lr) || edge(&s, bn_lr) {
-            " A best learning rate lies at the edge of the sweep: a wider sweep could move it."
-        } else {
-            ""
-        };
-        let list = |sw: &[(f64, Vec<f64>)]| {
-            sw.iter()
-                .map(|(lr, l)| format!("{lr}: {}", fmt(mean_std(l).0)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let c = compare(bn.name(), &s[bn_i].losses, "layer", &ln[ln_i].losses);
+        let edge = (!ln_bracketed || !bn_bracketed)
+            .then_some("not resolved (optimum at the edge of the sweep)");
         out.push(format!(
             "Claim: BatchNorm is worse than LayerNorm on text, at each norm's best learning rate. Mean final validation \
-             loss by learning rate: layer {}; {} {}. Best: layer at {ln_lr} ({}), {} at {bn_lr} ({}); {line}. Rule: \
-             reproduced when the interval of {} − layer lies above 0. Verdict: {verdict}.{caveat}",
+             loss by learning rate: layer {}; {} {}. Best: layer at {} ({}{}), {} at {} ({}{}).\n{}",
             list(&ln),
             bn.name(),
             list(&s),
-            pm(&ln_loss),
+            ln[ln_i].lr,
+            pm(&ln[ln_i].losses),
+            if ln_bracketed { "" } else { ", at the edge of the sweep" },
             bn.name(),
-            pm(&bn_loss),
-            bn.name()
+            s[bn_i].lr,
+            pm(&s[bn_i].losses),
+            if bn_bracketed { "" } else { ", at the edge of the sweep" },
+            claim_verdict(
+                &format!("{} is worse than layer at each one's best learning rate, final validation loss", bn.name()),
+                &c,
+                "reproduced when the interval of BN − layer lies above 0; not resolved when it contains 0 or when either best rate lacks a worse rate on both sides",
+                ["reproduced", "not reproduced (BatchNorm does better)", "not resolved"],
+                edge,
+            )
         ));
     }
     out
@@ -414,15 +466,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bootstrap_difference_interval_covers_the_mean_and_excludes_zero_when_clear() {
-        let (d, lo, hi) = difference(&[5.0, 5.1, 4.9], &[4.0, 4.1, 3.9]).unwrap();
-        assert!((d - 1.0).abs() < 1e-12);
-        assert!(lo > 0.7 && lo <= d && d <= hi && hi < 1.3, "{lo} {hi}");
-        let (_, lo, hi) = difference(&[5.0, 4.0, 6.0], &[5.1, 4.2, 5.8]).unwrap();
-        assert!(lo < 0.0 && hi > 0.0);
+    fn welch_difference_interval_covers_the_mean_and_excludes_zero_when_clear() {
+        let d = difference(&[5.0, 5.1, 4.9], &[4.0, 4.1, 3.9]).unwrap();
+        assert!((d.value - 1.0).abs() < 1e-12);
+        // se = sqrt(0.01/3 + 0.01/3), df = 4, t = 2.776
+        let half = 2.776_445 * (0.02f64 / 3.0).sqrt();
+        assert!((d.lo - (1.0 - half)).abs() < 1e-5 && (d.hi - (1.0 + half)).abs() < 1e-5);
+        let d = difference(&[5.0, 4.0, 6.0], &[5.1, 4.2, 5.8]).unwrap();
+        assert!(d.lo < 0.0 && d.hi > 0.0);
         assert!(difference(&[], &[1.0]).is_none());
-        let (text, sign) = compare("a", &[2.0, 2.1], "b", &[1.0, 1.1]);
-        assert_eq!(sign, Some(1.0));
-        assert!(text.contains("a is worse"), "{text}");
+        let c = compare("a", &[2.0, 2.1, 2.05], "b", &[1.0, 1.1, 1.05]);
+        assert_eq!((c.sign, c.no_verdict), (Some(1.0), None));
+        let line = claim_verdict("a is worse", &c, "rule", ["worse", "better", "same"], None);
+        assert!(super::super::format::is_complete_verdict_line(&line), "{line}");
+        assert!(line.starts_with("- **worse**"), "{line}");
+        // two seeds a side: an interval, but no verdict
+        let c = compare("a", &[2.0, 2.1], "b", &[1.0, 1.1]);
+        assert!(claim_verdict("x", &c, "r", ["w", "b", "s"], None).contains("no verdict"));
+    }
+
+    #[test]
+    fn an_optimum_at_the_edge_of_the_sweep_is_not_bracketed() {
+        let p = |lr: f64, loss: Option<f64>| SweepPoint {
+            lr,
+            losses: loss.into_iter().collect(),
+            diverged: usize::from(loss.is_none()),
+        };
+        // the best rate is the largest: not bracketed
+        let sweep = [p(1e-3, Some(5.0)), p(2e-3, Some(4.8)), p(4e-3, Some(4.7))];
+        assert_eq!(best_rate(&sweep), Some((2, false)));
+        // a diverged larger rate counts as worse: bracketed
+        let sweep = [p(1e-3, Some(5.0)), p(4e-3, Some(4.7)), p(8e-3, None)];
+        assert_eq!(best_rate(&sweep), Some((1, true)));
     }
 }

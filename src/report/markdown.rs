@@ -2,21 +2,19 @@
 //! paper saying whether these runs reproduced it. Nothing in it is written by hand.
 
 use super::charts::Chart;
-use super::{by_group, mean_std, median, RunResult, BUCKETS};
+use super::{by_group, mean_std, median, RunResult};
 use crate::config::Task;
 use crate::experiment::Study;
 use crate::norm::NormKind;
 use crate::results::RunStatus;
 use std::fmt::Write;
 
+use super::format::{sig, verdict_line};
+use super::inference::{log_mean, welch_difference, welch_log_ratio, Interval};
+use super::scale::{Scope, Spread};
+
 fn fmt(x: f64) -> String {
-    if !x.is_finite() {
-        "n/a".into()
-    } else if x != 0.0 && (x.abs() < 1e-2 || x.abs() >= 1e4) {
-        format!("{x:.3e}")
-    } else {
-        format!("{x:.4}")
-    }
+    sig(x)
 }
 
 fn pm(v: &[f64]) -> String {
@@ -44,18 +42,6 @@ pub fn late_median(runs: &[&RunResult], first_layer_only: bool, name: &str) -> f
     median(&vals)
 }
 
-fn bucket_median(runs: &[&RunResult], name: &str, bucket: usize) -> f64 {
-    let (lo, hi) = BUCKETS[bucket];
-    let vals: Vec<f64> = runs
-        .iter()
-        .flat_map(|r| {
-            let layer = r.first_layer().map(String::from);
-            r.probe_window(layer.as_deref(), name, lo, hi)
-        })
-        .collect();
-    median(&vals)
-}
-
 fn find<'a>(
     groups: &'a [(String, Vec<&'a RunResult>)],
     task: Task,
@@ -76,29 +62,98 @@ fn find<'a>(
 
 fn final_losses(rs: &[&RunResult]) -> Vec<f64> {
     rs.iter()
+        .filter(|r| r.status() == RunStatus::Finished)
         .filter_map(|r| r.summary.as_ref()?.final_eval.as_ref().map(|e| e.eval_loss))
         .filter(|x| x.is_finite())
         .collect()
 }
 
-/// A ratio that the paper says is large: at least `strong` reproduces it, above
-/// [`PARTLY`] is the right direction with a smaller effect, anything else is not reproduced
-/// (within 20 % of 1 is no effect).
-fn verdict_ratio(ratio: f64, strong: f64) -> &'static str {
-    if !ratio.is_finite() {
-        "could not be measured"
-    } else if ratio >= strong {
-        "**reproduced**"
-    } else if ratio >= PARTLY {
-        "**partly reproduced** (right direction, smaller effect)"
+fn finished_of<'a>(rs: &[&'a RunResult]) -> Vec<&'a RunResult> {
+    rs.iter()
+        .copied()
+        .filter(|r| r.status() == RunStatus::Finished)
+        .collect()
+}
+
+/// Per finished run, the median of a probe over the window `lo..hi` (fractions of training),
+/// in the first layer or all layers pooled.
+fn per_run(runs: &[&RunResult], first: bool, name: &str, lo: f64, hi: f64) -> Vec<f64> {
+    runs.iter()
+        .filter(|r| r.status() == RunStatus::Finished)
+        .map(|r| {
+            let layer = if first { r.first_layer() } else { None };
+            median(&r.probe_window(layer, name, lo, hi))
+        })
+        .filter(|x| x.is_finite())
+        .collect()
+}
+
+/// Runs label of a two-sided comparison.
+fn runs_of(i: &Interval, a: &str, b: &str) -> String {
+    if a == "text" && b == "images" {
+        format!("{} text runs, {} image runs (Welch t between runs)", i.runs.0, i.runs.1)
+    } else if i.runs.0 == i.runs.1 {
+        format!("{} runs per side (Welch t between runs)", i.runs.0)
     } else {
-        "**not reproduced**"
+        format!("{} runs of {a} and {} runs of {b} (Welch t between runs)", i.runs.0, i.runs.1)
     }
+}
+
+/// Verdict words for an interval, `None` when it cannot carry one; `rule` decides the rest.
+fn gated(i: &Interval, verdict: &str) -> String {
+    if i.supports_verdict() {
+        verdict.to_string()
+    } else {
+        "no verdict: fewer than 3 runs a side".to_string()
+    }
+}
+
+/// A ratio (a / b) that the paper says is large, judged as the scale ladder judges: the whole
+/// interval at or above `strong` reproduces it, above 1.2 is its direction.
+fn ratio_line(subject: &str, a: &[f64], b: &[f64], sides: (&str, &str), strong: f64) -> String {
+    match welch_log_ratio(a, b) {
+        Some(i) => {
+            let verdict = if i.lo >= strong {
+                "reproduced"
+            } else if i.lo >= PARTLY {
+                "the paper's direction, smaller effect"
+            } else if i.hi < 1.0 {
+                "the opposite direction"
+            } else {
+                "not reproduced"
+            };
+            verdict_line(
+                &gated(&i, verdict),
+                subject,
+                &format!("ratio {} [95 % interval {}, {}]", fmt(i.value), fmt(i.lo), fmt(i.hi)),
+                &format!("reproduced when the whole interval is at or above {strong}; the paper's direction above {PARTLY}; 3 runs a side at least"),
+                &runs_of(&i, sides.0, sides.1),
+            )
+        }
+        None => single_run_line(subject, a, b, sides),
+    }
+}
+
+/// With one run on a side there is no interval between runs: the numbers, and no verdict.
+fn single_run_line(subject: &str, a: &[f64], b: &[f64], sides: (&str, &str)) -> String {
+    let (ma, mb) = (mean_std(a).0, mean_std(b).0);
+    format!(
+        "- **single run: no verdict** — {subject}: ratio {} ({} {} vs {} {}; {} and {} runs). A verdict needs \
+         an interval between runs: run more seeds.",
+        fmt(ma / mb),
+        sides.0,
+        fmt(ma),
+        sides.1,
+        fmt(mb),
+        a.len(),
+        b.len()
+    )
 }
 
 /// Smallest ratio that counts as an effect in the paper's direction.
 const PARTLY: f64 = 1.2;
 
+/// The paper's findings that this study has the runs for, one verdict line each.
 fn findings(groups: &[(String, Vec<&RunResult>)]) -> Vec<String> {
     let mut out = Vec::new();
     let text_bn = find(groups, Task::Text, NormKind::Batch);
@@ -107,112 +162,159 @@ fn findings(groups: &[(String, Vec<&RunResult>)]) -> Vec<String> {
     let pn = find(groups, Task::Text, NormKind::Power);
     let ln = find(groups, Task::Text, NormKind::Layer);
     if let (Some(t), Some(i)) = (text_bn, image_bn) {
-        for (first, scope) in [
-            (true, "the first BN layer"),
-            (false, "all BN layers pooled"),
-        ] {
-            let (tv, iv) = (
-                late_median(t, first, "dist_var"),
-                late_median(i, first, "dist_var"),
-            );
-            let (tm, im) = (
-                late_median(t, first, "dist_mean"),
-                late_median(i, first, "dist_mean"),
-            );
-            let (tr, ir) = (
-                late_median(t, first, "rel_dist_var"),
-                late_median(i, first, "rel_dist_var"),
-            );
-            out.push(format!(
-                "Paper: BatchNorm's batch statistics vary far more on text than on images (orders of magnitude). \
-                 Here, {scope}, median over the last 20 % of training: dist_var text {} vs images {} (ratio {}), \
-                 dist_mean text {} vs images {} (ratio {}), scale-free rel_dist_var text {} vs images {} (ratio {}). \
-                 Verdict on dist_var: {} (reproduced means a ratio of at least 10).",
-                fmt(tv), fmt(iv), fmt(tv / iv), fmt(tm), fmt(im), fmt(tm / im), fmt(tr), fmt(ir), fmt(tr / ir),
-                verdict_ratio(tv / iv, 10.0)
-            ));
+        let (t_done, i_done) = (finished_of(t), finished_of(i));
+        for scope in [Scope::First, Scope::Last, Scope::Pooled] {
+            for (measure, meaning) in super::scale::PAPER_MEASURES
+                .iter()
+                .chain([&super::scale::RESTATEMENTS[2]])
+            {
+                let Some(r) = super::scale::ratio(&t_done, &i_done, measure, scope, None) else {
+                    continue;
+                };
+                let subject = format!(
+                    "BatchNorm's batch statistics vary far more on text than on images: {measure} ({meaning}), {}, after warm-up",
+                    scope.label()
+                );
+                out.push(verdict_line(
+                    r.verdict(),
+                    &subject,
+                    &format!(
+                        "text/images ratio {} [95 % interval {}, {}{}]",
+                        fmt(r.value),
+                        fmt(r.lo),
+                        fmt(r.hi),
+                        if r.spread == Spread::WithinRun { ", within one run" } else { "" }
+                    ),
+                    "whole interval at or above 10: reproduced; above 1.2: the paper's direction; 3 runs a side at least",
+                    &r.runs_label(),
+                ));
+            }
         }
-        let (first, last) = (
-            bucket_median(t, "dist_var", 0),
-            bucket_median(t, "dist_var", 4),
-        );
-        out.push(format!(
-            "Paper: on text the variance distance grows over training (its BN medians grow about 28-fold from the \
-             first to the last 20 %). Here (text BN, first layer) the median dist_var is {} in the first 20 % and {} \
-             in the last 20 % (ratio {}): {} (reproduced means a ratio of at least 2).",
-            fmt(first), fmt(last), fmt(last / first),
-            verdict_ratio(last / first, 2.0)
-        ));
-    } else {
-        out.push(
-            "This section compares plain `batch` on both tasks, and this report has no such pair; where text runs \
-             use another BatchNorm (`scaled-batch`, `masked-batch`), the scale ladder below compares them with the \
-             image model's BatchNorm."
-                .into(),
-        );
+        // growth over training: per run, last fifth's median over the first fifth's
+        let growth: Vec<f64> = t
+            .iter()
+            .filter(|r| r.status() == RunStatus::Finished)
+            .map(|r| {
+                let layer = r.first_layer();
+                median(&r.probe_window(layer, "dist_var", 0.8, 1.0))
+                    / median(&r.probe_window(layer, "dist_var", 0.0, 0.2))
+            })
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .collect();
+        let subject = "on text the variance distance grows over training (the paper: its BN medians grow about 28-fold from the first to the last fifth): text BN, first layer, dist_var's last-fifth median over its first-fifth median";
+        match log_mean(&growth) {
+            Some(g) => out.push(verdict_line(
+                &gated(&g, if g.lo >= 2.0 { "reproduced" } else if g.hi < 2.0 { "not reproduced" } else { "not resolved" }),
+                subject,
+                &format!("growth factor {} [95 % interval {}, {}] (geometric mean over runs)", fmt(g.value), fmt(g.lo), fmt(g.hi)),
+                "reproduced when the whole interval is at or above 2, not reproduced when it lies below 2",
+                &format!("{} runs per side (one-sample t on the logarithms)", g.runs.0),
+            )),
+            None => out.push(format!(
+                "- **single run: no verdict** — {subject}: {} ({} run).",
+                growth.first().map(|g| fmt(*g)).unwrap_or_else(|| "n/a".into()),
+                growth.len()
+            )),
+        }
     }
     if let Some(t) = text_bn {
         for (name, other) in [("PN-V", pnv), ("PowerNorm", pn)] {
             let Some(o) = other else { continue };
-            let (b, p) = (
-                late_median(t, false, "dist_var"),
-                late_median(o, false, "dist_psi2"),
-            );
             // BN's variance and PowerNorm's psi2 (after GroupScaling) live on different scales:
             // judge on the scale-free relative distance
-            let (br, pr) = (
-                late_median(t, false, "rel_dist_var"),
-                late_median(o, false, "rel_dist_psi2"),
+            let (b, p) = (
+                per_run(t, false, "rel_dist_var", 0.8, 1.0),
+                per_run(o, false, "rel_dist_psi2", 0.8, 1.0),
             );
-            out.push(format!(
-                "Paper: {name} tames the forward statistic (its psi2 stays closer to the running value than BN's variance). \
-                 Here, all layers, last 20 %, on the scale-free relative distance: BN rel_dist_var {} vs {name} rel_dist_psi2 {} \
-                 (BN/{name} ratio {}): {} (reproduced means a ratio of at least 2; the absolute distances, on different \
-                 scales, are {} and {}).",
-                fmt(br), fmt(pr), fmt(br / pr), verdict_ratio(br / pr, 2.0), fmt(b), fmt(p)
+            out.push(ratio_line(
+                &format!("{name} tames the forward statistic: BN's rel_dist_var over {name}'s rel_dist_psi2, all layers, last fifth of training"),
+                &b,
+                &p,
+                ("BN", name),
+                2.0,
             ));
         }
         if let Some(o) = pnv {
             let (b, p) = (
-                late_median(t, false, "grad_var"),
-                late_median(o, false, "grad_psi2"),
+                per_run(t, false, "grad_var", 0.8, 1.0),
+                per_run(o, false, "grad_psi2", 0.8, 1.0),
             );
-            out.push(format!(
-                "Paper: the gradient of the loss with respect to the batch statistic is much smaller for PN-V than for BN. \
-                 Here, all layers, last 20 %: BN ||dL/dsigma2||/d {} vs PN-V ||dL/dpsi2||/d {} (ratio {}): {}.",
-                fmt(b), fmt(p), fmt(b / p), verdict_ratio(b / p, 2.0)
+            out.push(ratio_line(
+                "the gradient with respect to the batch statistic is much smaller for PN-V than for BN: BN's ‖dL/dσ²_B‖/d over PN-V's ‖dL/dψ²_B‖/d, all layers, last fifth",
+                &b,
+                &p,
+                ("BN", "PN-V"),
+                2.0,
             ));
         }
     }
     if let Some(l) = ln {
         let ln_loss = final_losses(l);
-        for (name, other) in [("PowerNorm", pn), ("BatchNorm", text_bn)] {
+        for (name, other, better) in [("PowerNorm", pn, true), ("BatchNorm", text_bn, false)] {
             let Some(o) = other else { continue };
             let o_loss = final_losses(o);
-            let (lm, om) = (mean_std(&ln_loss).0, mean_std(&o_loss).0);
-            let claim = if name == "PowerNorm" {
-                "PowerNorm beats LayerNorm on language modelling"
+            let subject = if better {
+                "PowerNorm beats LayerNorm on language modelling: final validation loss, PowerNorm − LayerNorm"
             } else {
-                "BatchNorm is worse than LayerNorm on text"
+                "BatchNorm is worse than LayerNorm on text: final validation loss, BatchNorm − LayerNorm"
             };
-            let holds = if name == "PowerNorm" {
-                om < lm
-            } else {
-                om > lm
-            };
-            out.push(format!(
-                "Paper: {claim}. Here the final validation perplexity is {} for LayerNorm and {} for {name} \
-                 (mean over {} and {} seeds): {}.",
-                fmt(lm.exp()), fmt(om.exp()), ln_loss.len(), o_loss.len(),
-                if ln_loss.is_empty() || o_loss.is_empty() {
-                    "could not be measured (no run of one of them finished)"
-                } else if holds {
-                    "**reproduced**"
-                } else {
-                    "**not reproduced**"
+            match welch_difference(&o_loss, &ln_loss) {
+                Some(d) => {
+                    let verdict = match (better, d.lo > 0.0, d.hi < 0.0) {
+                        (true, _, true) | (false, true, _) => "reproduced",
+                        (true, true, _) | (false, _, true) => "not reproduced (the opposite holds)",
+                        _ => "not resolved",
+                    };
+                    out.push(verdict_line(
+                        &gated(&d, verdict),
+                        subject,
+                        &format!("{} [95 % interval {}, {}] (perplexity {} vs {})", fmt(d.value), fmt(d.lo), fmt(d.hi), fmt(mean_std(&o_loss).0.exp()), fmt(mean_std(&ln_loss).0.exp())),
+                        "reproduced when the interval excludes 0 on the paper's side, not resolved when it contains 0",
+                        &runs_of(&d, name, "LayerNorm"),
+                    ));
                 }
-            ));
+                None => out.push(format!(
+                    "- **single run: no verdict** — {subject}: {} ({} and {} runs; perplexity {} vs {}).",
+                    fmt(mean_std(&o_loss).0 - mean_std(&ln_loss).0),
+                    o_loss.len(),
+                    ln_loss.len(),
+                    fmt(mean_std(&o_loss).0.exp()),
+                    fmt(mean_std(&ln_loss).0.exp())
+                )),
+            }
         }
+    }
+    out
+}
+
+/// What keeps this report's runs from carrying verdicts, said at its top.
+fn limits(groups: &[(String, Vec<&RunResult>)]) -> Vec<String> {
+    let mut out = Vec::new();
+    let in_warm_up: Vec<&str> = groups
+        .iter()
+        .filter(|(_, rs)| rs[0].config.steps <= rs[0].config.warmup_steps)
+        .map(|(l, _)| l.as_str())
+        .collect();
+    if !in_warm_up.is_empty() {
+        out.push(format!(
+            "These runs end inside their learning-rate warm-up ({}): they have no statistics after warm-up, so this \
+             report gives numbers and no verdicts. A study shrunk with `--set steps=...` needs `--set warmup_steps=...` too.",
+            in_warm_up.join("; ")
+        ));
+    }
+    let few = groups
+        .iter()
+        .map(|(_, rs)| rs.iter().filter(|r| r.status() == RunStatus::Finished).count())
+        .min()
+        .unwrap_or(0);
+    if few < super::inference::MIN_RUNS_FOR_VERDICT {
+        out.push(format!(
+            "Some configurations have {few} finished run{} (seed{}): a verdict needs an interval between at least {} \
+             runs a side, so those comparisons give numbers and no verdict.",
+            if few == 1 { "" } else { "s" },
+            if few == 1 { "" } else { "s" },
+            super::inference::MIN_RUNS_FOR_VERDICT
+        ));
     }
     out
 }
@@ -235,9 +337,20 @@ pub fn report(study: Option<&Study>, runs: &[RunResult], charts: &[Chart]) -> St
          Batch statistics are compared with the running statistics from *before* each step's update.\n"
     );
 
-    let _ = writeln!(s, "## Findings of the PowerNorm paper, checked\n");
-    for f in findings(&groups) {
-        let _ = writeln!(s, "- {f}");
+    for limit in limits(&groups) {
+        let _ = writeln!(s, "**{limit}**\n");
+    }
+    let paper = findings(&groups);
+    if !paper.is_empty() {
+        let _ = writeln!(
+            s,
+            "## The PowerNorm paper's findings, where this study has the runs for them\n\n\
+             Each line: the verdict, the claim and measure, the estimate with its 95 % interval between runs, the rule, \
+             and the runs per side. One run on a side gives numbers and no verdict.\n"
+        );
+        for f in paper {
+            let _ = writeln!(s, "{f}");
+        }
     }
 
     let claims = super::claims::findings(runs);

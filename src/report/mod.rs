@@ -6,6 +6,8 @@
 
 pub mod charts;
 pub mod claims;
+pub mod format;
+pub mod inference;
 mod curves;
 pub mod markdown;
 mod plot;

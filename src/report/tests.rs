@@ -99,6 +99,7 @@ fn synthetic_run(
         unigram_valid_loss: None,
         vocab_size: None,
         truncated_train_sentences: None,
+        train_examples: None,
         num_params: 1,
         median_step_ms: None,
         phase_ms: None,

@@ -174,6 +174,9 @@ pub struct Summary {
     pub unigram_valid_loss: Option<f64>,
     pub vocab_size: Option<usize>,
     pub truncated_train_sentences: Option<usize>,
+    /// Training sentences (text) or images (images): with the batch, how many epochs a run saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_examples: Option<usize>,
     pub num_params: usize,
     /// Median step time over the second half of the run, milliseconds.
     pub median_step_ms: Option<f64>,

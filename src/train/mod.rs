@@ -156,6 +156,7 @@ fn fresh_summary(config: &RunConfig, base_device: &Device) -> Summary {
         unigram_valid_loss: None,
         vocab_size: None,
         truncated_train_sentences: None,
+        train_examples: None,
         num_params: 0,
         median_step_ms: None,
         phase_ms: None,
@@ -182,6 +183,22 @@ pub fn resolve_data_path(path: &Path) -> std::path::PathBuf {
     path.to_path_buf()
 }
 
+/// [`resolve_data_path`], and a missing Fashion-MNIST file (named as the dataset names it)
+/// taken from Debian's package or downloaded into the checkout's `data/` (`data::fetch`).
+fn obtain_data_path(path: &Path) -> Result<std::path::PathBuf> {
+    let found = resolve_data_path(path);
+    if found.exists() {
+        return Ok(found);
+    }
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    let dest = if path.is_relative() && shipped.parent().is_some_and(Path::is_dir) {
+        shipped
+    } else {
+        path.to_path_buf()
+    };
+    Ok(crate::data::fetch::obtain(&dest)?.unwrap_or(found))
+}
+
 /// Loads and checks a run's data: corpus, vocabulary and splits, or the image set.
 pub fn load_data(config: &RunConfig) -> Result<TaskData> {
     Ok(match config.task {
@@ -193,17 +210,34 @@ pub fn load_data(config: &RunConfig) -> Result<TaskData> {
         )?),
         TaskKind::Images => {
             let set = images::load_idx(
-                &resolve_data_path(&config.images),
-                &resolve_data_path(&config.labels),
+                &obtain_data_path(&config.images)?,
+                &obtain_data_path(&config.labels)?,
             )?;
-            let (train, valid) = images::split(&set);
+            let (train, valid) = match (&config.valid_images, &config.valid_labels) {
+                (Some(vi), Some(vl)) if !config.held_out_validation() => {
+                    let valid =
+                        images::load_idx(&obtain_data_path(vi)?, &obtain_data_path(vl)?)?;
+                    if (valid.rows, valid.cols) != (set.rows, set.cols) {
+                        anyhow::bail!(
+                            "validation images {} are {}x{}, training images {} are {}x{}",
+                            vi.display(),
+                            valid.rows,
+                            valid.cols,
+                            config.images.display(),
+                            set.rows,
+                            set.cols
+                        );
+                    }
+                    (set, valid)
+                }
+                _ => images::split(&set),
+            };
             if train.len() < config.batch_size || valid.is_empty() {
                 anyhow::bail!(
-                    "{} holds {} images: {} for training and {} for validation, fewer than one training batch of {} and one validation image",
-                    config.images.display(),
-                    set.len(),
+                    "{} images for training and {} for validation (from {}): fewer than one training batch of {} and one validation image",
                     train.len(),
                     valid.len(),
+                    config.images.display(),
                     config.batch_size
                 );
             }

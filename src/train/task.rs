@@ -171,6 +171,7 @@ impl Task for TextTask<'_> {
         summary.unigram_valid_loss = Some(self.data.unigram_valid_loss);
         summary.vocab_size = Some(self.data.vocab.len());
         summary.truncated_train_sentences = Some(self.data.train.truncated);
+        summary.train_examples = Some(self.data.train.examples.len());
     }
 }
 
@@ -205,6 +206,10 @@ impl<'a> ImageTask<'a> {
 
 impl Task for ImageTask<'_> {
     type Model = ImageModel;
+
+    fn describe(&self, summary: &mut Summary) {
+        summary.train_examples = Some(self.train.len());
+    }
 
     fn model(&self, init_device: &Device, device: &Device) -> ImageModel {
         let cnn = self.config.cnn_config();

@@ -4,12 +4,14 @@
 //! A *point* pairs the runs (seeds) of one text configuration whose norm keeps a batch variance
 //! with the image runs (BatchNorm) of the same number of updates. Each measure is taken after
 //! warm-up only: per run, the median over the window of the measure's values (one layer, or every
-//! BN layer pooled); per point, the ratio of the text runs' mean to the image runs' mean. Its 95 %
-//! confidence interval comes from a bootstrap over seeds when both sides have several, otherwise
-//! over steps (blocks of consecutive steps, which keeps their correlation).
+//! BN layer pooled); per point, the ratio of the text runs' geometric mean to the image runs'.
+//! Its 95 % interval is between runs (Welch's t on the logarithms, `report::inference`) when
+//! both sides have two runs or more; with one run on a side, the interval is that run's own
+//! spread over steps (a block bootstrap), labelled so, and no verdict is given.
 
 pub mod charts;
 
+use super::inference::{welch_log_ratio, MIN_RUNS_FOR_VERDICT};
 use super::RunResult;
 use crate::config::{RunConfig, Task};
 use crate::norm::StatKind;
@@ -17,11 +19,28 @@ use crate::results::RunStatus;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// The measures of the batch variance's distance to the running variance, with their meaning.
-pub const MEASURES: [(&str, &str); 3] = [
+/// The paper's own measures (its Fig. 2 plots both): verdicts are given on these first.
+pub const PAPER_MEASURES: [(&str, &str); 2] = [
+    ("dist_mean", "(1/d)·‖μ_B − μ_r‖, the paper's"),
     ("dist_var", "(1/d)·‖σ²_B − σ²_r‖, the paper's"),
+];
+
+/// Restatements of the paper's measures: per-feature, scale-free, and per-feature medians (so
+/// that a few wide features do not decide). `_r`: the running statistic before the step.
+pub const RESTATEMENTS: [(&str, &str); 5] = [
     ("rms_dist_var", "‖σ²_B − σ²_r‖/√d, per-feature RMS"),
+    ("rel_dist_mean", "‖μ_B − μ_r‖/‖σ_r‖, relative"),
     ("rel_dist_var", "‖σ²_B − σ²_r‖/‖σ²_r‖, relative"),
+    ("med_rel_mean", "median_j |μ_B,j − μ_r,j|/σ_r,j"),
+    ("med_rel_var", "median_j |σ²_B,j/σ²_r,j − 1|"),
+];
+
+/// The measures the ladder's charts draw, one panel each.
+pub const MEASURES: [(&str, &str); 4] = [
+    PAPER_MEASURES[0],
+    PAPER_MEASURES[1],
+    RESTATEMENTS[2],
+    RESTATEMENTS[4],
 ];
 
 /// Which BN layers a measure is taken over.
@@ -38,7 +57,7 @@ impl Scope {
     pub fn label(&self) -> &'static str {
         match self {
             Scope::First => "first BN layer",
-            Scope::Last => "last BN layer",
+            Scope::Last => "last BN layer (main path)",
             Scope::Pooled => "all BN layers",
         }
     }
@@ -46,7 +65,16 @@ impl Scope {
     fn layers<'a>(&self, r: &'a RunResult) -> Vec<&'a str> {
         match self {
             Scope::First => r.layers.first().map(String::as_str).into_iter().collect(),
-            Scope::Last => r.layers.last().map(String::as_str).into_iter().collect(),
+            // the main path's last norm: a ResNet's projection shortcut norms come after its
+            // stage's second norm in the layer list but sit beside the main path
+            Scope::Last => r
+                .layers
+                .iter()
+                .rev()
+                .find(|l| !l.contains("shortcut"))
+                .map(String::as_str)
+                .into_iter()
+                .collect(),
             Scope::Pooled => r.layers.iter().map(String::as_str).collect(),
         }
     }
@@ -57,7 +85,17 @@ impl Scope {
 pub const REPRODUCED: f64 = 10.0;
 pub const DIRECTION: f64 = 1.2;
 
-/// A ratio with its 95 % confidence interval.
+/// What a ratio's interval describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spread {
+    /// Variation between independent runs: Welch's t on the logarithms of the per-run values.
+    BetweenRuns,
+    /// One run on a side: that run's spread over steps (block bootstrap). Not a basis for a
+    /// verdict.
+    WithinRun,
+}
+
+/// A ratio with its 95 % interval.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ratio {
     pub value: f64,
@@ -65,21 +103,43 @@ pub struct Ratio {
     pub hi: f64,
     /// Text and image runs behind it.
     pub runs: (usize, usize),
-    /// "seeds" or "steps": what the bootstrap resampled.
-    pub resampled: &'static str,
+    pub spread: Spread,
 }
 
+/// The rule of the ratio verdicts, as the reports state it.
+pub const RATIO_RULE: &str = "reproduced when the whole 95 % interval between runs is at or above 10; the paper's direction when it lies above 1.2; the opposite direction when it lies below 1; not reproduced otherwise; no verdict with fewer than 3 runs a side";
+
 impl Ratio {
-    /// The verdict and the rule that gave it.
+    /// The verdict under [`RATIO_RULE`], or why there is none.
     pub fn verdict(&self) -> &'static str {
-        if !(self.lo.is_finite() && self.value.is_finite()) {
+        if !(self.lo.is_finite() && self.value.is_finite() && self.hi.is_finite()) {
             "could not be measured"
+        } else if self.spread == Spread::WithinRun {
+            "no verdict: single run on a side (the interval is one run's spread over steps)"
+        } else if self.runs.0 < MIN_RUNS_FOR_VERDICT || self.runs.1 < MIN_RUNS_FOR_VERDICT {
+            "no verdict: fewer than 3 runs a side"
         } else if self.lo >= REPRODUCED {
-            "reproduced (the whole interval at or above 10)"
+            "reproduced"
         } else if self.lo >= DIRECTION {
-            "the paper's direction, smaller effect (interval above 1.2, not all above 10)"
+            "the paper's direction, smaller effect"
+        } else if self.hi < 1.0 {
+            "the opposite direction"
         } else {
-            "not reproduced (interval reaches below 1.2)"
+            "not reproduced"
+        }
+    }
+
+    /// How the interval was made and on how many runs, for a verdict line.
+    pub fn runs_label(&self) -> String {
+        match self.spread {
+            Spread::BetweenRuns => format!(
+                "{} text runs, {} image runs (Welch t on the logarithms, between runs)",
+                self.runs.0, self.runs.1
+            ),
+            Spread::WithinRun => format!(
+                "{} text runs, {} image runs (within-run spread over {BLOCK}-step blocks, not between runs)",
+                self.runs.0, self.runs.1
+            ),
         }
     }
 }
@@ -218,11 +278,13 @@ fn median_of(steps: &[&Vec<f64>]) -> f64 {
 }
 
 const RESAMPLES: usize = 2000;
-/// Consecutive steps resampled together when the bootstrap runs over steps.
+/// Consecutive steps resampled together when a run's own spread is shown.
 const BLOCK: usize = 50;
 
-/// Text/image ratio of the runs' window medians (mean over runs on each side), with a 95 %
-/// bootstrap interval. `part` narrows the window to a range of training (fractions).
+/// Text/image ratio of the runs' window medians, with a 95 % interval: between runs (Welch's t
+/// on the logarithms; the ratio of geometric means) when both sides have two runs or more,
+/// otherwise the runs' own spread over steps (block bootstrap; the ratio of means). `part`
+/// narrows the window to a range of training (fractions).
 pub fn ratio(
     text: &[&RunResult],
     images: &[&RunResult],
@@ -241,48 +303,44 @@ pub fn ratio(
         return None;
     }
     let run_median = |s: &Vec<Vec<f64>>| median_of(&s.iter().collect::<Vec<_>>());
-    // each run's median once: the bootstrap over seeds resamples these
     let (t_med, i_med): (Vec<f64>, Vec<f64>) = (
         t.iter().map(run_median).collect(),
         i.iter().map(run_median).collect(),
     );
+    if t.len() > 1 && i.len() > 1 {
+        let w = welch_log_ratio(&t_med, &i_med)?;
+        return Some(Ratio {
+            value: w.value,
+            lo: w.lo,
+            hi: w.hi,
+            runs: w.runs,
+            spread: Spread::BetweenRuns,
+        });
+    }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let value = mean(&t_med) / mean(&i_med);
     let mut rng = StdRng::seed_from_u64(0x5ca1e);
-    let by_seeds = t.len() > 1 && i.len() > 1;
+    let blocks = |runs: &[Vec<Vec<f64>>], rng: &mut StdRng| {
+        runs.iter()
+            .map(|steps| {
+                let n = steps.len();
+                let b = BLOCK.min(n);
+                let mut chosen: Vec<f64> = Vec::new();
+                let mut taken = 0;
+                while taken < n {
+                    let start = rng.random_range(0..=n - b);
+                    for step in &steps[start..start + b] {
+                        chosen.extend_from_slice(step);
+                    }
+                    taken += b;
+                }
+                super::median_in_place(&mut chosen)
+            })
+            .sum::<f64>()
+            / runs.len() as f64
+    };
     let mut draws: Vec<f64> = (0..RESAMPLES)
-        .map(|_| {
-            if by_seeds {
-                let pick = |medians: &[f64], rng: &mut StdRng| {
-                    (0..medians.len())
-                        .map(|_| medians[rng.random_range(0..medians.len())])
-                        .sum::<f64>()
-                        / medians.len() as f64
-                };
-                pick(&t_med, &mut rng) / pick(&i_med, &mut rng)
-            } else {
-                let blocks = |runs: &[Vec<Vec<f64>>], rng: &mut StdRng| {
-                    runs.iter()
-                        .map(|steps| {
-                            let n = steps.len();
-                            let b = BLOCK.min(n);
-                            let mut chosen: Vec<f64> = Vec::new();
-                            let mut taken = 0;
-                            while taken < n {
-                                let start = rng.random_range(0..=n - b);
-                                for step in &steps[start..start + b] {
-                                    chosen.extend_from_slice(step);
-                                }
-                                taken += b;
-                            }
-                            super::median_in_place(&mut chosen)
-                        })
-                        .sum::<f64>()
-                        / runs.len() as f64
-                };
-                blocks(&t, &mut rng) / blocks(&i, &mut rng)
-            }
-        })
+        .map(|_| blocks(&t, &mut rng) / blocks(&i, &mut rng))
         .filter(|x| x.is_finite())
         .collect();
     draws.sort_by(|a, b| a.total_cmp(b));
@@ -291,7 +349,7 @@ pub fn ratio(
         lo: super::quantile(&draws, 0.025),
         hi: super::quantile(&draws, 0.975),
         runs: (t.len(), i.len()),
-        resampled: if by_seeds { "seeds" } else { "steps" },
+        spread: Spread::WithinRun,
     })
 }
 
@@ -362,108 +420,186 @@ pub fn trajectory(p: &Point, measure: &str, scope: Scope) -> Vec<(f64, Ratio)> {
         .collect()
 }
 
-fn fmt(x: f64) -> String {
-    if !x.is_finite() {
-        "n/a".into()
-    } else if x != 0.0 && (x.abs() < 1e-2 || x.abs() >= 1e3) {
-        format!("{x:.2e}")
-    } else {
-        format!("{x:.3}")
-    }
-}
-
 fn with_ci(r: &Option<Ratio>) -> String {
     match r {
-        Some(r) => format!("{} [{}, {}]", fmt(r.value), fmt(r.lo), fmt(r.hi)),
+        Some(r) => {
+            let within = if r.spread == Spread::WithinRun { " (within run)" } else { "" };
+            format!("{} [{}, {}]{within}", sig(r.value), sig(r.lo), sig(r.hi))
+        }
         None => "n/a".into(),
     }
 }
 
-/// The ladder's section of REPORT.md: a table of every point's ratios with their intervals, and
-/// one verdict per point and layer scope on the scale-free measure, each naming its rule.
+use super::format::sig;
+
+/// Points that share their image runs (their intervals are then not independent).
+fn shared_images(points: &[Point]) -> Vec<String> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for p in points {
+        let key: Vec<String> = p.images.iter().map(|r| r.config.id()).collect();
+        let key = key.join(",");
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(p.label.clone()),
+            None => out.push((key, vec![p.label.clone()])),
+        }
+    }
+    out.into_iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(_, v)| v.join("; "))
+        .collect()
+}
+
+fn table(s: &mut String, points: &[Point], measures: &[(&str, &str)]) {
+    use std::fmt::Write;
+    let names: Vec<&str> = measures.iter().map(|(m, _)| *m).collect();
+    let _ = writeln!(
+        s,
+        "| text configuration | images | runs (text, images) | layers | {} |",
+        names.join(" | ")
+    );
+    let _ = writeln!(s, "|---|---|---|---|{}", "---|".repeat(names.len()));
+    for p in points {
+        for scope in Scope::ALL {
+            let r: Vec<Option<Ratio>> = names.iter().map(|m| p.ratio(m, scope)).collect();
+            let runs = r
+                .iter()
+                .flatten()
+                .next()
+                .map(|r| format!("{}, {}", r.runs.0, r.runs.1))
+                .unwrap_or_else(|| "-".into());
+            let cells: Vec<String> = r.iter().map(with_ci).collect();
+            let _ = writeln!(
+                s,
+                "| {} ({} updates) | {} | {runs} | {} | {} |",
+                p.label,
+                p.config().steps,
+                p.image_label,
+                scope.label(),
+                cells.join(" | ")
+            );
+        }
+    }
+}
+
+/// One verdict line in the format every report uses (`report::format::verdict_line`).
+fn verdict_line(p: &Point, scope: Scope, measure: &str, meaning: &str) -> Option<String> {
+    let r = p.ratio(measure, scope)?;
+    Some(super::format::verdict_line(
+        r.verdict(),
+        &format!(
+            "{measure} ({meaning}), {} ({} updates) vs images {}, {}",
+            p.label,
+            p.config().steps,
+            p.image_label,
+            scope.label()
+        ),
+        &format!(
+            "text/images ratio {} [95 % interval {}, {}]",
+            sig(r.value),
+            sig(r.lo),
+            sig(r.hi)
+        ),
+        "whole interval at or above 10: reproduced; above 1.2: the paper's direction; below 1: the opposite; 3 runs a side at least",
+        &r.runs_label(),
+    ))
+}
+
+/// Whether the paper's measure shows "orders of magnitude" only because the text model's
+/// activations grow: its interval at or above 10 while the scale-free one stays below 3.
+fn scale_reading(p: &Point) -> Option<String> {
+    let mut parts = Vec::new();
+    for scope in [Scope::Last, Scope::Pooled] {
+        let (paper, rel) = (p.ratio("dist_var", scope)?, p.ratio("rel_dist_var", scope)?);
+        if paper.spread != Spread::BetweenRuns || rel.spread != Spread::BetweenRuns {
+            return None;
+        }
+        let holds = paper.lo >= REPRODUCED && rel.hi < 3.0;
+        parts.push(format!(
+            "{}: dist_var {} [{}, {}], rel_dist_var {} [{}, {}]: {}",
+            scope.label(),
+            sig(paper.value),
+            sig(paper.lo),
+            sig(paper.hi),
+            sig(rel.value),
+            sig(rel.lo),
+            sig(rel.hi),
+            if holds {
+                "holds (the paper's measure at or above 10 over its whole interval, the relative one below 3: the gap is the scale of the text activations, not noisier statistics)"
+            } else if paper.lo >= REPRODUCED {
+                "the paper's measure reaches 10, and the relative one does not stay below 3: the statistics themselves are noisier on text"
+            } else {
+                "the paper's measure does not reach 10 over its whole interval"
+            }
+        ));
+    }
+    Some(format!("- {} ({} updates): {}.", p.label, p.config().steps, parts.join("; ")))
+}
+
+/// The ladder's section of REPORT.md: the paper's measures, then their restatements, as tables of
+/// ratios with intervals; then one verdict line per point, layer scope and measure.
 pub fn markdown(points: &[Point]) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Each ratio is text / images of a distance between BatchNorm's batch variance and its running variance, \
-         measured after warm-up only (steps after `warmup_steps`): per run the median over those steps (the BN \
-         layers of the scope pooled), per side the mean over runs. Brackets: 95 % bootstrap interval, over seeds when \
-         both sides have several runs, otherwise over blocks of {BLOCK} consecutive steps. Unfinished runs are left out.\n"
+        "Each ratio is text / images of a distance between BatchNorm's batch statistics and its running statistics \
+         (`_r`: the running value before the step), measured after warm-up only (steps after `warmup_steps`): per run \
+         the median over those steps (the BN layers of the scope pooled), per side the geometric mean over runs. \
+         Brackets: 95 % interval between runs (Welch's t on the logarithms of the per-run values) when both sides \
+         have two runs or more; \"(within run)\" marks an interval that is one run's own spread over blocks of {BLOCK} \
+         steps, which carries no verdict. Unfinished runs are left out. The last BN layer is the last one on the main \
+         path (the text model's final norm; the image model's last stage's second norm, not its shortcut's).\n"
     );
-    let _ = writeln!(
-        s,
-        "| text configuration | images | runs (text, images) | layers | {} | {} | {} |",
-        MEASURES[0].0, MEASURES[1].0, MEASURES[2].0
-    );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-    for p in points {
-        for scope in Scope::ALL {
-            let r: Vec<Option<Ratio>> = MEASURES.iter().map(|(m, _)| p.ratio(m, scope)).collect();
-            let runs = r
-                .iter()
-                .flatten()
-                .next()
-                .map(|r| format!("{}, {} ({})", r.runs.0, r.runs.1, r.resampled))
-                .unwrap_or_else(|| "-".into());
-            let _ = writeln!(
-                s,
-                "| {} ({} updates) | {} | {runs} | {} | {} | {} | {} |",
-                p.label,
-                p.config().steps,
-                p.image_label,
-                scope.label(),
-                with_ci(&r[0]),
-                with_ci(&r[1]),
-                with_ci(&r[2])
-            );
-        }
+    for shared in shared_images(points) {
+        let _ = writeln!(
+            s,
+            "These points share their image runs, so their intervals are not independent: {shared}.\n"
+        );
     }
+    let _ = writeln!(s, "### The paper's measures\n");
+    table(&mut s, points, &PAPER_MEASURES);
+    let _ = writeln!(s, "\n### Restatements\n");
+    let meanings: Vec<String> = RESTATEMENTS
+        .iter()
+        .map(|(m, d)| format!("`{m}` = {d}"))
+        .collect();
+    let _ = writeln!(s, "{}.\n", meanings.join("; "));
+    table(&mut s, points, &RESTATEMENTS);
     let _ = writeln!(
         s,
-        "\nVerdicts on the paper's finding (BatchNorm's batch statistics vary far more on text than on images), on the \
-         scale-free relative distance `rel_dist_var`. Rule: reproduced when the whole 95 % interval of the ratio is at \
-         or above {REPRODUCED}; the paper's direction when it is above {DIRECTION}; not reproduced otherwise.\n"
+        "\n### Verdicts\n\nRule: {RATIO_RULE}. The paper's own measures first, then the scale-free restatements \
+         (labelled so).\n"
     );
-    let mut reaches = Vec::new();
     for p in points {
         for scope in Scope::ALL {
-            let Some(r) = p.ratio("rel_dist_var", scope) else {
-                let _ = writeln!(s, "- {} vs images {}, {}: could not be measured (no post-warm-up steps on one side).", p.label, p.image_label, scope.label());
-                continue;
-            };
-            let _ = writeln!(
-                s,
-                "- {} ({} updates) vs images {}, {}: ratio {} (95 % interval {} to {}, {} text and {} image runs, bootstrap over {}, \
-                 steps {} to {}): **{}**.",
-                p.label,
-                p.config().steps,
-                p.image_label,
-                scope.label(),
-                fmt(r.value),
-                fmt(r.lo),
-                fmt(r.hi),
-                r.runs.0,
-                r.runs.1,
-                r.resampled,
-                p.config().warmup_steps + 1,
-                p.config().steps,
-                r.verdict()
-            );
-            if scope == Scope::First && r.lo >= REPRODUCED {
-                reaches.push(format!("{} vs images {}", p.label, p.image_label));
+            for (m, d) in PAPER_MEASURES {
+                if let Some(line) = verdict_line(p, scope, m, d) {
+                    let _ = writeln!(s, "{line}");
+                }
             }
         }
     }
-    let _ = writeln!(
-        s,
-        "\nWhere the first BN layer's ratio reaches {REPRODUCED} (whole interval): {}.",
-        if reaches.is_empty() {
-            "nowhere in these runs".to_string()
-        } else {
-            reaches.join("; ")
+    let _ = writeln!(s);
+    for p in points {
+        for scope in Scope::ALL {
+            for (m, d) in [RESTATEMENTS[2], RESTATEMENTS[4]] {
+                if let Some(line) = verdict_line(p, scope, m, &format!("restatement: {d}")) {
+                    let _ = writeln!(s, "{line}");
+                }
+            }
         }
-    );
+    }
+    let readings: Vec<String> = points.iter().filter_map(scale_reading).collect();
+    if !readings.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nWhat the paper's \"orders of magnitude\" is here (it is the text activations' growing scale when the \
+             paper's measure has its whole interval at or above 10 while the relative measure's lies below 3):\n"
+        );
+        for r in readings {
+            let _ = writeln!(s, "{r}");
+        }
+    }
     s
 }
 

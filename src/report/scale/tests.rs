@@ -12,13 +12,13 @@ fn summary(status: &str) -> Summary {
     .unwrap()
 }
 
-/// A run whose every probe in `MEASURES`, in each of its layers, is `value(layer index)` after
+/// A run whose every probe of the ladder's measures, in each of its layers, is `value(layer index)` after
 /// warm-up and 1000 during it.
 fn run(config: RunConfig, layers: usize, status: &str, value: impl Fn(usize) -> f64) -> RunResult {
     let names: Vec<String> = (0..layers).map(|l| format!("layer{l}")).collect();
     let mut probes: BTreeMap<String, BTreeMap<String, Vec<(usize, f64)>>> = BTreeMap::new();
     for (l, name) in names.iter().enumerate() {
-        for (measure, _) in MEASURES {
+        for (measure, _) in PAPER_MEASURES.iter().chain(&RESTATEMENTS) {
             let series = (1..=config.steps)
                 .map(|s| {
                     (
@@ -101,20 +101,36 @@ fn ratios_over_seeds_along_an_axis_with_verdicts() {
     assert_eq!((two.text.len(), two.images.len()), (3, 3));
     assert_eq!(two.image_label, "16/32/64");
     let r = two.ratio("dist_var", Scope::First).unwrap();
-    // mean over seeds: (5.02) / (1.02); warm-up values (1000) are outside the window
-    assert!((r.value - 5.02 / 1.02).abs() < 1e-9, "{r:?}");
+    // geometric means over seeds: (5.01 5.02 5.03)^(1/3) / (1.01 1.02 1.03)^(1/3); warm-up
+    // values (1000) are outside the window
+    let gm = |v: [f64; 3]| (v[0] * v[1] * v[2]).powf(1.0 / 3.0);
+    let want = gm([5.01, 5.02, 5.03]) / gm([1.01, 1.02, 1.03]);
+    assert!((r.value - want).abs() < 1e-9, "{r:?}");
     assert!(
         r.lo <= r.value && r.value <= r.hi && r.hi / r.lo < 1.05,
         "{r:?}"
     );
-    assert_eq!((r.runs, r.resampled), ((3, 3), "seeds"));
-    assert!(r.verdict().starts_with("the paper's direction"));
+    assert_eq!((r.runs, r.spread), ((3, 3), Spread::BetweenRuns));
+    assert_eq!(r.verdict(), "the paper's direction, smaller effect");
     let pooled = two.ratio("rms_dist_var", Scope::Pooled).unwrap();
-    // pooled median over 5 layers of 5.02, 7.02, 7.02, 7.02, 7.02
-    assert!((pooled.value - 7.02 / 1.02).abs() < 1e-9, "{pooled:?}");
+    // pooled median over 5 layers of 5.0x, 7.0x, 7.0x, 7.0x, 7.0x
+    let want = gm([7.01, 7.02, 7.03]) / gm([1.01, 1.02, 1.03]);
+    assert!((pooled.value - want).abs() < 1e-9, "{pooled:?}");
     let last = four.ratio("rel_dist_var", Scope::Last).unwrap();
-    assert!((last.value - 28.02 / 1.02).abs() < 1e-9);
-    assert!(last.verdict().starts_with("reproduced"));
+    assert!((last.value - gm([28.01, 28.02, 28.03]) / gm([1.01, 1.02, 1.03])).abs() < 1e-9);
+    assert_eq!(last.verdict(), "reproduced");
+    // two seeds a side: an interval between runs, but no verdict
+    let two_seeds: Vec<&RunResult> = two.text.iter().take(2).copied().collect();
+    let two_images: Vec<&RunResult> = two.images.iter().take(2).copied().collect();
+    let r = ratio(&two_seeds, &two_images, "dist_var", Scope::First, None).unwrap();
+    assert!(r.verdict().starts_with("no verdict"), "{}", r.verdict());
+    // every verdict line of the section has the common shape
+    let md = markdown(&points);
+    let lines: Vec<&str> = md.lines().filter(|l| l.starts_with("- **")).collect();
+    assert_eq!(lines.len(), 2 * 3 * 2 + 2 * 3 * 2);
+    for l in lines {
+        assert!(crate::report::format::is_complete_verdict_line(l), "{l}");
+    }
     let axes = axes(&points);
     assert_eq!(axes.len(), 1);
     assert_eq!(axes[0].key, "layers");
@@ -123,7 +139,7 @@ fn ratios_over_seeds_along_an_axis_with_verdicts() {
 }
 
 #[test]
-fn a_single_trajectory_is_resampled_over_steps_and_warm_up_gives_no_ratio() {
+fn a_single_trajectory_gives_its_own_spread_and_no_verdict_and_warm_up_gives_no_ratio() {
     // the text distance grows over training: step / 100 after warm-up
     let t = {
         let mut r = run(text(2, 1, 1000), 3, "finished", |_| 0.0);
@@ -141,8 +157,9 @@ fn a_single_trajectory_is_resampled_over_steps_and_warm_up_gives_no_ratio() {
     let points = points(&runs);
     assert_eq!(points.len(), 1);
     let r = points[0].ratio("dist_var", Scope::First).unwrap();
-    assert_eq!(r.resampled, "steps");
+    assert_eq!(r.spread, Spread::WithinRun);
     assert!(r.lo < r.value && r.value < r.hi, "{r:?}");
+    assert!(r.verdict().starts_with("no verdict: single run"), "{}", r.verdict());
     let traj = trajectory(&points[0], "dist_var", Scope::First);
     // the first fifth is all warm-up: no ratio there; then it grows
     assert_eq!(
