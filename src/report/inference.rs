@@ -348,7 +348,7 @@ mod tests {
             let (u, v): (f64, f64) = (rng.random::<f64>().max(1e-300), rng.random());
             (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
         };
-        let true_ratio = (1.5f64 - 0.2).exp();
+        let true_ratio = (1.5f64 + 0.2).exp();
         let mut covered = 0;
         for _ in 0..reps {
             let a: Vec<f64> = (0..n).map(|_| (1.5 + sd_a * normal()).exp()).collect();

@@ -138,8 +138,8 @@ fn ratio_line(subject: &str, a: &[f64], b: &[f64], sides: (&str, &str), strong: 
 fn single_run_line(subject: &str, a: &[f64], b: &[f64], sides: (&str, &str)) -> String {
     let (ma, mb) = (mean_std(a).0, mean_std(b).0);
     format!(
-        "- **single run: no verdict** — {subject}: ratio {} ({} {} vs {} {}; {} and {} runs). A verdict needs \
-         an interval between runs: run more seeds.",
+        "- **no verdict: fewer than two runs on a side** — {subject}: ratio {} ({} {} vs {} {}; {} and {} runs). \
+         A verdict needs an interval between runs: run more seeds.",
         fmt(ma / mb),
         sides.0,
         fmt(ma),
@@ -211,7 +211,7 @@ fn findings(groups: &[(String, Vec<&RunResult>)]) -> Vec<String> {
                 &format!("{} runs per side (one-sample t on the logarithms)", g.runs.0),
             )),
             None => out.push(format!(
-                "- **single run: no verdict** — {subject}: {} ({} run).",
+                "- **no verdict: fewer than two runs** — {subject}: {} ({} run).",
                 growth.first().map(|g| fmt(*g)).unwrap_or_else(|| "n/a".into()),
                 growth.len()
             )),
@@ -274,7 +274,7 @@ fn findings(groups: &[(String, Vec<&RunResult>)]) -> Vec<String> {
                     ));
                 }
                 None => out.push(format!(
-                    "- **single run: no verdict** — {subject}: {} ({} and {} runs; perplexity {} vs {}).",
+                    "- **no verdict: fewer than two runs on a side** — {subject}: {} ({} and {} runs; perplexity {} vs {}).",
                     fmt(mean_std(&o_loss).0 - mean_std(&ln_loss).0),
                     o_loss.len(),
                     ln_loss.len(),

@@ -34,7 +34,7 @@ fn run(config: RunConfig, layers: usize, status: &str, value: impl Fn(usize) -> 
             probes
                 .entry(name.clone())
                 .or_default()
-                .insert(measure.into(), series);
+                .insert((*measure).into(), series);
         }
     }
     RunResult {
