@@ -105,8 +105,10 @@ fn compare(reference: &Path, other: &Path, what: &str) {
         let (x, y): (f64, f64) = (a["value"].parse().unwrap(), b["value"].parse().unwrap());
         // distances are differences of nearly equal statistics, and gradients of statistics
         // small sums of large terms: float32 rounding differences between backends, grown over
-        // a few Adam steps, move them more than the loss
+        // a few Adam steps, move them more than the loss; a per-feature median is one feature's
+        // difference, not a norm over all of them, so it moves more than the L2 distances
         let rel = if a["name"].starts_with("grad_")
+            || a["name"].starts_with("med_rel_")
             || a["name"].starts_with("pn_lambda")
             || a["name"].starts_with("nu_")
         {
