@@ -430,9 +430,14 @@ fn study_overrides_status_and_runs_table() {
 fn first_use_defaults_and_warnings() {
     let dir = temp_dir("first-use");
     let out = dir.join("results");
+    // the shipped test split (every 10th image held out): tests need no download
     let o = ablate(&[
         "--task",
         "images",
+        "--images",
+        "data/t10k-images-idx3-ubyte.gz",
+        "--labels",
+        "data/t10k-labels-idx1-ubyte.gz",
         "--steps",
         "2",
         "--warmup-steps",

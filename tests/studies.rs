@@ -28,6 +28,42 @@ fn every_shipped_study_expands_into_valid_runs() {
     }
 }
 
+/// The committed reports name their runs by id: the ids every committed study gives today must
+/// stay as pinned (a changed id retrains the study and leaves its results unreachable), also
+/// when the image task's defaults change (a text run's id leaves the image keys out).
+#[test]
+fn committed_studies_keep_their_run_ids() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pinned = std::fs::read_to_string(dir.join("tests/fixtures/study-run-ids.txt")).unwrap();
+    let mut want: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for line in pinned.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let (study, id) = line.split_once(' ').unwrap();
+        want.entry(study).or_default().push(id);
+    }
+    assert!(want.len() >= 8);
+    for (study, ids) in want {
+        let s = Study::load(&dir.join(format!("experiments/{study}.toml"))).unwrap();
+        let mut got: Vec<String> = s.runs.iter().map(|r| r.id()).collect();
+        got.sort();
+        assert_eq!(got, ids, "{study}");
+        // and the folders those ids name are where the runs are looked for
+        for r in &s.runs {
+            assert_eq!(r.run_dir(Path::new("R")), Path::new("R").join(r.id()));
+        }
+    }
+    // a text run's id ignores the image keys entirely
+    let text = ablate::config::RunConfig::default();
+    let other_images = ablate::config::RunConfig {
+        images: "elsewhere/images.gz".into(),
+        labels: "elsewhere/labels.gz".into(),
+        valid_images: None,
+        valid_labels: None,
+        ..Default::default()
+    };
+    assert_eq!(text.id(), other_images.id());
+    assert_eq!(text.legacy_id(), other_images.legacy_id());
+}
+
 #[test]
 fn paper_scale_study_trains_two_steps_on_the_cpu() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/paper-scale.toml");
