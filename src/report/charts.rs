@@ -259,6 +259,7 @@ fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
             "padding fraction of the batch (pads / (batch x time))",
             "||sigma2_B - sigma2|| / d",
             &sci,
+            false,
         )?;
         for (label, pts) in &series {
             // colours repeat beyond the palette's eight: the repeats are triangles

@@ -84,6 +84,7 @@ pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>
             "training step",
             "||s_B - s|| / d (thin: raw, thick: 25-step moving average)",
             &sci,
+            false,
         )?;
         for (group, _, pts) in &series {
             let color = palette.color(group);
@@ -227,7 +228,8 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
                         format!("{y:.2}")
                     }
                 },
-            )?;
+            false,
+        )?;
             for ((_, pts), entry) in per_group.iter().zip(&legend) {
                 let color = entry.style.color;
                 let pts: Vec<_> = pts
@@ -475,7 +477,8 @@ fn over_training(
                 "training step",
                 y_desc,
                 &sci,
-            )?;
+            false,
+        )?;
             for ((_, seeds, pts), entry) in lines.iter().zip(&legend) {
                 // a band only spans seeds
                 let band: Vec<(f64, f64, f64)> = if *seeds > 1 {

@@ -132,9 +132,20 @@ pub(super) fn log_chart<'a, DB: DrawingBackend>(
     x_desc: &str,
     y_desc: &str,
     y_format: &dyn Fn(&f64) -> String,
+    x_whole: bool,
 ) -> Result<LogChart<'a, DB>> {
-    // steps are whole numbers; fractions need decimals
+    // steps are whole numbers; fractions need decimals; an axis of whole settings (layers)
+    // labels its whole values only
     let x_decimals = if x.end > 10.0 { 0 } else { 1 };
+    let x_label = move |x: &f64| {
+        if !x_whole {
+            format!("{x:.x_decimals$}")
+        } else if (x - x.round()).abs() < 1e-9 {
+            format!("{x:.0}")
+        } else {
+            String::new()
+        }
+    };
     let mut chart = ChartBuilder::on(area)
         .caption(caption, font(caption_size))
         .margin(12)
@@ -146,7 +157,7 @@ pub(super) fn log_chart<'a, DB: DrawingBackend>(
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_label_formatter(&|x| format!("{x:.x_decimals$}"))
+        .x_label_formatter(&x_label)
         .x_desc(x_desc)
         .y_desc(y_desc)
         .y_labels(log_labels(area, lo, hi))

@@ -50,6 +50,7 @@ fn regime_panel<DB: DrawingBackend>(
         x_desc,
         "text / images",
         &sci,
+        xs.iter().all(|x| x.fract() == 0.0),
     )?;
     for (y, what) in [
         (DIRECTION, "1.2: direction"),
@@ -66,21 +67,25 @@ fn regime_panel<DB: DrawingBackend>(
     }
     for line in lines {
         let c = line.color;
-        if line.points.len() >= 2 {
+        // two points are not a line: points with error bars, joined only from three on
+        if line.points.len() >= 3 {
             let mut band: Vec<(f64, f64)> = line.points.iter().map(|(x, r)| (*x, r.hi)).collect();
             band.extend(line.points.iter().rev().map(|(x, r)| (*x, r.lo)));
             chart
                 .draw_series([Polygon::new(band, c.mix(0.15).filled())])
                 .map_err(err)?;
+            chart
+                .draw_series(LineSeries::new(
+                    line.points.iter().map(|(x, r)| (*x, r.value)),
+                    c.stroke_width(2),
+                ))
+                .map_err(err)?;
         }
         chart
-            .draw_series(LineSeries::new(
-                line.points.iter().map(|(x, r)| (*x, r.value)),
-                c.stroke_width(2),
-            ))
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
             .map_err(err)?
             .label(line.label.clone())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.stroke_width(2)));
+            .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
         for (x, r) in &line.points {
             chart
                 .draw_series([PathElement::new(
@@ -146,8 +151,9 @@ pub fn regime(points: &[Point], out: &Path) -> Result<Vec<Chart>> {
             file,
             title: format!("Regime: the text/image ratio against {}", axis.key),
             caption: format!(
-                "Text/image ratio of each measure (after warm-up; mean over seeds, 95 % bootstrap band over seeds) against `{}`, \
-                 for the first, the last and all BN layers; grey rules at 1.2 (direction) and 10 (reproduced).",
+                "Text/image ratio of each measure (after warm-up; geometric mean over seeds, bars: 95 % interval between runs, \
+                 Welch t on the logarithms) against `{}`, for the first, the last (main path) and all BN layers; grey rules at 1.2 \
+                 (direction) and 10 (reproduced).",
                 axis.key
             ),
         });
@@ -214,7 +220,14 @@ pub fn per_layer(points: &[Point], out: &Path) -> Result<Option<Chart>> {
     let mut groups: Vec<(String, Vec<&crate::report::RunResult>)> = Vec::new();
     for p in points {
         for (label, runs) in [
-            (format!("text, {}", p.label), &p.text),
+            (
+                if p.label == "text" {
+                    "text".to_string()
+                } else {
+                    format!("text, {}", p.label)
+                },
+                &p.text,
+            ),
             (
                 format!(
                     "images {}, {} updates",

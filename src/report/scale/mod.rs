@@ -395,7 +395,17 @@ pub fn axes<'a, 'b>(points: &'b [Point<'a>]) -> Vec<Axis<'a, 'b>> {
             .filter(|(_, v)| v.len() >= 2)
             .map(|(_, mut v)| {
                 v.sort_by(|a, b| a.0.total_cmp(&b.0));
-                (format!("images {}", v[0].1.image_label), v)
+                // the other keys that vary between lines name them (e.g. the norm)
+                let others: Vec<String> = keys
+                    .iter()
+                    .filter(|k| *k != key)
+                    .map(|k| key_value(v[0].1.config(), k).trim_matches('"').to_string())
+                    .collect();
+                let mut label = others.join(", ");
+                if !label.is_empty() {
+                    label.push_str(", ");
+                }
+                (format!("{label}images {}", v[0].1.image_label), v)
             })
             .collect();
         if !lines.is_empty() {
@@ -504,6 +514,43 @@ fn verdict_line(p: &Point, scope: Scope, measure: &str, meaning: &str) -> Option
     ))
 }
 
+/// The verdicts at a glance: one row per point and layer scope, one column per measure that
+/// gets a verdict (the paper's two, then two restatements).
+fn verdict_table(s: &mut String, points: &[Point]) {
+    use std::fmt::Write;
+    let measures = [
+        PAPER_MEASURES[0].0,
+        PAPER_MEASURES[1].0,
+        RESTATEMENTS[2].0,
+        RESTATEMENTS[4].0,
+    ];
+    let _ = writeln!(
+        s,
+        "| text configuration | images | layers | {} (paper) | {} (paper) | {} | {} |",
+        measures[0], measures[1], measures[2], measures[3]
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for p in points {
+        for scope in Scope::ALL {
+            let cells: Vec<String> = measures
+                .iter()
+                .map(|m| match p.ratio(m, scope) {
+                    Some(r) => format!("{} ({})", r.verdict().split(':').next().unwrap_or(""), sig(r.value)),
+                    None => "n/a".into(),
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                p.label,
+                p.image_label,
+                scope.label(),
+                cells.join(" | ")
+            );
+        }
+    }
+}
+
 /// Whether the paper's measure shows "orders of magnitude" only because the text model's
 /// activations grow: its interval at or above 10 while the scale-free one stays below 3.
 fn scale_reading(p: &Point) -> Option<String> {
@@ -570,6 +617,8 @@ pub fn markdown(points: &[Point]) -> String {
         "\n### Verdicts\n\nRule: {RATIO_RULE}. The paper's own measures first, then the scale-free restatements \
          (labelled so).\n"
     );
+    verdict_table(&mut s, points);
+    let _ = writeln!(s);
     for p in points {
         for scope in Scope::ALL {
             for (m, d) in PAPER_MEASURES {
