@@ -452,9 +452,101 @@ fn learning_rates(runs: &[RunResult]) -> Vec<String> {
     out
 }
 
+/// Least-squares slope of `y` on `x`; `None` when `x` has no spread.
+fn slope(x: &[f64], y: &[f64]) -> Option<f64> {
+    let n = x.len() as f64;
+    if x.len() < 3 {
+        return None;
+    }
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let sxx: f64 = x.iter().map(|a| (a - mx) * (a - mx)).sum();
+    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    (sxx > 1e-12).then(|| sxy / sxx)
+}
+
+/// The measure the padding slope is taken on: scale-free, so variants compare.
+const PADDING_MEASURE: &str = "rel_dist_var";
+
+/// Per run, the slope of `PADDING_MEASURE` (mean over the BN layers at each step after warm-up)
+/// against the step's padding fraction: how much the batch statistics move with padding.
+pub fn padding_slope(r: &RunResult) -> Option<f64> {
+    let pad: std::collections::HashMap<usize, f64> = r
+        .steps
+        .iter()
+        .map(|s| (s.step, s.padding_fraction))
+        .collect();
+    let mut by_step: std::collections::BTreeMap<usize, (f64, usize)> = Default::default();
+    for series in r.probes.values().filter_map(|p| p.get(PADDING_MEASURE)) {
+        for &(step, v) in series.iter().filter(|(s, v)| *s > r.config.warmup_steps && v.is_finite()) {
+            let e = by_step.entry(step).or_insert((0.0, 0));
+            (e.0, e.1) = (e.0 + v, e.1 + 1);
+        }
+    }
+    let (x, y): (Vec<f64>, Vec<f64>) = by_step
+        .iter()
+        .filter_map(|(step, (sum, n))| Some((*pad.get(step)?, sum / *n as f64)))
+        .unzip();
+    slope(&x, &y)
+}
+
+/// Padding's measured number: per BN variant, how its statistics' distance grows with the
+/// batch's padding fraction (one slope per run, an interval between runs), and naive against
+/// masked BN.
+fn padding_slopes(runs: &[RunResult]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for naive in text_runs(runs, NormKind::Batch) {
+        let c = &naive.config;
+        if !seen.insert((c.bucket_pool, c.eval_batching.unwrap_or_default())) {
+            continue;
+        }
+        let slopes = |norm: NormKind| -> Vec<f64> {
+            matching(runs, c, |w| w.norm = norm)
+                .into_iter()
+                .filter(|r| r.status() == RunStatus::Finished)
+                .filter_map(padding_slope)
+                .collect()
+        };
+        let (n, m, sc) = (
+            slopes(NormKind::Batch),
+            slopes(NormKind::MaskedBatch),
+            slopes(NormKind::ScaledBatch),
+        );
+        if n.is_empty() || m.is_empty() {
+            continue;
+        }
+        let each = |name: &str, v: &[f64]| -> String {
+            match super::inference::one_sample(v) {
+                Some(i) => format!("{name} {} [95 % interval {}, {}]", fmt(i.value), fmt(i.lo), fmt(i.hi)),
+                None => format!("{name} {} (1 run)", fmt(mean_std(v).0)),
+            }
+        };
+        let mut per = vec![each("naive", &n), each("masked", &m)];
+        if !sc.is_empty() {
+            per.push(each("scaled (the authors')", &sc));
+        }
+        let train = if c.bucket_pool > 0 { "length-bucketed" } else { "random" };
+        let cmp = compare("naive", &n, "masked", &m);
+        out.push(format!(
+            "Padding's measured number: the slope of `{PADDING_MEASURE}` (mean over BN layers, each step after warm-up) \
+             against the batch's padding fraction, per run, {train} training batches: {}.\n{}",
+            per.join(", "),
+            claim_verdict(
+                "BatchNorm's statistics move with padding unless it is masked: padding slope, naive − masked",
+                &cmp,
+                "reproduced when the interval of the slopes' difference lies above 0",
+                ["reproduced", "not reproduced (masked moves more)", "not resolved"],
+                None,
+            )
+        ));
+    }
+    out
+}
+
 /// Every claim the runs can speak to, one paragraph each.
 pub fn findings(runs: &[RunResult]) -> Vec<String> {
     let mut out = padding(runs);
+    out.extend(padding_slopes(runs));
     out.extend(padding_sensitivity(runs));
     out.extend(position(runs));
     out.extend(learning_rates(runs));
@@ -483,6 +575,63 @@ mod tests {
         // two seeds a side: an interval, but no verdict
         let c = compare("a", &[2.0, 2.1], "b", &[1.0, 1.1]);
         assert!(claim_verdict("x", &c, "r", ["w", "b", "s"], None).contains("no verdict"));
+    }
+
+    #[test]
+    fn least_squares_slope_by_hand() {
+        // y = 2x + 1 exactly, then with symmetric noise that leaves the slope
+        assert!((slope(&[0.0, 1.0, 2.0], &[1.0, 3.0, 5.0]).unwrap() - 2.0).abs() < 1e-12);
+        assert!((slope(&[0.0, 1.0, 2.0, 3.0], &[1.5, 2.5, 5.5, 6.5]).unwrap() - 1.8).abs() < 1e-12);
+        assert!(slope(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]).is_none());
+    }
+
+    #[test]
+    fn a_runs_padding_slope_follows_its_steps_after_warm_up() {
+        use crate::results::StepRow;
+        let config = RunConfig {
+            norm: NormKind::Batch,
+            steps: 40,
+            warmup_steps: 10,
+            ..Default::default()
+        };
+        let pad = |s: usize| 0.1 + 0.02 * (s % 7) as f64;
+        let steps = (1..=40)
+            .map(|step| StepRow {
+                step,
+                loss: 1.0,
+                lr: 1e-3,
+                grad_norm: 1.0,
+                tokens: 10,
+                batch: 2,
+                time: 8,
+                padding_fraction: pad(step),
+                step_ms: 1.0,
+                wall_s: 1.0,
+            })
+            .collect();
+        // two layers: 3 * pad + 1 and 5 * pad (mean slope 4); warm-up steps carry 100 * pad
+        let mut probes: std::collections::BTreeMap<_, std::collections::BTreeMap<_, _>> =
+            Default::default();
+        for (layer, a, b) in [("l0", 3.0, 1.0), ("l1", 5.0, 0.0)] {
+            let series: Vec<(usize, f64)> = (1..=40)
+                .map(|s| (s, if s <= 10 { 100.0 * pad(s) } else { a * pad(s) + b }))
+                .collect();
+            probes
+                .entry(layer.to_string())
+                .or_default()
+                .insert(PADDING_MEASURE.to_string(), series);
+        }
+        let r = RunResult {
+            dir: Default::default(),
+            summary: None,
+            steps,
+            eval: vec![],
+            probes,
+            layers: vec!["l0".into(), "l1".into()],
+            config,
+            warnings: vec![],
+        };
+        assert!((padding_slope(&r).unwrap() - 4.0).abs() < 1e-9);
     }
 
     #[test]

@@ -89,6 +89,24 @@ pub fn welch_log_ratio(a: &[f64], b: &[f64]) -> Option<Interval> {
     })
 }
 
+/// Mean of `v` with the one-sample 95 % t interval; `None` with fewer than two values.
+pub fn one_sample(v: &[f64]) -> Option<Interval> {
+    let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.len() < 2 {
+        return None;
+    }
+    let (m, var) = mean_var(&v);
+    let n = v.len() as f64;
+    let half = t_quantile(0.975, n - 1.0) * (var / n).sqrt();
+    Some(Interval {
+        value: m,
+        lo: m - half,
+        hi: m + half,
+        runs: (v.len(), v.len()),
+        df: n - 1.0,
+    })
+}
+
 /// Geometric mean of positive values with the exponentiated one-sample t interval of their
 /// logarithms (e.g. per-run growth factors); `None` with fewer than two.
 pub fn log_mean(v: &[f64]) -> Option<Interval> {
