@@ -287,6 +287,25 @@ fn findings(groups: &[(String, Vec<&RunResult>)]) -> Vec<String> {
     out
 }
 
+/// Passes over the training split the finished runs made (sentences or images seen over the
+/// training examples), or "n/a" for runs from builds that did not record the split's size.
+fn epochs(rs: &[&RunResult]) -> String {
+    let e: Vec<f64> = rs
+        .iter()
+        .filter(|r| r.status() == RunStatus::Finished)
+        .filter_map(|r| {
+            let n = r.summary.as_ref()?.train_examples? as f64;
+            let seen: usize = r.steps.iter().map(|s| s.batch).sum();
+            Some(seen as f64 / n)
+        })
+        .collect();
+    if e.is_empty() {
+        "n/a".into()
+    } else {
+        sig(mean_std(&e).0)
+    }
+}
+
 /// What keeps this report's runs from carrying verdicts, said at its top.
 fn limits(groups: &[(String, Vec<&RunResult>)]) -> Vec<String> {
     let mut out = Vec::new();
@@ -368,8 +387,8 @@ pub fn report(study: Option<&Study>, runs: &[RunResult], charts: &[Chart]) -> St
     }
 
     let _ = writeln!(s, "\n## Final metrics\n");
-    let _ = writeln!(s, "| configuration | runs | status | steps | valid loss | valid ppl / accuracy | training-mode loss | training-mode − eval loss |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "| configuration | runs | status | steps | epochs | valid loss | valid ppl / accuracy | training-mode loss | training-mode − eval loss |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for (label, rs) in &groups {
         let evals: Vec<_> = rs
             .iter()
@@ -420,10 +439,11 @@ pub fn report(study: Option<&Study>, runs: &[RunResult], charts: &[Chart]) -> St
         };
         let _ = writeln!(
             s,
-            "| {label} | {} | {} | {} | {} | {}{unit} | {} | {} |",
+            "| {label} | {} | {} | {} | {} | {} | {}{unit} | {} | {} |",
             rs.len(),
             statuses.join(", "),
             steps.join("/"),
+            epochs(rs),
             pm(&loss),
             pm(&second),
             pm(&train),

@@ -236,7 +236,7 @@ fn report_renders_charts_and_tables_that_match_the_csv_numbers() {
     );
     // final metrics: seeds 1, 2 and 3 -> eval loss 4.6, 4.7 and 4.8
     assert!(
-        md.contains("| text batch | 3 | 3 finished | 50 | 4.70 ± 0.100 |"),
+        md.contains("| text batch | 3 | 3 finished | 50 | n/a | 4.70 ± 0.100 |"),
         "{md}"
     );
     assert!(md.contains("1 diverged at step 40 (loss)"), "{md}");
