@@ -308,6 +308,7 @@ pub fn draw_all(runs: &[RunResult], out: &Path) -> Result<Vec<Chart>> {
     charts.extend(curves::training(runs, out, Task::Images)?);
     charts.extend(curves::powernorm_state(runs, out)?);
     charts.extend(padding(runs, out)?);
+    charts.extend(super::sweep::chart(runs, out)?);
     let points = super::scale::points(runs);
     charts.extend(super::scale::charts::regime(&points, out)?);
     charts.extend(super::scale::charts::per_layer(&points, out)?);

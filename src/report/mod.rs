@@ -13,6 +13,7 @@ pub mod markdown;
 mod plot;
 pub mod scale;
 pub mod stats;
+mod sweep;
 
 pub use stats::{mean_std, median, median_in_place, quantile, sorted_finite, BoxStats, BUCKETS};
 
