@@ -413,6 +413,22 @@ fn study_overrides_status_and_runs_table() {
         let eval: f64 = r[col("eval_loss")].parse().unwrap();
         assert!((eval - summary["final_eval"]["eval_loss"].as_f64().unwrap()).abs() < 1e-9);
     }
+    // the shrunk study reports from its study file with the same --set, without verdicts;
+    // without --set the message says how to reach the runs
+    let rep = dir.join("report");
+    let r = rep.to_str().unwrap();
+    let plain = ablate(&["report", s, "--results", o, "--out", r]);
+    assert_eq!(plain.status.code(), Some(1));
+    assert!(stderr(&plain).contains("pass the same --set to report"), "{}", stderr(&plain));
+    let shrunk = ablate(&[
+        "report", s, "--results", o, "--out", r, "--set", "steps=8", "--set", "seed=[1, 2]",
+    ]);
+    assert!(shrunk.status.success(), "{}", stderr(&shrunk));
+    let md = std::fs::read_to_string(rep.join("REPORT.md")).unwrap();
+    assert!(md.contains("changed with `--set steps=8 --set seed=[1, 2]`"), "{md}");
+    for line in md.lines().filter(|l| l.starts_with("- **")) {
+        assert!(line.starts_with("- **no verdict"), "{line}");
+    }
     // a bad override is one clear error
     let bad = ablate(&["run", s, "--results", o, "--set", "stpes=3"]);
     assert_eq!(bad.status.code(), Some(1));

@@ -15,10 +15,19 @@ pub struct ReportArgs {
     /// Where to look up the runs of a study file (repeat to merge shards).
     #[arg(long, value_name = "DIR", default_values = ["results"])]
     pub results: Vec<PathBuf>,
+    /// The same overrides as the `ablate run` that made the results: `--set steps=60`. A study
+    /// changed so gets numbers and no verdicts.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 pub fn run(args: &ReportArgs) -> Result<i32> {
-    let (study, runs) = crate::report::load_inputs(&args.inputs, &args.results)?;
+    let overrides: Vec<_> = args
+        .set
+        .iter()
+        .map(|s| crate::experiment::parse_set(s))
+        .collect::<Result<_>>()?;
+    let (study, runs) = crate::report::load_inputs_with(&args.inputs, &args.results, &overrides)?;
     let charts = crate::report::write_report(study.as_ref(), &runs, &args.out)?;
     crate::progress::say!(
         "report on {} runs: {} and {} charts (PNG and SVG) in {}",

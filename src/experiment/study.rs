@@ -26,6 +26,8 @@ pub struct Study {
     pub path: PathBuf,
     /// Every run, in grid order, without duplicates.
     pub runs: Vec<RunConfig>,
+    /// The `--set` overrides it was loaded with (`key=value`), empty for the file as written.
+    pub overrides: Vec<String>,
 }
 
 /// 1-based line of the first `key =` in `text`, for error messages.
@@ -163,6 +165,7 @@ impl Study {
             description: study.description,
             path: path.to_path_buf(),
             runs,
+            overrides: overrides.iter().map(|(k, v)| format!("{k}={v}")).collect(),
         })
     }
 

@@ -340,9 +340,38 @@ fn limits(groups: &[(String, Vec<&RunResult>)]) -> Vec<String> {
 
 /// The report text.
 pub fn report(study: Option<&Study>, runs: &[RunResult], charts: &[Chart]) -> String {
-    let mut s = String::new();
     let groups = by_group(runs);
     let title = study.map(|s| s.name.as_str()).unwrap_or("ablate results");
+    let s = body(study, runs, charts, &groups, title);
+    if study.is_some_and(|st| !st.overrides.is_empty()) {
+        without_verdicts(&s, "no verdict: study changed with --set")
+    } else {
+        s
+    }
+}
+
+/// Every verdict line's verdict replaced by `why` (the rule's reading kept beside it).
+fn without_verdicts(md: &str, why: &str) -> String {
+    md.lines()
+        .map(|l| match l.strip_prefix("- **").and_then(|r| r.split_once("** — ")) {
+            Some((verdict, rest)) if !verdict.starts_with("no verdict") => {
+                format!("- **{why}** (the rule would read: {verdict}) — {rest}")
+            }
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+fn body(
+    study: Option<&Study>,
+    runs: &[RunResult],
+    charts: &[Chart],
+    groups: &[(String, Vec<&RunResult>)],
+    title: &str,
+) -> String {
+    let mut s = String::new();
     let _ = writeln!(s, "# {title}\n");
     if let Some(st) = study {
         if !st.description.trim().is_empty() {
@@ -356,6 +385,15 @@ pub fn report(study: Option<&Study>, runs: &[RunResult], charts: &[Chart]) -> St
          Batch statistics are compared with the running statistics from *before* each step's update.\n"
     );
 
+    let changed = study.filter(|st| !st.overrides.is_empty());
+    if let Some(st) = changed {
+        let _ = writeln!(
+            s,
+            "**This study was run changed with `--set {}`: its runs are not the study file's, so this report gives \
+             numbers and no verdicts.**\n",
+            st.overrides.join(" --set ")
+        );
+    }
     for limit in limits(&groups) {
         let _ = writeln!(s, "**{limit}**\n");
     }
@@ -389,7 +427,7 @@ pub fn report(study: Option<&Study>, runs: &[RunResult], charts: &[Chart]) -> St
     let _ = writeln!(s, "\n## Final metrics\n");
     let _ = writeln!(s, "| configuration | runs | status | steps | epochs | valid loss | valid ppl / accuracy | training-mode loss | training-mode − eval loss |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
-    for (label, rs) in &groups {
+    for (label, rs) in groups {
         let evals: Vec<_> = rs
             .iter()
             .filter_map(|r| r.summary.as_ref()?.final_eval.clone())

@@ -50,11 +50,21 @@ pub fn load_inputs(
     inputs: &[PathBuf],
     results: &[PathBuf],
 ) -> Result<(Option<Study>, Vec<RunResult>)> {
+    load_inputs_with(inputs, results, &[])
+}
+
+/// [`load_inputs`] with study files loaded under `--set` overrides.
+pub fn load_inputs_with(
+    inputs: &[PathBuf],
+    results: &[PathBuf],
+    overrides: &[(String, toml::Value)],
+) -> Result<(Option<Study>, Vec<RunResult>)> {
     let mut study = None;
+    let mut all_missing = false;
     let mut dirs: Vec<PathBuf> = Vec::new();
     for input in inputs {
         if input.extension().is_some_and(|e| e == "toml") && input.is_file() {
-            let s = Study::load(input)?;
+            let s = Study::load_with(input, overrides)?;
             let mut missing = Vec::new();
             for run in &s.runs {
                 match planned_run_dir(run, results) {
@@ -76,6 +86,7 @@ pub fn load_inputs(
                     missing.join(", ")
                 );
             }
+            all_missing |= missing.len() == s.runs.len();
             study = Some(s);
         } else if input.is_dir() {
             dirs.extend(find_run_dirs(input)?);
@@ -115,6 +126,26 @@ pub fn load_inputs(
         }
     }
     if runs.is_empty() {
+        // runs of the study made under other settings (`ablate run STUDY --set ...`) have other
+        // ids: say how to reach them
+        let other_runs = results
+            .iter()
+            .filter_map(|r| find_run_dirs(r).ok())
+            .any(|d| !d.is_empty());
+        if all_missing && other_runs {
+            bail!(
+                "none of the study's runs are in {}, which holds other runs: if they were made with `ablate run ... --set KEY=VALUE`, pass the same --set to report, or report the folder itself (`ablate report {} --out DIR`)",
+                results
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                results
+                    .first()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            );
+        }
         bail!(
             "no runs found in {}",
             inputs
