@@ -380,6 +380,11 @@ fn study_overrides_status_and_runs_table() {
         "seed=[1, 2]",
     ]);
     assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("end inside their learning-rate warm-up"),
+        "{}",
+        stderr(&run)
+    );
     let after = ablate(&[
         "status",
         s,

@@ -100,3 +100,17 @@ fn paper_scale_study_trains_two_steps_on_the_cpu() {
     assert!(stdout.contains("finished after 2 of 2 steps"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// README's table of norms and `--help` name every registered norm.
+#[test]
+fn every_registered_norm_is_documented() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let help = ablate(&["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for kind in ablate::norm::NormKind::ALL {
+        let name = kind.name();
+        assert!(readme.contains(&format!("| `{name}` |")), "README's norm table lacks {name}");
+        assert!(help.contains(name), "--help lacks {name}");
+    }
+}

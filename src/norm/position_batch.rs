@@ -13,6 +13,13 @@
 //! - Probes: the statistics used at every position of the batch, flattened (`positions x d`
 //!   values, so the probes' `1/d` is `1/(positions x d)`: compare it with pooled BN through the
 //!   scale-free relative distance). The batch statistics' gradients are not reported.
+//!
+//! `random-group-batch` is its control: the same statistics, but over groups of real tokens
+//! drawn at random with the sizes the batch's positions have (the position labels of the real
+//! tokens shuffled, a new draw every step). If per-position statistics do worse than pooled ones
+//! only because their groups are small, the control does as badly; if position itself is what
+//! hurts, the control does better. Its group `g` keeps running statistics in slot `g`; evaluation
+//! reads slot `t` at position `t` as `position-batch` does (every slot averages random groups).
 
 use super::stats::moving_average;
 use super::{
@@ -20,7 +27,9 @@ use super::{
 };
 use anyhow::{bail, Result};
 use burn::module::{Module, Param, RunningState};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
 
 #[derive(Module, Debug)]
 pub struct PositionBatchNorm {
@@ -31,6 +40,8 @@ pub struct PositionBatchNorm {
     pub running_var: RunningState<Tensor<2>>,
     pub eps: f64,
     pub momentum: f64,
+    /// `random-group-batch`: groups of random real tokens instead of positions.
+    pub shuffle: bool,
 }
 
 pub const POSITION_BATCH: NormDef<PositionBatchNorm> = NormDef {
@@ -51,6 +62,46 @@ pub const POSITION_BATCH: NormDef<PositionBatchNorm> = NormDef {
     note: no_note,
 };
 
+pub const RANDOM_GROUP_BATCH: NormDef<PositionBatchNorm> = NormDef {
+    info: NormInfo {
+        name: "random-group-batch",
+        help: "position-batch's control: mean and variance per feature over random groups of real tokens with the sizes of the batch's positions (text only)",
+        ..POSITION_BATCH.info
+    },
+    build: |c, d, device| {
+        let mut n =
+            PositionBatchNorm::new(d, c.max_positions.unwrap_or(1), c.eps, c.momentum, device);
+        n.shuffle = true;
+        n
+    },
+    validate,
+    note: no_note,
+};
+
+/// The group of every `(batch, time)` position (row-major) for `random-group-batch`: the position
+/// labels of the real tokens, shuffled among them by a generator seeded with `seed`; a padded
+/// position keeps its own label. Group `g` then holds as many real tokens as position `g` does.
+pub fn random_groups(real: &[bool], time: usize, seed: u64) -> Vec<usize> {
+    let mut labels: Vec<usize> = (0..real.len()).filter(|&i| real[i]).map(|i| i % time).collect();
+    labels.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+    let mut shuffled = labels.into_iter();
+    (0..real.len())
+        .map(|i| {
+            if real[i] {
+                shuffled.next().expect("one label per real token")
+            } else {
+                i % time
+            }
+        })
+        .collect()
+}
+
+/// The generator seed of a step's groups: the same draw for every layer of the step and for
+/// its training-mode evaluation, a new one each step; a resumed run draws the same groups.
+pub(crate) fn group_seed(step: usize) -> u64 {
+    0x6a09_e667_f3bc_c908 ^ step as u64
+}
+
 fn validate(c: &NormConfig, _d: usize) -> Result<()> {
     if c.max_positions.is_none() {
         bail!("position-batch keeps statistics per token position and needs text: use --task text");
@@ -70,7 +121,55 @@ impl PositionBatchNorm {
             running_var: RunningState::new(Tensor::ones([positions, d], device)),
             eps,
             momentum,
+            shuffle: false,
         }
+    }
+
+    /// Training statistics over random groups (`random-group-batch`): per-group mean and
+    /// variance `[t, d]`, each token's group statistics `[b, t, d]`, the running slots used.
+    #[allow(clippy::type_complexity)]
+    fn group_forward(
+        &self,
+        x: Tensor<3>,
+        mask: Tensor<3>,
+        ctx: &NormCtx,
+        rm: Tensor<2>,
+        rv: Tensor<2>,
+    ) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
+        let [b, t, d] = x.dims();
+        let device = x.device();
+        let n = b * t;
+        let real: Vec<bool> = mask
+            .clone()
+            .reshape([n])
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("a float mask")
+            .into_iter()
+            .map(|m| m > 0.5)
+            .collect();
+        let groups = random_groups(&real, t, group_seed(ctx.step));
+        let mut onehot = vec![0f32; n * t];
+        for (i, g) in groups.iter().enumerate() {
+            onehot[i * t + g] = 1.0;
+        }
+        // every position's group (padded ones: their own position's); real tokens only count
+        let assign: Tensor<2> = Tensor::from_data(TensorData::new(onehot, [n, t]), &device);
+        let counted = assign.clone() * mask.reshape([n, 1]);
+        let xf = x.clone().reshape([n, d]);
+        let count = counted.clone().sum_dim(0).reshape([t, 1]);
+        let denom = count.clone().clamp_min(1.0);
+        let mean = counted.clone().transpose().matmul(xf.clone()) / denom.clone();
+        let centered = xf - assign.clone().matmul(mean.clone());
+        let var = counted.transpose().matmul(centered.square()) / denom;
+        let usable = count.greater_equal_elem(MIN_TOKENS).float();
+        let unusable = usable.clone().neg().add_scalar(1.0);
+        let mean_used = mean * usable.clone() + rm * unusable.clone();
+        let var_used = var * usable + rv * unusable;
+        let per_token = |s: Tensor<2>| assign.clone().matmul(s).reshape([b, t, d]);
+        let y = self.apply(x, per_token(mean_used.clone()), per_token(var_used.clone()));
+        (y, mean_used, var_used)
     }
 
     /// `gamma * (x - mean) / sqrt(var + eps) + beta` with `[1, time, d]` statistics.
@@ -97,6 +196,15 @@ impl Norm for PositionBatchNorm {
             Some(m) => m.clone(),
             None => Tensor::ones([b, t, 1], &device),
         };
+        if self.shuffle {
+            let (rm2, rv2) = (rm.clone().reshape([t, d]), rv.clone().reshape([t, d]));
+            let (y, mean_used, var_used) = self.group_forward(x, mask, ctx, rm2, rv2);
+            let (mean_d, var_d) = (
+                mean_used.detach().reshape([1, t, d]),
+                var_used.detach().reshape([1, t, d]),
+            );
+            return (y, Some(self.update_and_stats(rm, rv, mean_d, var_d, running_mean, running_var, ctx)));
+        }
         let count = mask.clone().sum_dim(0); // [1, t, 1]
         let denom = count.clone().clamp_min(1.0);
         let mean = (x.clone() * mask.clone()).sum_dim(0) / denom.clone();
@@ -107,19 +215,38 @@ impl Norm for PositionBatchNorm {
         let mean_used = mean * usable.clone() + rm.clone() * unusable.clone();
         let var_used = var * usable.clone() + rv.clone() * unusable;
         let (mean_d, var_d) = (mean_used.clone().detach(), var_used.clone().detach());
+        let y = self.apply(x, mean_used, var_used);
+        let stats = self.update_and_stats(rm, rv, mean_d, var_d, running_mean, running_var, ctx);
+        (y, Some(stats))
+    }
+}
+
+impl PositionBatchNorm {
+    /// Moves the running statistics of the slots used toward this step's (on real training
+    /// steps) and returns the probes' view: every slot's statistics, flattened.
+    #[allow(clippy::too_many_arguments)]
+    fn update_and_stats(
+        &self,
+        rm: Tensor<3>,
+        rv: Tensor<3>,
+        mean_d: Tensor<3>,
+        var_d: Tensor<3>,
+        running_mean: Tensor<2>,
+        running_var: Tensor<2>,
+        ctx: &NormCtx,
+    ) -> BatchStats {
+        let [_, t, d] = rm.dims();
         if ctx.update_running {
             // unusable positions hold their running value (batch value = running value there)
             let m = self.momentum;
             let new_rm = moving_average(rm.clone(), mean_d.clone(), m).reshape([t, d]);
             let new_rv = moving_average(rv.clone(), var_d.clone(), m).reshape([t, d]);
             self.running_mean
-                .update(running_mean.clone().slice_assign([0..t, 0..d], new_rm).detach());
+                .update(running_mean.slice_assign([0..t, 0..d], new_rm).detach());
             self.running_var
-                .update(running_var.clone().slice_assign([0..t, 0..d], new_rv).detach());
+                .update(running_var.slice_assign([0..t, 0..d], new_rv).detach());
         }
-        let y = self.apply(x, mean_used, var_used);
         let flat = |v: Tensor<3>| v.reshape([t * d]).inner();
-        let stats = BatchStats::variance(flat(mean_d), flat(var_d), flat(rm), flat(rv));
-        (y, Some(stats))
+        BatchStats::variance(flat(mean_d), flat(var_d), flat(rm), flat(rv))
     }
 }

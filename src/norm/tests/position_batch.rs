@@ -200,3 +200,103 @@ fn position_batch_needs_text() {
         .to_string()
         .contains("--task text"));
 }
+
+/// `random-group-batch`'s groups: `stats` over the groups the norm draws at `step`.
+fn group_stats(x: &[f64], step: usize) -> (Vec<usize>, Vec<Option<(Vec<f64>, Vec<f64>)>>) {
+    use crate::norm::position_batch::{group_seed, random_groups};
+    let real = real();
+    let groups = random_groups(&real, T, group_seed(step));
+    let stats = (0..T)
+        .map(|g| {
+            let rows: Vec<usize> = (0..B * T).filter(|&p| real[p] && groups[p] == g).collect();
+            if rows.len() < 2 {
+                return None;
+            }
+            let n = rows.len() as f64;
+            let mean: Vec<f64> = (0..D)
+                .map(|d| rows.iter().map(|&p| x[p * D + d]).sum::<f64>() / n)
+                .collect();
+            let var = (0..D)
+                .map(|d| rows.iter().map(|&p| (x[p * D + d] - mean[d]).powi(2)).sum::<f64>() / n)
+                .collect();
+            Some((mean, var))
+        })
+        .collect();
+    (groups, stats)
+}
+
+#[test]
+fn random_groups_keep_the_sizes_of_the_positions_and_change_every_step() {
+    use crate::norm::position_batch::random_groups;
+    let real = real();
+    let sizes = |groups: &[usize]| -> Vec<usize> {
+        (0..T)
+            .map(|g| (0..B * T).filter(|&p| real[p] && groups[p] == g).count())
+            .collect()
+    };
+    let by_position: Vec<usize> = (0..B * T).map(|p| p % T).collect();
+    let draws: Vec<Vec<usize>> = (1..=20).map(|s| random_groups(&real, T, s)).collect();
+    for g in &draws {
+        assert_eq!(sizes(g), sizes(&by_position));
+        // padded positions keep their own label
+        for p in (0..B * T).filter(|&p| !real[p]) {
+            assert_eq!(g[p], p % T);
+        }
+    }
+    assert_eq!(draws[0], random_groups(&real, T, 1), "one draw per seed");
+    assert!(draws.iter().any(|g| *g != draws[0]), "draws differ");
+    assert!(draws.iter().any(|g| *g != by_position), "not the positions");
+}
+
+#[test]
+fn random_group_batch_norm_matches_float64_reference() {
+    let (g, be) = gamma_beta();
+    let norm = with_params(NormKind::RandomGroupBatch);
+    let m = mask();
+    let x = values(B * T * D, 51, 2.0, 0.3);
+    let w = values(B * T * D, 52, 1.0, 0.0);
+    let (rm0, rv0) = running_init();
+    let step = 3;
+    let (groups, stats) = group_stats(&x, step);
+    let r = run(&norm, &x, &w, &ctx(&m, true, true, step));
+    // each token normalized with its group's statistics (running ones for a group under 2)
+    let f = |x: &[f64]| -> Vec<f64> {
+        let (_, st) = group_stats(x, step);
+        (0..x.len())
+            .map(|i| {
+                let (p, d) = (i / D, i % D);
+                let k = groups[p];
+                let (mm, v) = match &st[k] {
+                    Some((mm, v)) => (mm[d], v[d]),
+                    None => (rm0[k][d], rv0[k][d]),
+                };
+                g[d] * (x[i] - mm) / (v + EPS).sqrt() + be[d]
+            })
+            .collect()
+    };
+    let real = real();
+    let real_rows =
+        |v: &[f64]| -> Vec<f64> { (0..v.len()).filter(|i| real[i / D]).map(|i| v[i]).collect() };
+    assert_close("group BN y", &real_rows(&r.y), &real_rows(&f(&x)), 1e-5);
+    assert_close("group BN dx", &r.dx, &finite_diff(&f, &x, &w), 1e-5);
+    let s = r.stats.unwrap();
+    let used_var: Vec<f64> = (0..T)
+        .flat_map(|k| stats[k].as_ref().map_or(rv0[k].clone(), |(_, v)| v.clone()))
+        .collect();
+    assert_close("group BN used var", &to_vec(s.second), &used_var, 1e-5);
+    // a pad changes no group statistic
+    let mut xp = x.clone();
+    for p in (0..B * T).filter(|&p| !real[p]) {
+        for d in 0..D {
+            xp[p * D + d] += 50.0;
+        }
+    }
+    let r2 = run(&norm, &xp, &w, &ctx(&m, true, false, step));
+    let r1 = run(&norm, &x, &w, &ctx(&m, true, false, step));
+    assert_close(
+        "group BN stats with pads moved",
+        &to_vec(r2.stats.unwrap().second),
+        &to_vec(r1.stats.unwrap().second),
+        1e-6,
+    );
+}
