@@ -112,7 +112,7 @@ fn oscillation(runs: &[RunResult], out: &Path, all_layers: bool) -> Result<Optio
             .map_err(err)?;
         let panels = root.split_evenly((2, 2));
         for ((panel, (_, axis, what)), series) in panels.iter().zip(specs).zip(&panel_series) {
-            draw_boxes(panel, what, axis, bucket_axis(), series)?;
+            draw_boxes(panel, what, axis, bucket_axis(), series, None)?;
         }
     });
     Ok(Some(Chart {
@@ -172,6 +172,7 @@ fn bn_vs_pn(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
             "distance to running statistic",
             bucket_axis(),
             &forward,
+            None,
         )?;
         draw_boxes(
             &panels[1],
@@ -179,6 +180,7 @@ fn bn_vs_pn(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
             "gradient of the loss w.r.t. the statistic",
             bucket_axis(),
             &backward,
+            None,
         )?;
     });
     Ok(Some(Chart {

@@ -321,11 +321,12 @@ pub(super) fn draw_boxes<DB: DrawingBackend>(
     y_label: &str,
     (categories, x_desc): (Vec<String>, &str),
     series: &[BoxSeries],
+    shared_range: Option<(f64, f64)>,
 ) -> Result<()> {
     let all = series
         .iter()
         .flat_map(|s| s.buckets.iter().flat_map(|b| positive(b)));
-    let Some((lo, hi)) = log_range(all) else {
+    let Some((lo, hi)) = shared_range.or_else(|| log_range(all)) else {
         area.titled(&format!("{title}: no data"), font(18))
             .map_err(err)?;
         return Ok(());

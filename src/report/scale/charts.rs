@@ -266,8 +266,15 @@ pub fn per_layer(points: &[Point], out: &Path) -> Result<Option<Chart>> {
             (label.clone(), layers, values, runs.len())
         })
         .collect();
-    png_and_svg!(&out.join(file), (1500, 420 * groups.len() as u32), |root| {
-        let areas = root.split_evenly((groups.len(), 1));
+    // one y axis for every panel, text and images side by side, so heights compare
+    let shared = log_range(
+        panels
+            .iter()
+            .flat_map(|(_, _, values, _)| values.iter().flat_map(|v| positive(v))),
+    );
+    let rows = groups.len().div_ceil(2);
+    png_and_svg!(&out.join(file), (1800, 440 * rows as u32), |root| {
+        let areas = root.split_evenly((rows, 2));
         for (area, (label, layers, values, n)) in areas.iter().zip(&panels) {
             let series = [BoxSeries {
                 label: format!("{n} run(s)"),
@@ -276,21 +283,23 @@ pub fn per_layer(points: &[Point], out: &Path) -> Result<Option<Chart>> {
             }];
             draw_boxes(
                 area,
-                &format!("{label}: ||var_B - var_r|| / sqrt(d) per layer, after warm-up"),
+                &format!("{label}: ‖σ²_B − σ²_r‖/√d per layer, after warm-up"),
                 "per-feature RMS distance",
                 (
                     short_layer_names(layers),
-                    "BN layer, in model order (box: quartiles, whiskers: 1.5 IQR, dots: outliers)",
+                    "BN layer, in model order (box: quartiles, whiskers: 1.5 IQR)",
                 ),
                 &series,
+                shared.map(|(lo, hi)| (lo, legend_room(lo, hi, 1))),
             )?;
         }
     });
     Ok(Some(Chart {
         file: file.into(),
         title: "Every BN layer: the per-feature RMS distance".into(),
-        caption: "Per configuration (seeds pooled), the distribution over post-warm-up steps of ||σ²_B − σ²_r||/√d in every BN layer \
-                  (models with more than 9 BN layers name them short: b3.attn for block3.attn_norm)."
+        caption: "Per configuration (seeds pooled), the distribution over post-warm-up steps of ‖σ²_B − σ²_r‖/√d in every BN layer \
+                  (σ²_r: the running variance before the step; one y axis for all panels; models with more than 9 BN \
+                  layers name them short: b3.attn for block3.attn_norm)."
             .into(),
     }))
 }
