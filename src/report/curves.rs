@@ -41,12 +41,14 @@ pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>
             let r = rs[0];
             let layer = r.first_layer()?;
             let name = format!("dist_{}", r.second_name());
+            // runs of different lengths share the axis as a share of their own training
+            let total = r.config.steps.max(1) as f64;
             let pts: Vec<(f64, f64)> = r
                 .probes
                 .get(layer)?
                 .get(&name)?
                 .iter()
-                .map(|&(s, v)| (s as f64, v))
+                .map(|&(s, v)| (100.0 * s as f64 / total, v))
                 .filter(|p| p.1 > 0.0 && p.1.is_finite())
                 .collect();
             Some((
@@ -60,10 +62,6 @@ pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>
     else {
         return Ok(None);
     };
-    let max_step = series
-        .iter()
-        .flat_map(|(_, _, p)| p.iter().map(|x| x.0))
-        .fold(1.0, f64::max);
     let (common, short) = split_common(&series.iter().map(|s| s.1.as_str()).collect::<Vec<_>>());
     let legend: Vec<LegendEntry> = series
         .iter()
@@ -79,10 +77,10 @@ pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>
             &plot,
             "Per-step distance of the batch statistic to the running one (first norm layer)",
             20,
-            0f64..max_step,
+            0f64..100f64,
             (lo, hi),
-            "training step",
-            "||s_B - s|| / d (thin: raw, thick: 25-step moving average)",
+            "share of training (%)",
+            "‖s_B − s_r‖/d (thin: raw, thick: 25-step average)",
             &sci,
             false,
         )?;
@@ -106,9 +104,10 @@ pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>
     Ok(Some(Chart {
         file: file.into(),
         title: "Batch-statistic distance over training".into(),
-        caption: "Distance of the first norm layer's batch statistic (variance for BN, psi2 for PN-V / PowerNorm) to its \
-                  running value at every step of the first seed of each configuration; thin lines are raw, thick lines \
-                  a 25-step moving average. Log scale."
+        caption: "Distance of the first norm layer's batch statistic s_B (variance for BN, ψ² for PN-V / PowerNorm) to its \
+                  running value s_r from before the step, at every step of the first seed of each configuration, against the \
+                  share of that run's training (runs of different lengths share the axis, as in the paper's figures); thin \
+                  lines are raw, thick lines a 25-step moving average. Log scale."
             .into(),
     }))
 }
