@@ -92,6 +92,18 @@ impl Study {
         let file = path.display().to_string();
         let mut study: StudyFile =
             toml::from_str(text).map_err(|e| anyhow!("{file}: {}", one_line(&e.to_string())))?;
+        // the name becomes a file name in the results folder (runs-<name>.csv)
+        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if study.name.is_empty()
+            || study.name.len() > 100
+            || study.name.starts_with('.')
+            || !study.name.chars().all(valid)
+        {
+            bail!(
+                "{file}: study name {:?} must be 1-100 letters, digits, '.', '_' or '-' and not start with '.' (it names the runs table runs-<name>.csv in the results folder)",
+                study.name
+            );
+        }
         for (key, value) in overrides {
             study.base.remove(key);
             for grid in &mut study.grid {

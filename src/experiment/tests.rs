@@ -179,3 +179,17 @@ fn runner_skips_finished_runs_reruns_with_force_and_survives_a_failure() {
         "lock released"
     );
 }
+
+#[test]
+fn a_study_name_cannot_leave_the_results_folder() {
+    for bad in ["x/../../escaped", "../up", "/abs", ".hidden", "", "a b", "a\\b"] {
+        let text = STUDY.replacen("name = \"t\"", &format!("name = {bad:?}"), 1);
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("must be 1-100 letters"), "{bad}: {err}");
+        assert!(!err.contains('\n'));
+    }
+    for good in ["bn-variants", "lr_sweep.v2"] {
+        let text = STUDY.replacen("name = \"t\"", &format!("name = {good:?}"), 1);
+        assert_eq!(parse(&text).unwrap().name, good);
+    }
+}
