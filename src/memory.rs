@@ -74,6 +74,30 @@ impl Shape {
         }
     }
 
+    /// Refuses a shape whose accounting does not fit in 64-bit byte counts (16 EiB): every
+    /// formula below is then safe from overflow.
+    pub fn check(&self) -> Result<()> {
+        let (v, h, l, n, b, s) = (
+            self.vocab as f64,
+            self.hidden as f64,
+            self.layers as f64,
+            self.heads as f64,
+            self.batch as f64,
+            self.seq as f64,
+        );
+        let phi = v * h + l * (12.0 * h * h + 13.0 * h);
+        let act = l * (34.0 * b * s * h + 5.0 * b * n * s * s);
+        // the largest entry of the table: 16 Phi of mixed-precision state, twice the activations
+        if 20.0 * phi + 2.0 * act >= u64::MAX as f64 / 2.0 {
+            bail!(
+                "{}: about {:.1e} bytes to account for, beyond what this table counts (16 EiB); use a smaller model or batch",
+                self.name,
+                16.0 * phi + 2.0 * act
+            );
+        }
+        Ok(())
+    }
+
     /// `Phi = V*H + L*(12*H^2 + 13*H)`.
     pub fn params(&self) -> u64 {
         let h = self.hidden;
@@ -292,9 +316,24 @@ pub fn current_rss() -> Option<u64> {
 
 /// The configured text model: its formula table, the built model's parameter count against
 /// the formula (item by item) and the norm state besides parameters.
-pub fn config_report(config: &RunConfig, vocab: usize) -> String {
+pub fn config_report(config: &RunConfig, vocab: usize) -> Result<String> {
     use std::fmt::Write;
     let shape = Shape::of_config(config, vocab as u64);
+    shape.check()?;
+    // the report builds the model to count its parameters: its float32 weights must fit
+    // (counted with the configured feed-forward width, which the table's formula takes as 4H)
+    let (h, l) = (config.d_model as f64, config.layers as f64);
+    let weights =
+        4.0 * (vocab as f64 * h + l * (4.0 * h * h + 2.0 * h * config.d_ff as f64 + 13.0 * h));
+    if let Some(available) = available_memory() {
+        if weights > available as f64 {
+            bail!(
+                "building this model to count its parameters needs about {} for its float32 weights alone, more than the {} this machine has available; use a smaller --d-model, --layers or --vocab-size",
+                human_f64(weights),
+                human(available)
+            );
+        }
+    }
     let mut out = table(&shape);
     #[allow(deprecated)]
     let device = burn::tensor::Device::ndarray();
@@ -318,7 +357,7 @@ pub fn config_report(config: &RunConfig, vocab: usize) -> String {
         buffers,
         human(4 * buffers * norm_layers as u64)
     );
-    out
+    Ok(out)
 }
 
 /// Trains `config.steps` real steps (results in a temporary folder, removed after) and says

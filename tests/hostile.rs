@@ -512,6 +512,36 @@ fn hostile_inputs_get_one_clear_line_and_leave_no_run_folder() {
             1,
             "accounts for the text model",
         ),
+        (
+            "memory of a billion layers",
+            "memory --layers 1000000000",
+            1,
+            "for its float32 weights alone, more than the",
+        ),
+        (
+            "memory measured of a model beyond memory",
+            "memory --measure --d-model 65536 --heads 1 --d-ff 32 --layers 1",
+            1,
+            "for its float32 weights alone, more than the",
+        ),
+        (
+            "bench of a model beyond memory",
+            "bench --d-model 65536 --heads 1 --d-ff 32 --layers 1",
+            1,
+            "more than the",
+        ),
+        (
+            "memory of a width beyond 64-bit accounting",
+            "memory --d-model 1000000000000 --heads 1",
+            1,
+            "beyond what this table counts (16 EiB)",
+        ),
+        (
+            "memory of a preset with a batch beyond 64-bit accounting",
+            "memory --preset gpt3-175b --max-len 1048576 --batch-size 1048576",
+            1,
+            "beyond what this table counts (16 EiB)",
+        ),
     ];
     for (name, args, code, message) in simple {
         rows.push((
@@ -576,7 +606,7 @@ fn hostile_inputs_get_one_clear_line_and_leave_no_run_folder() {
         let mut full: Vec<&str> = args.iter().map(String::as_str).collect();
         if !matches!(
             full.first(),
-            Some(&"memory") | Some(&"run") | Some(&"report")
+            Some(&"memory") | Some(&"run") | Some(&"report") | Some(&"bench")
         ) && !full.contains(&"--resume")
         {
             full.extend(["--results", out.to_str().unwrap(), "--quiet"]);

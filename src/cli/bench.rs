@@ -1,6 +1,7 @@
 //! `ablate bench`: the training step's time per norm.
 
 use super::args::RunArgs;
+use crate::config::RunConfig;
 use crate::norm::NormKind;
 use anyhow::Result;
 use clap::Args;
@@ -24,6 +25,10 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         );
     }
     let config = args.run.to_config()?;
+    // it trains every norm: the same memory check as a run, before any allocation
+    for &norm in &args.norms {
+        crate::memory::check_fits(&RunConfig { norm, ..config.clone() }, None)?;
+    }
     let steps = args.run.steps.unwrap_or(40);
     eprintln!("ablate bench: {} steps per norm (median over the second half), {} task, batch {} x max length {}", steps, config.task.name(), config.batch_size, config.max_len);
     eprintln!(

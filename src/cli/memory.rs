@@ -27,6 +27,7 @@ pub fn run(args: &MemoryArgs) -> Result<i32> {
             args.run.batch_size.unwrap_or(1) as u64,
             args.run.max_len.unwrap_or(1024) as u64,
         )?;
+        shape.check()?;
         crate::progress::say_raw!("{}", memory::table(&shape));
         return Ok(0);
     }
@@ -43,8 +44,10 @@ pub fn run(args: &MemoryArgs) -> Result<i32> {
     let crate::train::TaskData::Text(text) = &data else {
         unreachable!("checked above")
     };
-    crate::progress::say_raw!("{}", memory::config_report(&config, text.vocab.len()));
+    crate::progress::say_raw!("{}", memory::config_report(&config, text.vocab.len())?);
     if args.measure {
+        // it trains: the same memory check as a run
+        memory::check_fits(&config, Some(&data))?;
         crate::progress::say_raw!("{}", memory::measure(&config, &data)?);
     }
     Ok(0)
