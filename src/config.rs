@@ -411,7 +411,9 @@ impl RunConfig {
 
     /// The configuration as the run id hashes it: the logging keys ([`LOGGING_KEYS`]) at their
     /// defaults and, for a text run, the image keys at the values they had when ids began.
-    fn identity(&self) -> RunConfig {
+    /// Reports group and compare runs by it, so a run written before a default changed still
+    /// matches a run of the same trajectory written after.
+    pub fn identity(&self) -> RunConfig {
         let mut c = self.clone();
         let d = RunConfig::default();
         (c.eval_every, c.probes, c.checkpoint_every) = (d.eval_every, d.probes, d.checkpoint_every);
@@ -503,7 +505,7 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 pub fn varying_keys(configs: &[&RunConfig]) -> Vec<String> {
     let tables: Vec<toml::Table> = configs
         .iter()
-        .filter_map(|c| toml::from_str(&c.to_toml()).ok())
+        .filter_map(|c| toml::from_str(&c.identity().to_toml()).ok())
         .collect();
     let Some(first) = tables.first() else {
         return vec![];

@@ -15,8 +15,9 @@
 //!   scale-free relative distance). The batch statistics' gradients are not reported.
 //!
 //! `random-group-batch` is its control: the same statistics, but over groups of real tokens
-//! drawn at random with the sizes the batch's positions have (the position labels of the real
-//! tokens shuffled, a new draw every step). If per-position statistics do worse than pooled ones
+//! drawn at random with the sizes the batch's positions have (each sentence's position labels
+//! shuffled among its real tokens, a new draw every step: a group holds one token per sentence,
+//! as a position does). If per-position statistics do worse than pooled ones
 //! only because their groups are small, the control does as badly; if position itself is what
 //! hurts, the control does better. Its group `g` keeps running statistics in slot `g`; evaluation
 //! reads slot `t` at position `t` as `position-batch` does (every slot averages random groups).
@@ -78,22 +79,25 @@ pub const RANDOM_GROUP_BATCH: NormDef<PositionBatchNorm> = NormDef {
     note: no_note,
 };
 
-/// The group of every `(batch, time)` position (row-major) for `random-group-batch`: the position
-/// labels of the real tokens, shuffled among them by a generator seeded with `seed`; a padded
-/// position keeps its own label. Group `g` then holds as many real tokens as position `g` does.
+/// The group of every `(batch, time)` position (row-major) for `random-group-batch`: within
+/// each sentence, the position labels of its real tokens shuffled among them (a generator
+/// seeded with `seed`); a padded position keeps its own label. Group `g` then holds one token of
+/// every sentence with a token at position `g`, as position `g` does, so the groups have the
+/// positions' sizes, never two tokens of one sentence, and no token shares a statistic with
+/// another token of its own sentence (which a causal model must not see).
 pub fn random_groups(real: &[bool], time: usize, seed: u64) -> Vec<usize> {
-    let mut labels: Vec<usize> = (0..real.len()).filter(|&i| real[i]).map(|i| i % time).collect();
-    labels.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
-    let mut shuffled = labels.into_iter();
-    (0..real.len())
-        .map(|i| {
-            if real[i] {
-                shuffled.next().expect("one label per real token")
-            } else {
-                i % time
-            }
-        })
-        .collect()
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut groups: Vec<usize> = (0..real.len()).map(|i| i % time).collect();
+    for row in groups.chunks_mut(time).zip(real.chunks(time)) {
+        let (labels, real) = row;
+        let mut own: Vec<usize> = (0..time).filter(|&t| real[t]).collect();
+        let slots = own.clone();
+        own.shuffle(&mut rng);
+        for (slot, label) in slots.into_iter().zip(own) {
+            labels[slot] = label;
+        }
+    }
+    groups
 }
 
 /// The generator seed of a step's groups: the same draw for every layer of the step and for

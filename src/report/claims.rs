@@ -102,7 +102,13 @@ fn compare(a_name: &str, a: &[f64], b_name: &str, b: &[f64]) -> Comparison {
                 0.0
             }),
             runs,
-            no_verdict: (!d.supports_verdict()).then_some("no verdict: fewer than 3 runs a side"),
+            no_verdict: if !d.supports_verdict() {
+                Some("no verdict: fewer than 3 runs a side")
+            } else if d.hi <= d.lo {
+                Some("no verdict: the runs do not differ (an interval of zero width)")
+            } else {
+                None
+            },
         },
     }
 }
@@ -135,12 +141,12 @@ fn matching<'a>(
     let mut want = like.clone();
     edit(&mut want);
     want.seed = 0;
-    let key = want.to_toml();
+    let key = want.identity().to_toml();
     runs.iter()
         .filter(|r| {
             let mut c = r.config.clone();
             c.seed = 0;
-            c.to_toml() == key
+            c.identity().to_toml() == key
         })
         .collect()
 }
@@ -341,10 +347,14 @@ fn position(runs: &[RunResult]) -> Vec<String> {
             text += &format!(
                 "\n{}",
                 claim_verdict(
-                    "grouping by position is what hurts, not the groups' size: final validation loss in evaluation mode, per-position − random groups of the same sizes",
+                    "positions carry no shared statistics: final validation loss in evaluation mode, per-position − random groups of the same sizes (unrelated positions predict no difference; related ones, per-position better)",
                     &vs,
-                    "supported when the interval lies above 0 (position worse than chance grouping), contradicted below 0, not resolved when it contains 0",
-                    ["supported", "contradicted (position grouping does better than chance)", "not resolved"],
+                    "contradicted when the interval lies below 0 (position grouping beats chance grouping); consistent when it contains 0; above 0, position grouping is worse than chance (something about positions hurts, e.g. position 0 is the same <bos> everywhere)",
+                    [
+                        "consistent, and position grouping is worse than chance",
+                        "contradicted (position grouping beats chance grouping)",
+                        "consistent (no difference from chance grouping)",
+                    ],
                     None,
                 )
             );
@@ -362,9 +372,9 @@ struct SweepPoint {
 }
 
 impl SweepPoint {
-    /// The mean final loss; a rate whose runs all diverged counts as worse than any other.
+    /// The mean final loss; a rate where any run diverged counts as worse than any other.
     fn score(&self) -> f64 {
-        if self.losses.is_empty() {
+        if self.losses.is_empty() || self.diverged > 0 {
             f64::INFINITY
         } else {
             mean_std(&self.losses).0
@@ -377,7 +387,7 @@ fn best_rate(sweep: &[SweepPoint]) -> Option<(usize, bool)> {
     let (i, best) = sweep
         .iter()
         .enumerate()
-        .filter(|(_, p)| !p.losses.is_empty())
+        .filter(|(_, p)| p.score().is_finite())
         .min_by(|a, b| a.1.score().total_cmp(&b.1.score()))?;
     let worse = |p: &SweepPoint| p.score() > best.score();
     let bracketed = sweep[..i].iter().any(worse) && sweep[i + 1..].iter().any(worse);
@@ -665,6 +675,11 @@ mod tests {
         assert_eq!(best_rate(&sweep), Some((2, false)));
         // a diverged larger rate counts as worse: bracketed
         let sweep = [p(1e-3, Some(5.0)), p(4e-3, Some(4.7)), p(8e-3, None)];
+        assert_eq!(best_rate(&sweep), Some((1, true)));
+        // a rate where one seed of several diverged is not the best, however low its survivors
+        let mut partly = p(8e-3, Some(4.0));
+        partly.diverged = 1;
+        let sweep = [p(1e-3, Some(5.0)), p(4e-3, Some(4.7)), partly];
         assert_eq!(best_rate(&sweep), Some((1, true)));
     }
 }

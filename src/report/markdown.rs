@@ -101,10 +101,12 @@ fn runs_of(i: &Interval, a: &str, b: &str) -> String {
 
 /// Verdict words for an interval, `None` when it cannot carry one; `rule` decides the rest.
 fn gated(i: &Interval, verdict: &str) -> String {
-    if i.supports_verdict() {
-        verdict.to_string()
-    } else {
+    if !i.supports_verdict() {
         "no verdict: fewer than 3 runs a side".to_string()
+    } else if i.hi <= i.lo {
+        "no verdict: the runs do not differ (an interval of zero width)".to_string()
+    } else {
+        verdict.to_string()
     }
 }
 
@@ -119,14 +121,16 @@ fn ratio_line(subject: &str, a: &[f64], b: &[f64], sides: (&str, &str), strong: 
                 "the paper's direction, smaller effect"
             } else if i.hi < 1.0 {
                 "the opposite direction"
-            } else {
+            } else if i.hi < PARTLY {
                 "not reproduced"
+            } else {
+                "not resolved"
             };
             verdict_line(
                 &gated(&i, verdict),
                 subject,
                 &format!("ratio {} [95 % interval {}, {}]", fmt(i.value), fmt(i.lo), fmt(i.hi)),
-                &format!("reproduced when the whole interval is at or above {strong}; the paper's direction above {PARTLY}; 3 runs a side at least"),
+                &format!("reproduced when the whole interval is at or above {strong}; the paper's direction above {PARTLY}; not reproduced below {PARTLY}; not resolved otherwise; 3 runs a side at least"),
                 &runs_of(&i, sides.0, sides.1),
             )
         }
@@ -421,7 +425,7 @@ fn body(
     let points = super::scale::points(runs);
     if !points.is_empty() {
         let _ = writeln!(s, "\n## Text against images, with intervals\n");
-        s.push_str(&super::scale::markdown(&points));
+        s.push_str(&super::scale::markdown(&points, study.is_none_or(|st| st.overrides.is_empty())));
     }
 
     let _ = writeln!(s, "\n## Final metrics\n");

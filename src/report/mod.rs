@@ -37,7 +37,7 @@ pub fn group_label(c: &RunConfig) -> String {
 
 /// Key that groups the seeds of one configuration.
 pub fn group_key(c: &RunConfig) -> String {
-    let mut c = c.clone();
+    let mut c = c.identity();
     c.seed = 0;
     c.to_toml()
 }
@@ -134,16 +134,12 @@ pub fn load_inputs_with(
             .any(|d| !d.is_empty());
         if all_missing && other_runs {
             bail!(
-                "none of the study's runs are in {}, which holds other runs: if they were made with `ablate run ... --set KEY=VALUE`, pass the same --set to report, or report the folder itself (`ablate report {} --out DIR`)",
+                "none of the study's runs are in {}, which holds other runs: if they were made with `ablate run ... --set KEY=VALUE`, pass the same --set to report",
                 results
                     .iter()
                     .map(|p| p.display().to_string())
                     .collect::<Vec<_>>()
-                    .join(", "),
-                results
-                    .first()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
+                    .join(", ")
             );
         }
         bail!(

@@ -136,12 +136,13 @@ fn report_renders_charts_and_tables_that_match_the_csv_numbers() {
             1e-2,
             RunStatus::Finished,
         );
+        // the image runs differ a little between seeds: an interval of some width
         synthetic_run(
             &results,
             Task::Images,
             NormKind::Batch,
             seed,
-            1e-4,
+            1e-4 * (1.0 + 0.02 * seed as f64),
             RunStatus::Finished,
         );
     }
@@ -208,12 +209,14 @@ fn report_renders_charts_and_tables_that_match_the_csv_numbers() {
     }
     let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
     // after warm-up (steps 11..=50) the first layer's dist_var is 0.01 * step for text and
-    // 1e-4 * step for images: per-run medians 0.305 and 0.00305, ratio 100 over 3 runs a side
+    // about 1e-4 * step for images: per-run medians 0.305 and about 0.00317, a ratio near 96
+    // over 3 runs a side
     assert!(
         md.contains("- **reproduced** — BatchNorm's batch statistics vary far more on text than on images: dist_var"),
         "{md}"
     );
-    assert!(md.contains("text/images ratio 100 [95 % interval 100, 100]"), "{md}");
+    let gm = (1.02f64 * 1.04 * 1.06).powf(1.0 / 3.0);
+    assert!(md.contains(&format!("text/images ratio {:.1} [95 % interval", 100.0 / gm)), "{md}");
     assert!(md.contains("Runs: 3 text runs, 3 image runs (Welch t"), "{md}");
     // every verdict line has the common shape, or says why it gives no verdict
     for line in md.lines().filter(|l| l.starts_with("- **")) {

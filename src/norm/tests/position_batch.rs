@@ -242,6 +242,13 @@ fn random_groups_keep_the_sizes_of_the_positions_and_change_every_step() {
         for p in (0..B * T).filter(|&p| !real[p]) {
             assert_eq!(g[p], p % T);
         }
+        // a group never holds two tokens of one sentence
+        for b in 0..B {
+            let mut own: Vec<usize> = (0..T).filter(|&t| real[b * T + t]).map(|t| g[b * T + t]).collect();
+            own.sort();
+            own.dedup();
+            assert_eq!(own.len(), LENGTHS[b]);
+        }
     }
     assert_eq!(draws[0], random_groups(&real, T, 1), "one draw per seed");
     assert!(draws.iter().any(|g| *g != draws[0]), "draws differ");

@@ -107,7 +107,7 @@ pub struct Ratio {
 }
 
 /// The rule of the ratio verdicts, as the reports state it.
-pub const RATIO_RULE: &str = "reproduced when the whole 95 % interval between runs is at or above 10; the paper's direction when it lies above 1.2; the opposite direction when it lies below 1; not reproduced otherwise; no verdict with fewer than 3 runs a side";
+pub const RATIO_RULE: &str = "reproduced when the whole 95 % interval between runs is at or above 10; the paper's direction when it lies above 1.2; the opposite direction when it lies below 1; not reproduced when it lies below 1.2; not resolved otherwise (an interval too wide to decide); no verdict with fewer than 3 runs a side or an interval of zero width";
 
 impl Ratio {
     /// The verdict under [`RATIO_RULE`], or why there is none.
@@ -118,14 +118,18 @@ impl Ratio {
             "no verdict: single run on a side (the interval is one run's spread over steps)"
         } else if self.runs.0 < MIN_RUNS_FOR_VERDICT || self.runs.1 < MIN_RUNS_FOR_VERDICT {
             "no verdict: fewer than 3 runs a side"
+        } else if self.hi <= self.lo {
+            "no verdict: the runs do not differ (an interval of zero width)"
         } else if self.lo >= REPRODUCED {
             "reproduced"
         } else if self.lo >= DIRECTION {
             "the paper's direction, smaller effect"
         } else if self.hi < 1.0 {
             "the opposite direction"
-        } else {
+        } else if self.hi < DIRECTION {
             "not reproduced"
+        } else {
+            "not resolved"
         }
     }
 
@@ -509,7 +513,7 @@ fn verdict_line(p: &Point, scope: Scope, measure: &str, meaning: &str) -> Option
             sig(r.lo),
             sig(r.hi)
         ),
-        "whole interval at or above 10: reproduced; above 1.2: the paper's direction; below 1: the opposite; 3 runs a side at least",
+        "whole interval at or above 10: reproduced; above 1.2: the paper's direction; below 1: the opposite; below 1.2: not reproduced; else not resolved; 3 runs a side at least",
         &r.runs_label(),
     ))
 }
@@ -557,7 +561,8 @@ fn scale_reading(p: &Point) -> Option<String> {
     let mut parts = Vec::new();
     for scope in [Scope::Last, Scope::Pooled] {
         let (paper, rel) = (p.ratio("dist_var", scope)?, p.ratio("rel_dist_var", scope)?);
-        if paper.spread != Spread::BetweenRuns || rel.spread != Spread::BetweenRuns {
+        // a reading is a verdict: the same gate (runs a side, an interval between runs)
+        if paper.verdict().starts_with("no verdict") || rel.verdict().starts_with("no verdict") {
             return None;
         }
         let holds = paper.lo >= REPRODUCED && rel.hi < 3.0;
@@ -584,7 +589,7 @@ fn scale_reading(p: &Point) -> Option<String> {
 
 /// The ladder's section of REPORT.md: the paper's measures, then their restatements, as tables of
 /// ratios with intervals; then one verdict line per point, layer scope and measure.
-pub fn markdown(points: &[Point]) -> String {
+pub fn markdown(points: &[Point], verdicts: bool) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(
@@ -617,8 +622,10 @@ pub fn markdown(points: &[Point]) -> String {
         "\n### Verdicts\n\nRule: {RATIO_RULE}. The paper's own measures first, then the scale-free restatements \
          (labelled so).\n"
     );
-    verdict_table(&mut s, points);
-    let _ = writeln!(s);
+    if verdicts {
+        verdict_table(&mut s, points);
+        let _ = writeln!(s);
+    }
     for p in points {
         for scope in Scope::ALL {
             for (m, d) in PAPER_MEASURES {
@@ -638,7 +645,11 @@ pub fn markdown(points: &[Point]) -> String {
             }
         }
     }
-    let readings: Vec<String> = points.iter().filter_map(scale_reading).collect();
+    let readings: Vec<String> = if verdicts {
+        points.iter().filter_map(scale_reading).collect()
+    } else {
+        vec![]
+    };
     if !readings.is_empty() {
         let _ = writeln!(
             s,

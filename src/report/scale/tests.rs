@@ -125,7 +125,7 @@ fn ratios_over_seeds_along_an_axis_with_verdicts() {
     let r = ratio(&two_seeds, &two_images, "dist_var", Scope::First, None).unwrap();
     assert!(r.verdict().starts_with("no verdict"), "{}", r.verdict());
     // every verdict line of the section has the common shape
-    let md = markdown(&points);
+    let md = markdown(&points, true);
     let lines: Vec<&str> = md.lines().filter(|l| l.starts_with("- **")).collect();
     assert_eq!(lines.len(), 2 * 3 * 2 + 2 * 3 * 2);
     for l in lines {
