@@ -91,7 +91,7 @@ impl PlainLog {
             s.step_ms / 1e3 * left
         };
         Some(format!(
-            "{} step {}/{} loss {:.4} lr {:.3e} {:.0} ms/step {:.0} tokens/s elapsed {} eta {}",
+            "{} step {}/{} loss {:.4} lr {:.3e} {:.0} ms/step {:.0} {}/s elapsed {} eta {}",
             self.label,
             s.step,
             s.steps,
@@ -99,6 +99,7 @@ impl PlainLog {
             s.lr,
             s.step_ms,
             s.tokens_per_s,
+            s.unit,
             clock(elapsed),
             clock(eta)
         ))
@@ -122,7 +123,10 @@ pub struct StepReport {
     pub loss: f64,
     pub lr: f64,
     pub step_ms: f64,
+    /// Real tokens (text) or images per second.
     pub tokens_per_s: f64,
+    /// What `tokens_per_s` counts: "tokens" or "images".
+    pub unit: &'static str,
 }
 
 /// Whether stderr is a terminal (where progress bars draw).

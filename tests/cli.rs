@@ -309,6 +309,15 @@ fn logs_without_a_terminal_get_plain_progress_lines() {
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
+    // an image run counts images, not tokens
+    let o = ablate(&[
+        "--task", "images", "--images", "data/t10k-images-idx3-ubyte.gz", "--labels",
+        "data/t10k-labels-idx1-ubyte.gz", "--steps", "3", "--batch-size", "8", "--cnn-channels",
+        "4,4,4", "--eval-batches", "1", "--results", out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(" images/s "), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("tokens/s"), "{}", stderr(&o));
     let study = dir.join("s.toml");
     std::fs::write(
         &study,

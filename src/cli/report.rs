@@ -30,8 +30,9 @@ pub fn run(args: &ReportArgs) -> Result<i32> {
     let (study, runs) = crate::report::load_inputs_with(&args.inputs, &args.results, &overrides)?;
     let charts = crate::report::write_report(study.as_ref(), &runs, &args.out)?;
     crate::progress::say!(
-        "report on {} runs: {} and {} charts (PNG and SVG) in {}",
+        "report on {} run{}: {} and {} charts (PNG and SVG) in {}",
         runs.len(),
+        if runs.len() == 1 { "" } else { "s" },
         args.out.join("REPORT.md").display(),
         charts.len(),
         args.out.display()

@@ -314,6 +314,10 @@ fn run_steps<T: Task>(
             lr,
             step_ms: ms,
             tokens_per_s: timings.rate(),
+            unit: match config.task {
+                crate::config::Task::Text => "tokens",
+                crate::config::Task::Images => "images",
+            },
         });
         if step % config.eval_every == 0 || step == config.steps {
             let row = task.evaluate(&model, step);
