@@ -52,6 +52,21 @@ impl MatmulPrecision {
     }
 }
 
+/// The learning-rate schedule after the linear warm-up.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// `peak * sqrt(warmup / step)` (fairseq's inverse_sqrt, the PowerNorm paper's; the default).
+    #[default]
+    InverseSqrt,
+    /// Cosine decay from the peak to zero at the last step.
+    Cosine,
+    /// The peak, held.
+    Constant,
+}
+
 /// Default corpus and image files, relative to the working directory (the repository root).
 /// The training images are Fashion-MNIST's 60,000-image training split, fetched at first use
 /// (`data::fetch`); validation is its test split, shipped in `data/`.
@@ -147,6 +162,14 @@ pub struct RunConfig {
     pub adam_eps: f64,
     /// Global gradient-norm clip (0: off).
     pub grad_clip: f64,
+    /// Decoupled weight decay (AdamW): every parameter times `1 - lr * weight_decay` before
+    /// Adam's update; unset means none. In config.toml (and the id) only when set and nonzero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f64>,
+    /// The schedule after warm-up; unset means inverse-sqrt. In config.toml (and the id) only
+    /// when another one is chosen, so earlier runs keep their ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
 
     // ---- evaluation and logging
     pub eval_every: usize,
@@ -211,6 +234,8 @@ impl Default for RunConfig {
             adam_beta2: 0.98,
             adam_eps: 1e-8,
             grad_clip: 1.0,
+            weight_decay: None,
+            schedule: None,
             eval_every: 100,
             eval_batches: 20,
             eval_batching: None,
@@ -277,6 +302,18 @@ impl RunConfig {
         ensure_within("adam-beta1", self.adam_beta1, 0.0, 0.999999)?;
         ensure_within("adam-beta2", self.adam_beta2, 0.0, 0.999999)?;
         ensure_positive_number("adam-eps", self.adam_eps)?;
+        if let Some(w) = self.weight_decay {
+            if !(w >= 0.0 && w.is_finite()) {
+                bail!("weight-decay must be a finite number >= 0 (got {w})");
+            }
+            if w * self.lr >= 1.0 {
+                bail!(
+                    "weight-decay times lr must be below 1 (got {} x {}): each step multiplies the weights by 1 - lr x weight-decay",
+                    w,
+                    self.lr
+                );
+            }
+        }
         if !(self.grad_clip >= 0.0 && self.grad_clip.is_finite()) {
             bail!(
                 "grad-clip must be a finite number >= 0 (0 switches clipping off; got {})",
@@ -399,6 +436,8 @@ impl RunConfig {
         c.pn_backward_means = reads_means.then(|| self.backward_means());
         c.eval_batching = self.eval_batching.filter(|b| *b != EvalBatching::Plain);
         c.matmul_precision = self.matmul_precision.filter(|p| *p != MatmulPrecision::F32);
+        c.weight_decay = self.weight_decay.filter(|w| *w != 0.0);
+        c.schedule = self.schedule.filter(|s| *s != Schedule::InverseSqrt);
         toml::to_string(&c).expect("a run config always serializes")
     }
 
@@ -560,6 +599,36 @@ mod tests {
             ..RunConfig::default()
         };
         assert_ne!(other.id(), c.id());
+    }
+
+    #[test]
+    fn weight_decay_and_schedule_enter_the_id_only_when_they_change_training() {
+        let d = RunConfig::default();
+        let same = RunConfig {
+            weight_decay: Some(0.0),
+            schedule: Some(Schedule::InverseSqrt),
+            ..RunConfig::default()
+        };
+        assert_eq!(same.id(), d.id());
+        assert_eq!(same.to_toml(), d.to_toml());
+        let decay = RunConfig {
+            weight_decay: Some(0.01),
+            ..RunConfig::default()
+        };
+        let cosine = RunConfig {
+            schedule: Some(Schedule::Cosine),
+            ..RunConfig::default()
+        };
+        assert_ne!(decay.id(), d.id());
+        assert_ne!(cosine.id(), d.id());
+        assert_ne!(cosine.id(), decay.id());
+        let back = RunConfig::from_toml(&cosine.to_toml(), "t").unwrap();
+        assert_eq!(back.schedule, Some(Schedule::Cosine));
+        let bad = RunConfig {
+            weight_decay: Some(-1.0),
+            ..RunConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("weight-decay"));
     }
 
     #[test]

@@ -131,6 +131,13 @@ pub struct RunArgs {
     /// Global gradient-norm clip, 0 = off. [default: 1.0]
     #[arg(long, help_heading = "Optimization")]
     pub grad_clip: Option<f64>,
+    /// Decoupled weight decay (AdamW): each step multiplies every parameter by 1 - lr x this
+    /// before Adam's update. [default: 0, none]
+    #[arg(long, help_heading = "Optimization")]
+    pub weight_decay: Option<f64>,
+    /// Learning-rate schedule after the linear warm-up. [default: inverse-sqrt]
+    #[arg(long, value_enum, help_heading = "Optimization")]
+    pub schedule: Option<crate::config::Schedule>,
     /// Adam's first-moment decay. [default: 0.9]
     #[arg(long, help_heading = "Optimization")]
     pub adam_beta1: Option<f64>,
@@ -261,6 +268,12 @@ impl RunArgs {
         }
         if self.matmul_precision.is_some() {
             c.matmul_precision = self.matmul_precision;
+        }
+        if self.weight_decay.is_some() {
+            c.weight_decay = self.weight_decay;
+        }
+        if self.schedule.is_some() {
+            c.schedule = self.schedule;
         }
         if self.pn_backward_means.is_some() {
             c.pn_backward_means = self.pn_backward_means;

@@ -14,6 +14,9 @@ pub struct Adam {
     pub beta_1: f32,
     pub beta_2: f32,
     pub epsilon: f32,
+    /// Decoupled weight decay (AdamW, as PyTorch's): the parameter is multiplied by
+    /// `1 - lr * weight_decay` before Adam's update; 0 leaves the update untouched.
+    pub weight_decay: f32,
 }
 
 impl Adam {
@@ -58,6 +61,11 @@ impl Optimizer for Adam {
             // ignored on the first step (the moments start from the gradient)
             None => (1, grad.zeros_like(), grad.zeros_like()),
         };
+        let tensor = if self.weight_decay > 0.0 {
+            tensor.mul_scalar(1.0 - lr as f32 * self.weight_decay)
+        } else {
+            tensor
+        };
         let (tensor, m, v) = crate::ops::adam_step(tensor, grad, m, v, self.scalars(time, lr));
         let state = AdamState::new(AdaptiveMomentumState::new(time, m, v));
         (tensor, Some(state))
@@ -94,6 +102,37 @@ mod tests {
     }
 
     #[test]
+    fn decoupled_weight_decay_by_hand() {
+        // p = 2, g = 0.5, lr 0.1, weight decay 0.01, betas 0.9 / 0.98: the decay makes
+        // p = 2 (1 - 0.001) = 1.998; Adam's first step is lr * m_hat / (sqrt(v_hat) + eps) with
+        // m_hat = g and v_hat = g^2, so 0.1; p = 1.898. A second step with g = 0: p shrinks by
+        // 1 - 0.001 and moves by lr * m_hat / sqrt(v_hat) with m = 0.045, v = 0.0049.
+        let device = Device::ndarray();
+        let p = Tensor::<1>::from_data(TensorData::new(vec![2.0f32], [1]), &device);
+        let g = Tensor::<1>::from_data(TensorData::new(vec![0.5f32], [1]), &device);
+        let adam = Adam {
+            beta_1: 0.9,
+            beta_2: 0.98,
+            epsilon: 1e-8,
+            weight_decay: 0.01,
+        };
+        let (p, state) = adam.step(0.1, p, g.clone(), None);
+        let got: Vec<f32> = p.clone().into_data().try_to_vec().unwrap();
+        assert!((got[0] - 1.898).abs() < 1e-6, "{got:?}");
+        let (p, _) = adam.step(0.1, p, g.zeros_like(), state);
+        let got: Vec<f32> = p.into_data().try_to_vec().unwrap();
+        let (m_hat, v_hat) = (0.045 / (1.0 - 0.81), 0.0049 / (1.0 - 0.98f64 * 0.98));
+        let want = 1.898 * 0.999 - 0.1 * m_hat / (v_hat.sqrt() + 1e-8);
+        assert!((got[0] as f64 - want).abs() < 1e-5, "{got:?} vs {want}");
+        // no decay: the plain Adam step
+        let plain = Adam { weight_decay: 0.0, ..adam };
+        let p = Tensor::<1>::from_data(TensorData::new(vec![2.0f32], [1]), &device);
+        let (p, _) = plain.step(0.1, p, g, None);
+        let got: Vec<f32> = p.into_data().try_to_vec().unwrap();
+        assert!((got[0] - 1.9).abs() < 1e-6, "{got:?}");
+    }
+
+    #[test]
     fn steps_give_the_bits_of_burns_adam_on_every_cpu_backend() {
         #[derive(burn::module::Module, Debug)]
         struct One {
@@ -116,6 +155,7 @@ mod tests {
                 beta_1: 0.9,
                 beta_2: 0.98,
                 epsilon: 1e-8,
+                weight_decay: 0.0,
             }
             .init();
             let mut burns_optim = AdamConfig::new()

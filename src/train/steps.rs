@@ -217,6 +217,7 @@ fn run_steps<T: Task>(
         beta_1: config.adam_beta1 as f32,
         beta_2: config.adam_beta2 as f32,
         epsilon: config.adam_eps as f32,
+        weight_decay: config.weight_decay.unwrap_or(0.0) as f32,
     }
     .init();
     let first = match checkpoint {
@@ -240,7 +241,13 @@ fn run_steps<T: Task>(
             return Ok(());
         }
         let t0 = Instant::now();
-        let lr = schedule::inverse_sqrt(config.lr, config.warmup_steps, step);
+        let lr = schedule::learning_rate(
+            config.schedule.unwrap_or_default(),
+            config.lr,
+            config.warmup_steps,
+            config.steps,
+            step,
+        );
         let Forward { loss, stats, batch } = task.forward(&model, step);
         let t_forward = t0.elapsed();
         let grads = loss.backward();
