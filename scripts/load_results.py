@@ -29,7 +29,12 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
+try:
+    import pandas as pd
+except ImportError:
+    sys.exit(
+        "load_results.py needs pandas: python3 -m pip install -r scripts/requirements.txt"
+    )
 
 
 @dataclass

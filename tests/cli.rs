@@ -394,6 +394,12 @@ fn study_overrides_status_and_runs_table() {
         "{}",
         stderr(&run)
     );
+    // a finished study names the command that reports it, with the same overrides
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        said.contains(&format!("report: ablate report {s} --results {o} --set 'steps=8' --set 'seed=[1, 2]' --out reports/s")),
+        "{said}"
+    );
     let after = ablate(&[
         "status",
         s,

@@ -143,6 +143,12 @@ fn checkpoints_of_another_configuration_or_a_finished_run_are_refused() {
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
     let run = only_run(&out);
     let r = run.to_str().unwrap();
+    // an interrupted run says how to continue it
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains(&format!("continue it with      ablate --resume {r}")),
+        "{stdout}"
+    );
 
     // options beside --resume would change the configuration
     let o = ablate(&["--resume", r, "--lr", "0.01"]);

@@ -172,6 +172,21 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
         started.elapsed().as_secs_f64(),
         args.results.display()
     );
+    let set: String = args.set.iter().map(|s| format!(" --set '{s}'")).collect();
+    if stop.load(Ordering::SeqCst) || interrupted > 0 {
+        crate::progress::say!(
+            "continue it (interrupted runs resume from their checkpoints): ablate run {} --results {}{set}",
+            args.study.display(),
+            args.results.display()
+        );
+    } else {
+        crate::progress::say!(
+            "report: ablate report {} --results {}{set} --out reports/{}",
+            args.study.display(),
+            args.results.display(),
+            study.name
+        );
+    }
     Ok(if stop.load(Ordering::SeqCst) || interrupted > 0 {
         EXIT_INTERRUPTED
     } else if failed > 0 {

@@ -212,6 +212,9 @@ fn print_summary(s: &Summary, dir: &Path) {
         );
     }
     crate::progress::say!("  results in            {}", dir.display());
+    if s.status == RunStatus::Interrupted {
+        crate::progress::say!("  continue it with      ablate --resume {}", dir.display());
+    }
 }
 
 /// Exit code for a finished run's status.

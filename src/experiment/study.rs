@@ -60,9 +60,30 @@ pub fn parse_set(s: &str) -> Result<(String, toml::Value)> {
         bail!("--set expects key=value, e.g. steps=30 (got {s:?})");
     }
     let value = value.trim();
-    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
+    let toml_value = |v: &str| {
+        toml::from_str::<toml::Table>(&format!("v = {v}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+    };
+    // a list of bare words (`norm=[batch,layer]`) is read as a list of strings, as a shell
+    // user means it; anything else that is not TOML is one string
+    let bare_list = || {
+        let inner = value.strip_prefix('[')?.strip_suffix(']')?;
+        let items: Vec<String> = inner
+            .split(',')
+            .map(|w| {
+                let w = w.trim();
+                if toml_value(w).is_some() {
+                    w.to_string()
+                } else {
+                    format!("{w:?}")
+                }
+            })
+            .collect();
+        toml_value(&format!("[{}]", items.join(", ")))
+    };
+    let parsed = toml_value(value)
+        .or_else(bare_list)
         .unwrap_or_else(|| toml::Value::String(value.to_string()));
     Ok((key, parsed))
 }

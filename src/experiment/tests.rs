@@ -193,3 +193,16 @@ fn a_study_name_cannot_leave_the_results_folder() {
         assert_eq!(parse(&text).unwrap().name, good);
     }
 }
+
+#[test]
+fn set_reads_bare_word_lists_as_strings() {
+    let (k, v) = parse_set("norm=[batch,layer]").unwrap();
+    assert_eq!(k, "norm");
+    assert_eq!(v, toml::Value::Array(vec!["batch".into(), "layer".into()]));
+    let (_, v) = parse_set("lr=[1e-3, 2e-3]").unwrap();
+    assert_eq!(v, toml::Value::Array(vec![1e-3.into(), 2e-3.into()]));
+    let (_, v) = parse_set("norm=batch").unwrap();
+    assert_eq!(v, toml::Value::String("batch".into()));
+    let (_, v) = parse_set("seed=[1, 2]").unwrap();
+    assert_eq!(v, toml::Value::Array(vec![1.into(), 2.into()]));
+}
