@@ -18,7 +18,10 @@ struct RunState {
 }
 
 fn state(dir: &Path, planned: usize) -> RunState {
-    if let Ok(s) = read_summary(dir) {
+    // a live owner means the run is training now, whatever an earlier summary says (a resumed
+    // run still has the summary of its interruption)
+    let live = crate::results::lock::holder_alive(dir);
+    if let (false, Ok(s)) = (live, read_summary(dir)) {
         return RunState {
             status: format!("{:?}", s.status).to_lowercase(),
             steps_done: s.steps_completed,
@@ -39,18 +42,19 @@ fn state(dir: &Path, planned: usize) -> RunState {
     // no summary yet: steps.csv says how far it got (read only here, not for finished runs)
     let steps: Vec<StepRow> = read_csv_growing(&dir.join(STEPS_FILE)).unwrap_or_default();
     let last = steps.last();
+    // the pace of the last 50 steps (a resumed run's clock restarts at its first step)
+    let recent = steps.len().saturating_sub(50);
+    let pace = last.zip(steps.get(recent)).and_then(|(l, r)| {
+        (l.step > r.step && l.wall_s > r.wall_s)
+            .then(|| (l.wall_s - r.wall_s) / (l.step - r.step) as f64)
+    });
     RunState {
-        status: if dir.join(".lock").exists() {
-            "running"
-        } else {
-            "incomplete"
-        }
-        .into(),
+        status: if live { "running" } else { "incomplete" }.into(),
         steps_done: last.map_or(0, |r| r.step),
         last_loss: last.map(|r| r.loss),
         eta_s: last
-            .filter(|r| r.step > 0)
-            .map(|r| r.wall_s / r.step as f64 * planned.saturating_sub(r.step) as f64),
+            .zip(pace)
+            .map(|(r, p)| p * planned.saturating_sub(r.step) as f64),
         summary: None,
     }
 }

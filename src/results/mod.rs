@@ -9,7 +9,7 @@
 //! - `eval.csv`: one row per evaluation ([`EvalRow`]).
 //! - `summary.json`: final state ([`Summary`]), written atomically.
 
-mod lock;
+pub mod lock;
 mod read;
 mod write;
 
