@@ -169,3 +169,38 @@ fn value_of(c: &crate::config::RunConfig, key: &str) -> String {
         })
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_run_with_a_live_owner_reads_as_running_from_its_steps() {
+        let dir = std::env::temp_dir().join(format!("ablate-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // the summary of its interruption at step 40
+        std::fs::write(
+            dir.join(crate::results::SUMMARY_FILE),
+            r#"{"run_id":"x","status":"interrupted","task":"text","norm":"batch","seed":1,"steps_planned":150,
+                "steps_completed":40,"num_params":1,"wall_s":1.0,"backend":"flex","adapter":"cpu","crate_version":"0"}"#,
+        )
+        .unwrap();
+        // steps 1-100 written, 0.5 s a step over the last 50
+        let mut csv = crate::results::STEP_COLUMNS.join(",") + "\n";
+        for step in 1..=100 {
+            csv += &format!("{step},{},0.001,1,10,2,8,0.1,5,{}\n", 6.0 - step as f64 * 0.01, step as f64 * 0.5);
+        }
+        std::fs::write(dir.join(STEPS_FILE), csv).unwrap();
+        let s = state(&dir, 150);
+        assert_eq!((s.status.as_str(), s.steps_done), ("interrupted", 40));
+        // its owner is alive: the steps tell
+        let lock = crate::results::lock::RunLock::acquire(&dir).unwrap().unwrap();
+        let s = state(&dir, 150);
+        assert_eq!((s.status.as_str(), s.steps_done), ("running", 100));
+        assert!((s.last_loss.unwrap() - 5.0).abs() < 1e-12);
+        assert!((s.eta_s.unwrap() - 25.0).abs() < 1e-9, "{:?}", s.eta_s);
+        drop(lock);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
