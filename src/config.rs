@@ -628,7 +628,11 @@ mod tests {
             weight_decay: Some(-1.0),
             ..RunConfig::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("weight-decay"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("weight-decay"));
     }
 
     #[test]

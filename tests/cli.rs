@@ -311,9 +311,22 @@ fn logs_without_a_terminal_get_plain_progress_lines() {
     }
     // an image run counts images, not tokens
     let o = ablate(&[
-        "--task", "images", "--images", "data/t10k-images-idx3-ubyte.gz", "--labels",
-        "data/t10k-labels-idx1-ubyte.gz", "--steps", "3", "--batch-size", "8", "--cnn-channels",
-        "4,4,4", "--eval-batches", "1", "--results", out.to_str().unwrap(),
+        "--task",
+        "images",
+        "--images",
+        "data/t10k-images-idx3-ubyte.gz",
+        "--labels",
+        "data/t10k-labels-idx1-ubyte.gz",
+        "--steps",
+        "3",
+        "--batch-size",
+        "8",
+        "--cnn-channels",
+        "4,4,4",
+        "--eval-batches",
+        "1",
+        "--results",
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains(" images/s "), "{}", stderr(&o));
@@ -439,13 +452,29 @@ fn study_overrides_status_and_runs_table() {
     let r = rep.to_str().unwrap();
     let plain = ablate(&["report", s, "--results", o, "--out", r]);
     assert_eq!(plain.status.code(), Some(1));
-    assert!(stderr(&plain).contains("pass the same --set to report"), "{}", stderr(&plain));
+    assert!(
+        stderr(&plain).contains("pass the same --set to report"),
+        "{}",
+        stderr(&plain)
+    );
     let shrunk = ablate(&[
-        "report", s, "--results", o, "--out", r, "--set", "steps=8", "--set", "seed=[1, 2]",
+        "report",
+        s,
+        "--results",
+        o,
+        "--out",
+        r,
+        "--set",
+        "steps=8",
+        "--set",
+        "seed=[1, 2]",
     ]);
     assert!(shrunk.status.success(), "{}", stderr(&shrunk));
     let md = std::fs::read_to_string(rep.join("REPORT.md")).unwrap();
-    assert!(md.contains("changed with `--set steps=8 --set seed=[1, 2]`"), "{md}");
+    assert!(
+        md.contains("changed with `--set steps=8 --set seed=[1, 2]`"),
+        "{md}"
+    );
     for line in md.lines().filter(|l| l.starts_with("- **")) {
         assert!(line.starts_with("- **no verdict"), "{line}");
     }
@@ -542,14 +571,26 @@ fn the_initial_loss_is_high_because_the_output_is_tied_to_the_scaled_embedding()
     let first_loss = |extra: &[&str]| -> f64 {
         let out = dir.join(format!("r{}", extra.len()));
         let mut a = vec![
-            "--steps", "1", "--eval-every", "1", "--eval-batches", "1", "--quiet", "--results",
+            "--steps",
+            "1",
+            "--eval-every",
+            "1",
+            "--eval-batches",
+            "1",
+            "--quiet",
+            "--results",
         ];
         let out_s = out.to_str().unwrap().to_string();
         a.push(&out_s);
         a.extend_from_slice(extra);
         let o = ablate(&a);
         assert!(o.status.success(), "{}", stderr(&o));
-        let run = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+        let run = std::fs::read_dir(&out)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
         let s: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap())
                 .unwrap();

@@ -36,7 +36,10 @@ fn committed_studies_keep_their_run_ids() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let pinned = std::fs::read_to_string(dir.join("tests/fixtures/study-run-ids.txt")).unwrap();
     let mut want: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-    for line in pinned.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in pinned
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let (study, id) = line.split_once(' ').unwrap();
         want.entry(study).or_default().push(id);
     }
@@ -110,7 +113,10 @@ fn every_registered_norm_is_documented() {
     let help = String::from_utf8_lossy(&help.stdout);
     for kind in ablate::norm::NormKind::ALL {
         let name = kind.name();
-        assert!(readme.contains(&format!("| `{name}` |")), "README's norm table lacks {name}");
+        assert!(
+            readme.contains(&format!("| `{name}` |")),
+            "README's norm table lacks {name}"
+        );
         assert!(help.contains(name), "--help lacks {name}");
     }
 }
@@ -144,7 +150,10 @@ fn committed_reports_state_rule_runs_and_interval_in_every_verdict() {
         if REPORTS_BEFORE_BETWEEN_RUN_VERDICTS.contains(&name.as_str()) {
             continue;
         }
-        assert!(!md.contains("Verdict: **"), "{name}: an inline verdict of the old kind");
+        assert!(
+            !md.contains("Verdict: **"),
+            "{name}: an inline verdict of the old kind"
+        );
         let lines: Vec<&str> = md.lines().filter(|l| l.starts_with("- **")).collect();
         assert!(!lines.is_empty(), "{name}: no verdict line");
         for l in lines {
@@ -154,7 +163,10 @@ fn committed_reports_state_rule_runs_and_interval_in_every_verdict() {
             );
             // a verdict never rests on one run a side
             assert!(
-                l.contains("no verdict") || !(l.contains(" 1 text runs") || l.contains(" 1 image runs") || l.contains("Runs: 1 runs")),
+                l.contains("no verdict")
+                    || !(l.contains(" 1 text runs")
+                        || l.contains(" 1 image runs")
+                        || l.contains("Runs: 1 runs")),
                 "{name}: {l}"
             );
         }

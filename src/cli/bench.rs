@@ -27,7 +27,13 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     let config = args.run.to_config()?;
     // it trains every norm: the same memory check as a run, before any allocation
     for &norm in &args.norms {
-        crate::memory::check_fits(&RunConfig { norm, ..config.clone() }, None)?;
+        crate::memory::check_fits(
+            &RunConfig {
+                norm,
+                ..config.clone()
+            },
+            None,
+        )?;
     }
     let steps = args.run.steps.unwrap_or(40);
     eprintln!("ablate bench: {} steps per norm (median over the second half), {} task, batch {} x max length {}", steps, config.task.name(), config.batch_size, config.max_len);

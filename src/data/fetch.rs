@@ -208,9 +208,15 @@ mod tests {
         let dest = dir.join("data/t10k-labels-idx1-ubyte.gz");
         let got = obtain_from(&dest, &dir.join("no-debian"), &base).unwrap();
         assert_eq!(got.as_deref(), Some(dest.as_path()));
-        assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&shipped).unwrap());
+        assert_eq!(
+            std::fs::read(&dest).unwrap(),
+            std::fs::read(&shipped).unwrap()
+        );
         // nothing but the file is left in its folder
-        assert_eq!(std::fs::read_dir(dest.parent().unwrap()).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(dest.parent().unwrap()).unwrap().count(),
+            1
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -223,7 +229,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("SHA-256"), "{err}");
-        assert!(err.contains("apt-get install dataset-fashion-mnist"), "{err}");
+        assert!(
+            err.contains("apt-get install dataset-fashion-mnist"),
+            "{err}"
+        );
         assert!(!err.contains('\n'), "{err}");
         assert!(!dest.exists());
         let _ = std::fs::remove_dir_all(&dir);

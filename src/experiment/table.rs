@@ -189,13 +189,19 @@ mod tests {
         // steps 1-100 written, 0.5 s a step over the last 50
         let mut csv = crate::results::STEP_COLUMNS.join(",") + "\n";
         for step in 1..=100 {
-            csv += &format!("{step},{},0.001,1,10,2,8,0.1,5,{}\n", 6.0 - step as f64 * 0.01, step as f64 * 0.5);
+            csv += &format!(
+                "{step},{},0.001,1,10,2,8,0.1,5,{}\n",
+                6.0 - step as f64 * 0.01,
+                step as f64 * 0.5
+            );
         }
         std::fs::write(dir.join(STEPS_FILE), csv).unwrap();
         let s = state(&dir, 150);
         assert_eq!((s.status.as_str(), s.steps_done), ("interrupted", 40));
         // its owner is alive: the steps tell
-        let lock = crate::results::lock::RunLock::acquire(&dir).unwrap().unwrap();
+        let lock = crate::results::lock::RunLock::acquire(&dir)
+            .unwrap()
+            .unwrap();
         let s = state(&dir, 150);
         assert_eq!((s.status.as_str(), s.steps_done), ("running", 100));
         assert!((s.last_loss.unwrap() - 5.0).abs() < 1e-12);

@@ -182,7 +182,15 @@ fn runner_skips_finished_runs_reruns_with_force_and_survives_a_failure() {
 
 #[test]
 fn a_study_name_cannot_leave_the_results_folder() {
-    for bad in ["x/../../escaped", "../up", "/abs", ".hidden", "", "a b", "a\\b"] {
+    for bad in [
+        "x/../../escaped",
+        "../up",
+        "/abs",
+        ".hidden",
+        "",
+        "a b",
+        "a\\b",
+    ] {
         let text = STUDY.replacen("name = \"t\"", &format!("name = {bad:?}"), 1);
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("must be 1-100 letters"), "{bad}: {err}");

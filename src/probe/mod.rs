@@ -181,7 +181,11 @@ mod tests {
         let p = layer_probes(&stats, None);
         let v: Vec<f32> = p.values.into_data().try_to_vec::<f32>().unwrap();
         let got: std::collections::HashMap<_, _> = p.names.iter().cloned().zip(v).collect();
-        assert!((got["med_rel_var"] - 0.1).abs() < 1e-5, "{}", got["med_rel_var"]);
+        assert!(
+            (got["med_rel_var"] - 0.1).abs() < 1e-5,
+            "{}",
+            got["med_rel_var"]
+        );
         assert!(got["rel_dist_var"] > 30.0);
         // even length: mean of the 5th and 6th of [0 x 8, 3, 3] = 0
         assert_eq!(got["med_rel_mean"], 0.0);

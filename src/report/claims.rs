@@ -308,7 +308,11 @@ fn position(runs: &[RunResult]) -> Vec<String> {
         if pooled.is_empty() || !seen.insert(p.config.bucket_pool) {
             continue;
         }
-        let (pl, ml, cl) = (final_losses(&per), final_losses(&pooled), final_losses(&control));
+        let (pl, ml, cl) = (
+            final_losses(&per),
+            final_losses(&pooled),
+            final_losses(&control),
+        );
         let c = compare("per-position", &pl, "pooled", &ml);
         let (pt, mt) = (
             final_train_mode_losses(&per),
@@ -323,7 +327,10 @@ fn position(runs: &[RunResult]) -> Vec<String> {
             pm(&ml)
         );
         if !cl.is_empty() {
-            text += &format!(", random groups of the same sizes (the control) {}", pm(&cl));
+            text += &format!(
+                ", random groups of the same sizes (the control) {}",
+                pm(&cl)
+            );
         }
         text += &format!(
             ". In training mode (each batch's own statistics): per-position {}, pooled {}; {}.\n{}",
@@ -506,7 +513,10 @@ pub fn padding_slope(r: &RunResult) -> Option<f64> {
         .collect();
     let mut by_step: std::collections::BTreeMap<usize, (f64, usize)> = Default::default();
     for series in r.probes.values().filter_map(|p| p.get(PADDING_MEASURE)) {
-        for &(step, v) in series.iter().filter(|(s, v)| *s > r.config.warmup_steps && v.is_finite()) {
+        for &(step, v) in series
+            .iter()
+            .filter(|(s, v)| *s > r.config.warmup_steps && v.is_finite())
+        {
             let e = by_step.entry(step).or_insert((0.0, 0));
             (e.0, e.1) = (e.0 + v, e.1 + 1);
         }
@@ -546,7 +556,12 @@ fn padding_slopes(runs: &[RunResult]) -> Vec<String> {
         }
         let each = |name: &str, v: &[f64]| -> String {
             match super::inference::one_sample(v) {
-                Some(i) => format!("{name} {} [95 % interval {}, {}]", fmt(i.value), fmt(i.lo), fmt(i.hi)),
+                Some(i) => format!(
+                    "{name} {} [95 % interval {}, {}]",
+                    fmt(i.value),
+                    fmt(i.lo),
+                    fmt(i.hi)
+                ),
                 None => format!("{name} {} (1 run)", fmt(mean_std(v).0)),
             }
         };
@@ -554,7 +569,11 @@ fn padding_slopes(runs: &[RunResult]) -> Vec<String> {
         if !sc.is_empty() {
             per.push(each("scaled (the authors')", &sc));
         }
-        let train = if c.bucket_pool > 0 { "length-bucketed" } else { "random" };
+        let train = if c.bucket_pool > 0 {
+            "length-bucketed"
+        } else {
+            "random"
+        };
         let cmp = compare("naive", &n, "masked", &m);
         out.push(format!(
             "Padding's measured number: the slope of `{PADDING_MEASURE}` (mean over BN layers, each step after warm-up) \
@@ -599,7 +618,10 @@ mod tests {
         let c = compare("a", &[2.0, 2.1, 2.05], "b", &[1.0, 1.1, 1.05]);
         assert_eq!((c.sign, c.no_verdict), (Some(1.0), None));
         let line = claim_verdict("a is worse", &c, "rule", ["worse", "better", "same"], None);
-        assert!(super::super::format::is_complete_verdict_line(&line), "{line}");
+        assert!(
+            super::super::format::is_complete_verdict_line(&line),
+            "{line}"
+        );
         assert!(line.starts_with("- **worse**"), "{line}");
         // two seeds a side: an interval, but no verdict
         let c = compare("a", &[2.0, 2.1], "b", &[1.0, 1.1]);
@@ -643,7 +665,16 @@ mod tests {
             Default::default();
         for (layer, a, b) in [("l0", 3.0, 1.0), ("l1", 5.0, 0.0)] {
             let series: Vec<(usize, f64)> = (1..=40)
-                .map(|s| (s, if s <= 10 { 100.0 * pad(s) } else { a * pad(s) + b }))
+                .map(|s| {
+                    (
+                        s,
+                        if s <= 10 {
+                            100.0 * pad(s)
+                        } else {
+                            a * pad(s) + b
+                        },
+                    )
+                })
                 .collect();
             probes
                 .entry(layer.to_string())

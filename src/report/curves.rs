@@ -227,8 +227,8 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
                         format!("{y:.2}")
                     }
                 },
-            false,
-        )?;
+                false,
+            )?;
             for ((_, pts), entry) in per_group.iter().zip(&legend) {
                 let color = entry.style.color;
                 let pts: Vec<_> = pts
@@ -476,8 +476,8 @@ fn over_training(
                 "training step",
                 y_desc,
                 &sci,
-            false,
-        )?;
+                false,
+            )?;
             for ((_, seeds, pts), entry) in lines.iter().zip(&legend) {
                 // a band only spans seeds
                 let band: Vec<(f64, f64, f64)> = if *seeds > 1 {

@@ -25,7 +25,13 @@ pub fn sig(x: f64) -> String {
 }
 
 /// A verdict line (see the module docs).
-pub fn verdict_line(verdict: &str, subject: &str, estimate: &str, rule: &str, runs: &str) -> String {
+pub fn verdict_line(
+    verdict: &str,
+    subject: &str,
+    estimate: &str,
+    rule: &str,
+    runs: &str,
+) -> String {
     format!("- **{verdict}** — {subject}: {estimate}. Rule: {rule}. Runs: {runs}.")
 }
 
@@ -81,9 +87,21 @@ mod tests {
             "5 text runs, 5 image runs (Welch t)",
         );
         assert!(is_complete_verdict_line(&line), "{line}");
-        let per_side = verdict_line("not resolved", "a − b", "0.01 [95 % interval -0.02, 0.04]", "interval excludes 0", "3 runs per side");
+        let per_side = verdict_line(
+            "not resolved",
+            "a − b",
+            "0.01 [95 % interval -0.02, 0.04]",
+            "interval excludes 0",
+            "3 runs per side",
+        );
         assert!(is_complete_verdict_line(&per_side));
-        let no_runs = verdict_line("reproduced", "x", "ratio 3 [95 % interval 2, 4]", "r", "Welch");
+        let no_runs = verdict_line(
+            "reproduced",
+            "x",
+            "ratio 3 [95 % interval 2, 4]",
+            "r",
+            "Welch",
+        );
         assert!(!is_complete_verdict_line(&no_runs));
         let no_interval = verdict_line("reproduced", "x", "ratio 3", "r", "3 runs per side");
         assert!(!is_complete_verdict_line(&no_interval));

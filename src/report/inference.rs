@@ -50,8 +50,7 @@ pub fn welch_difference(a: &[f64], b: &[f64]) -> Option<Interval> {
     let (sa, sb) = (va / a.len() as f64, vb / b.len() as f64);
     let se = (sa + sb).sqrt();
     let df = if se > 0.0 {
-        (sa + sb).powi(2)
-            / (sa * sa / (a.len() as f64 - 1.0) + sb * sb / (b.len() as f64 - 1.0))
+        (sa + sb).powi(2) / (sa * sa / (a.len() as f64 - 1.0) + sb * sb / (b.len() as f64 - 1.0))
     } else {
         f64::INFINITY
     };
@@ -198,15 +197,16 @@ fn normal_quantile(p: f64) -> f64 {
 fn erfc(x: f64) -> f64 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t * (-z * z - 1.26551223
-        + t * (1.00002368
-            + t * (0.37409196
-                + t * (0.09678418
-                    + t * (-0.18628806
-                        + t * (0.27886807
-                            + t * (-1.13520398
-                                + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
-        .exp();
+    let r = t
+        * (-z * z - 1.26551223
+            + t * (1.00002368
+                + t * (0.37409196
+                    + t * (0.09678418
+                        + t * (-0.18628806
+                            + t * (0.27886807
+                                + t * (-1.13520398
+                                    + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
+            .exp();
     if x >= 0.0 {
         r
     } else {
@@ -249,7 +249,8 @@ fn regularized_beta(x: f64, a: f64, b: f64) -> f64 {
     if x >= 1.0 {
         return 1.0;
     }
-    let front = (ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln()).exp();
+    let front =
+        (ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln()).exp();
     // the fraction converges fast for x < (a + 1) / (a + b + 2); use the symmetry otherwise
     if x < (a + 1.0) / (a + b + 2.0) {
         front * beta_fraction(x, a, b) / a
@@ -381,7 +382,12 @@ mod tests {
 
     #[test]
     fn ratio_intervals_cover_95_percent_of_simulated_studies() {
-        for (n, sd_a, sd_b, seed) in [(3, 0.5, 0.5, 1), (5, 0.5, 0.5, 2), (3, 0.2, 0.8, 3), (5, 1.0, 0.3, 4)] {
+        for (n, sd_a, sd_b, seed) in [
+            (3, 0.5, 0.5, 1),
+            (5, 0.5, 0.5, 2),
+            (3, 0.2, 0.8, 3),
+            (5, 1.0, 0.3, 4),
+        ] {
             // 20,000 simulated studies: the estimate's own sd is 0.0015
             let c = coverage(n, sd_a, sd_b, 20_000, seed);
             assert!(

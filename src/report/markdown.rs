@@ -91,11 +91,17 @@ fn per_run(runs: &[&RunResult], first: bool, name: &str, lo: f64, hi: f64) -> Ve
 /// Runs label of a two-sided comparison.
 fn runs_of(i: &Interval, a: &str, b: &str) -> String {
     if a == "text" && b == "images" {
-        format!("{} text runs, {} image runs (Welch t between runs)", i.runs.0, i.runs.1)
+        format!(
+            "{} text runs, {} image runs (Welch t between runs)",
+            i.runs.0, i.runs.1
+        )
     } else if i.runs.0 == i.runs.1 {
         format!("{} runs per side (Welch t between runs)", i.runs.0)
     } else {
-        format!("{} runs of {a} and {} runs of {b} (Welch t between runs)", i.runs.0, i.runs.1)
+        format!(
+            "{} runs of {a} and {} runs of {b} (Welch t between runs)",
+            i.runs.0, i.runs.1
+        )
     }
 }
 
@@ -327,7 +333,11 @@ fn limits(groups: &[(String, Vec<&RunResult>)]) -> Vec<String> {
     }
     let few = groups
         .iter()
-        .map(|(_, rs)| rs.iter().filter(|r| r.status() == RunStatus::Finished).count())
+        .map(|(_, rs)| {
+            rs.iter()
+                .filter(|r| r.status() == RunStatus::Finished)
+                .count()
+        })
         .min()
         .unwrap_or(0);
     if few < super::inference::MIN_RUNS_FOR_VERDICT {
@@ -357,12 +367,14 @@ pub fn report(study: Option<&Study>, runs: &[RunResult], charts: &[Chart]) -> St
 /// Every verdict line's verdict replaced by `why` (the rule's reading kept beside it).
 fn without_verdicts(md: &str, why: &str) -> String {
     md.lines()
-        .map(|l| match l.strip_prefix("- **").and_then(|r| r.split_once("** — ")) {
-            Some((verdict, rest)) if !verdict.starts_with("no verdict") => {
-                format!("- **{why}** (the rule would read: {verdict}) — {rest}")
-            }
-            _ => l.to_string(),
-        })
+        .map(
+            |l| match l.strip_prefix("- **").and_then(|r| r.split_once("** — ")) {
+                Some((verdict, rest)) if !verdict.starts_with("no verdict") => {
+                    format!("- **{why}** (the rule would read: {verdict}) — {rest}")
+                }
+                _ => l.to_string(),
+            },
+        )
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
@@ -425,7 +437,10 @@ fn body(
     let points = super::scale::points(runs);
     if !points.is_empty() {
         let _ = writeln!(s, "\n## Text against images, with intervals\n");
-        s.push_str(&super::scale::markdown(&points, study.is_none_or(|st| st.overrides.is_empty())));
+        s.push_str(&super::scale::markdown(
+            &points,
+            study.is_none_or(|st| st.overrides.is_empty()),
+        ));
     }
 
     let _ = writeln!(s, "\n## Final metrics\n");

@@ -6,9 +6,9 @@
 
 pub mod charts;
 pub mod claims;
+mod curves;
 pub mod format;
 pub mod inference;
-mod curves;
 pub mod markdown;
 mod plot;
 pub mod scale;

@@ -100,7 +100,10 @@ pub fn chart(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
     let (y0, y1) = super::stats::spread(&ys);
     let pad = ((y1 - y0) * 0.1).max(0.01);
     // room above the data for the legend and the "diverged" marks
-    let (y0, y1) = (y0 - pad, y1 + pad + (y1 - y0 + pad) * 0.08 * (sweeps.len() + 1) as f64);
+    let (y0, y1) = (
+        y0 - pad,
+        y1 + pad + (y1 - y0 + pad) * 0.08 * (sweeps.len() + 1) as f64,
+    );
     let (x0, x1) = super::stats::spread(&lrs);
     let (x0, x1) = (x0 / 1.4, x1 * 1.4);
     let file = "lr_sweep.png";
@@ -152,7 +155,10 @@ pub fn chart(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
             }
             // a rate whose runs all diverged: a cross at the top, one row per norm
             let top = y1 - (y1 - y0) * 0.03 * (k + 1) as f64;
-            for r in rates.iter().filter(|r| r.losses.is_empty() && r.diverged > 0) {
+            for r in rates
+                .iter()
+                .filter(|r| r.losses.is_empty() && r.diverged > 0)
+            {
                 chart
                     .draw_series([Cross::new((r.lr, top), 7, c.stroke_width(2))])
                     .map_err(err)?;
@@ -177,7 +183,11 @@ mod tests {
     use crate::norm::NormKind;
 
     fn run(norm: NormKind, lr: f64, seed: u64, loss: Option<f64>) -> RunResult {
-        let status = if loss.is_some() { "finished" } else { "diverged" };
+        let status = if loss.is_some() {
+            "finished"
+        } else {
+            "diverged"
+        };
         let summary = serde_json::from_str(&format!(
             r#"{{"run_id":"x","status":"{status}","task":"text","norm":"x","seed":1,"steps_planned":1,
                 "steps_completed":1,"num_params":1,"wall_s":1.0,"backend":"flex","adapter":"cpu","crate_version":"0",
@@ -208,7 +218,12 @@ mod tests {
         let mut runs = Vec::new();
         for seed in 1..=3 {
             for (lr, loss) in [(1e-3, 5.0), (2e-3, 4.8)] {
-                runs.push(run(NormKind::Layer, lr, seed, Some(loss + seed as f64 * 0.01)));
+                runs.push(run(
+                    NormKind::Layer,
+                    lr,
+                    seed,
+                    Some(loss + seed as f64 * 0.01),
+                ));
             }
             runs.push(run(NormKind::Batch, 1e-3, seed, Some(5.1)));
             runs.push(run(NormKind::Batch, 8e-3, seed, None));
@@ -217,7 +232,10 @@ mod tests {
         assert_eq!(s.len(), 2);
         let (name, rates) = &s[0];
         assert_eq!(name, "layer");
-        assert_eq!(rates.iter().map(|r| r.lr).collect::<Vec<_>>(), vec![1e-3, 2e-3]);
+        assert_eq!(
+            rates.iter().map(|r| r.lr).collect::<Vec<_>>(),
+            vec![1e-3, 2e-3]
+        );
         assert_eq!(rates[1].losses.len(), 3);
         let batch = &s[1].1;
         assert_eq!((batch[1].losses.len(), batch[1].diverged), (0, 3));

@@ -216,8 +216,17 @@ fn report_renders_charts_and_tables_that_match_the_csv_numbers() {
         "{md}"
     );
     let gm = (1.02f64 * 1.04 * 1.06).powf(1.0 / 3.0);
-    assert!(md.contains(&format!("text/images ratio {:.1} [95 % interval", 100.0 / gm)), "{md}");
-    assert!(md.contains("Runs: 3 text runs, 3 image runs (Welch t"), "{md}");
+    assert!(
+        md.contains(&format!(
+            "text/images ratio {:.1} [95 % interval",
+            100.0 / gm
+        )),
+        "{md}"
+    );
+    assert!(
+        md.contains("Runs: 3 text runs, 3 image runs (Welch t"),
+        "{md}"
+    );
     // every verdict line has the common shape, or says why it gives no verdict
     for line in md.lines().filter(|l| l.starts_with("- **")) {
         assert!(
@@ -226,7 +235,10 @@ fn report_renders_charts_and_tables_that_match_the_csv_numbers() {
         );
     }
     // PN-V has 2 seeds: numbers, no verdict
-    assert!(md.contains("- **no verdict: fewer than 3 runs a side** — PN-V tames"), "{md}");
+    assert!(
+        md.contains("- **no verdict: fewer than 3 runs a side** — PN-V tames"),
+        "{md}"
+    );
     // last 20 % of 50 steps = steps 41..=50: dist_mean = 0.002 * step -> 0.091; grad_var = 1e-3
     assert!(
         md.contains("| text batch | first | 0.0910 | 0.455 | 0.500 | 0.00100 |"),

@@ -125,7 +125,10 @@ mod tests {
         let want = 1.898 * 0.999 - 0.1 * m_hat / (v_hat.sqrt() + 1e-8);
         assert!((got[0] as f64 - want).abs() < 1e-5, "{got:?} vs {want}");
         // no decay: the plain Adam step
-        let plain = Adam { weight_decay: 0.0, ..adam };
+        let plain = Adam {
+            weight_decay: 0.0,
+            ..adam
+        };
         let p = Tensor::<1>::from_data(TensorData::new(vec![2.0f32], [1]), &device);
         let (p, _) = plain.step(0.1, p, g, None);
         let got: Vec<f32> = p.into_data().try_to_vec().unwrap();

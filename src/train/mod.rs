@@ -215,8 +215,7 @@ pub fn load_data(config: &RunConfig) -> Result<TaskData> {
             )?;
             let (train, valid) = match (&config.valid_images, &config.valid_labels) {
                 (Some(vi), Some(vl)) if !config.held_out_validation() => {
-                    let valid =
-                        images::load_idx(&obtain_data_path(vi)?, &obtain_data_path(vl)?)?;
+                    let valid = images::load_idx(&obtain_data_path(vi)?, &obtain_data_path(vl)?)?;
                     if (valid.rows, valid.cols) != (set.rows, set.cols) {
                         anyhow::bail!(
                             "validation images {} are {}x{}, training images {} are {}x{}",

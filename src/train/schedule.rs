@@ -12,7 +12,13 @@ pub fn inverse_sqrt(peak: f64, warmup: usize, step: usize) -> f64 {
 }
 
 /// Learning rate at 1-based `step` of `steps` under `schedule`, warm-up included.
-pub fn learning_rate(schedule: Schedule, peak: f64, warmup: usize, steps: usize, step: usize) -> f64 {
+pub fn learning_rate(
+    schedule: Schedule,
+    peak: f64,
+    warmup: usize,
+    steps: usize,
+    step: usize,
+) -> f64 {
     if schedule == Schedule::InverseSqrt {
         return inverse_sqrt(peak, warmup, step);
     }

@@ -217,7 +217,12 @@ fn group_stats(x: &[f64], step: usize) -> (Vec<usize>, Vec<Option<(Vec<f64>, Vec
                 .map(|d| rows.iter().map(|&p| x[p * D + d]).sum::<f64>() / n)
                 .collect();
             let var = (0..D)
-                .map(|d| rows.iter().map(|&p| (x[p * D + d] - mean[d]).powi(2)).sum::<f64>() / n)
+                .map(|d| {
+                    rows.iter()
+                        .map(|&p| (x[p * D + d] - mean[d]).powi(2))
+                        .sum::<f64>()
+                        / n
+                })
                 .collect();
             Some((mean, var))
         })
@@ -244,7 +249,10 @@ fn random_groups_keep_the_sizes_of_the_positions_and_change_every_step() {
         }
         // a group never holds two tokens of one sentence
         for b in 0..B {
-            let mut own: Vec<usize> = (0..T).filter(|&t| real[b * T + t]).map(|t| g[b * T + t]).collect();
+            let mut own: Vec<usize> = (0..T)
+                .filter(|&t| real[b * T + t])
+                .map(|t| g[b * T + t])
+                .collect();
             own.sort();
             own.dedup();
             assert_eq!(own.len(), LENGTHS[b]);

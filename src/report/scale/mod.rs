@@ -437,7 +437,11 @@ pub fn trajectory(p: &Point, measure: &str, scope: Scope) -> Vec<(f64, Ratio)> {
 fn with_ci(r: &Option<Ratio>) -> String {
     match r {
         Some(r) => {
-            let within = if r.spread == Spread::WithinRun { " (within run)" } else { "" };
+            let within = if r.spread == Spread::WithinRun {
+                " (within run)"
+            } else {
+                ""
+            };
             format!("{} [{}, {}]{within}", sig(r.value), sig(r.lo), sig(r.hi))
         }
         None => "n/a".into(),
@@ -539,7 +543,11 @@ fn verdict_table(s: &mut String, points: &[Point]) {
             let cells: Vec<String> = measures
                 .iter()
                 .map(|m| match p.ratio(m, scope) {
-                    Some(r) => format!("{} ({})", r.verdict().split(':').next().unwrap_or(""), sig(r.value)),
+                    Some(r) => format!(
+                        "{} ({})",
+                        r.verdict().split(':').next().unwrap_or(""),
+                        sig(r.value)
+                    ),
                     None => "n/a".into(),
                 })
                 .collect();
@@ -584,7 +592,12 @@ fn scale_reading(p: &Point) -> Option<String> {
             }
         ));
     }
-    Some(format!("- {} ({} updates): {}.", p.label, p.config().steps, parts.join("; ")))
+    Some(format!(
+        "- {} ({} updates): {}.",
+        p.label,
+        p.config().steps,
+        parts.join("; ")
+    ))
 }
 
 /// The ladder's section of REPORT.md: the paper's measures, then their restatements, as tables of

@@ -159,7 +159,11 @@ fn a_single_trajectory_gives_its_own_spread_and_no_verdict_and_warm_up_gives_no_
     let r = points[0].ratio("dist_var", Scope::First).unwrap();
     assert_eq!(r.spread, Spread::WithinRun);
     assert!(r.lo < r.value && r.value < r.hi, "{r:?}");
-    assert!(r.verdict().starts_with("no verdict: single run"), "{}", r.verdict());
+    assert!(
+        r.verdict().starts_with("no verdict: single run"),
+        "{}",
+        r.verdict()
+    );
     let traj = trajectory(&points[0], "dist_var", Scope::First);
     // the first fifth is all warm-up: no ratio there; then it grows
     assert_eq!(
