@@ -7,10 +7,16 @@ use crate::norm::position_batch::PositionBatchNorm;
 
 /// Per position: `Some((mean, biased var))` over its real tokens, `None` with fewer than 2.
 fn position_stats(x: &[f64]) -> Vec<Option<(Vec<f64>, Vec<f64>)>> {
+    stats_by(x, &(0..B * T).map(|p| p % T).collect::<Vec<_>>())
+}
+
+/// Per group `g` of `group` (one per `(batch, time)` position): `Some((mean, biased var))` over
+/// the real tokens in it, `None` with fewer than 2.
+fn stats_by(x: &[f64], group: &[usize]) -> Vec<Option<(Vec<f64>, Vec<f64>)>> {
     let real = real();
     (0..T)
-        .map(|t| {
-            let rows: Vec<usize> = (0..B).map(|b| b * T + t).filter(|&p| real[p]).collect();
+        .map(|g| {
+            let rows: Vec<usize> = (0..B * T).filter(|&p| real[p] && group[p] == g).collect();
             if rows.len() < 2 {
                 return None;
             }
@@ -204,29 +210,8 @@ fn position_batch_needs_text() {
 /// `random-group-batch`'s groups: `stats` over the groups the norm draws at `step`.
 fn group_stats(x: &[f64], step: usize) -> (Vec<usize>, Vec<Option<(Vec<f64>, Vec<f64>)>>) {
     use crate::norm::position_batch::{group_seed, random_groups};
-    let real = real();
-    let groups = random_groups(&real, T, group_seed(step));
-    let stats = (0..T)
-        .map(|g| {
-            let rows: Vec<usize> = (0..B * T).filter(|&p| real[p] && groups[p] == g).collect();
-            if rows.len() < 2 {
-                return None;
-            }
-            let n = rows.len() as f64;
-            let mean: Vec<f64> = (0..D)
-                .map(|d| rows.iter().map(|&p| x[p * D + d]).sum::<f64>() / n)
-                .collect();
-            let var = (0..D)
-                .map(|d| {
-                    rows.iter()
-                        .map(|&p| (x[p * D + d] - mean[d]).powi(2))
-                        .sum::<f64>()
-                        / n
-                })
-                .collect();
-            Some((mean, var))
-        })
-        .collect();
+    let groups = random_groups(&real(), T, group_seed(step));
+    let stats = stats_by(x, &groups);
     (groups, stats)
 }
 
