@@ -542,6 +542,30 @@ fn hostile_inputs_get_one_clear_line_and_leave_no_run_folder() {
             1,
             "beyond what this table counts (16 EiB)",
         ),
+        (
+            "memory of a run given by --resume",
+            "memory --resume /tmp/some-run",
+            1,
+            "ablate memory does not continue runs: for the configuration of the run in /tmp/some-run, give --config /tmp/some-run/config.toml",
+        ),
+        (
+            "memory told to stop at a step",
+            "memory --stop-at-step 3",
+            1,
+            "ablate memory does not take --stop-at-step",
+        ),
+        (
+            "bench of a run given by --resume",
+            "bench --resume /tmp/some-run",
+            1,
+            "ablate bench does not continue runs",
+        ),
+        (
+            "bench told to stop at a step",
+            "bench --stop-at-step 3",
+            1,
+            "ablate bench does not take --stop-at-step",
+        ),
     ];
     for (name, args, code, message) in simple {
         rows.push((
@@ -551,7 +575,21 @@ fn hostile_inputs_get_one_clear_line_and_leave_no_run_folder() {
             message,
         ));
     }
+    // 20 folders of 200 letters: a valid path, too long for a checkpoint's files inside it
+    let deep = format!("/tmp/{}", vec!["a".repeat(200); 20].join("/"));
     let files: Vec<(&str, Vec<String>, i32, &str)> = vec![
+        (
+            "study into a results path too long for its checkpoints",
+            vec![
+                "run".into(),
+                "experiments/default-config.toml".into(),
+                "--results".into(),
+                deep.clone(),
+                "--dry-run".into(),
+            ],
+            1,
+            "the results folder's path is too long",
+        ),
         (
             "sentence beyond memory",
             vec![
@@ -772,6 +810,21 @@ fn report_names_damaged_and_missing_results_and_goes_on() {
     assert!(
         md.contains("layer"),
         "the report goes on with the readable runs"
+    );
+    // the folder itself, without the study: the run without config.toml is named, not dropped
+    let o = ablate(&[
+        "report",
+        out.to_str().unwrap(),
+        "--out",
+        dir.join("report-folder").to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("warning: left out")
+            && l.contains("text-power-")
+            && l.contains("holds results but no config.toml")),
+        "{err}"
     );
 }
 

@@ -4,25 +4,8 @@
 
 mod common;
 
-use common::{ablate, args_with, stderr, temp_dir, TINY_TEXT};
+use common::{ablate, args_with, numeric_rows, stderr, temp_dir, TINY_TEXT};
 use std::path::{Path, PathBuf};
-
-/// Every row of a CSV file without the timing columns (which measure this process, not the
-/// run's numbers).
-fn numeric_rows(path: &Path) -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let keep: Vec<usize> = (0..header.len())
-        .filter(|&i| header[i] != "step_ms" && header[i] != "wall_s")
-        .collect();
-    lines
-        .map(|l| {
-            let cells: Vec<&str> = l.split(',').collect();
-            keep.iter().map(|&i| cells[i].to_string()).collect()
-        })
-        .collect()
-}
 
 fn only_run(out: &Path) -> PathBuf {
     let dirs = common::run_dirs(out);
@@ -190,7 +173,14 @@ fn checkpoints_of_another_configuration_or_a_finished_run_are_refused() {
         "\"git_revision\": ",
         "\"git_revision\": \"0000000\", \"x\": ",
     );
-    std::fs::write(&ckpt, other).unwrap();
+    std::fs::write(&ckpt, &other).unwrap();
+    let digest = ckpt.with_file_name("state.sha256");
+    let recorded = std::fs::read_to_string(&digest).unwrap();
+    std::fs::write(
+        &digest,
+        ablate::results::digest::sha256_hex(other.as_bytes()),
+    )
+    .unwrap();
     let o = ablate(&["--resume", r]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -199,6 +189,7 @@ fn checkpoints_of_another_configuration_or_a_finished_run_are_refused() {
         stderr(&o)
     );
     std::fs::write(&ckpt, state).unwrap();
+    std::fs::write(&digest, recorded).unwrap();
 
     // resumed to the end: nothing left to resume
     let o = ablate(&["--resume", r, "--quiet"]);

@@ -193,6 +193,21 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// Refuses the options that steer a training run's folder (`--resume`, `--stop-at-step`)
+    /// in a command that trains nothing into one (`memory`, `bench`).
+    pub fn refuse_run_folder_options(&self, command: &str) -> Result<()> {
+        if let Some(dir) = &self.resume {
+            anyhow::bail!(
+                "ablate {command} does not continue runs: for the configuration of the run in {0}, give --config {0}/config.toml",
+                dir.display()
+            );
+        }
+        if self.stop_at_step.is_some() {
+            anyhow::bail!("ablate {command} does not take --stop-at-step (it saves no run); give --steps for the number of steps");
+        }
+        Ok(())
+    }
+
     /// The run configuration: defaults (or `--config`) with every given option applied.
     pub fn to_config(&self) -> Result<RunConfig> {
         let mut c = match &self.config {

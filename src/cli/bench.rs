@@ -19,6 +19,7 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: &BenchArgs) -> Result<i32> {
+    args.run.refuse_run_folder_options("bench")?;
     if args.run.norm.is_some() {
         anyhow::bail!(
             "ablate bench times the norms given by --norms (e.g. --norms batch,power), not --norm"

@@ -21,6 +21,7 @@ pub struct MemoryArgs {
 
 pub fn run(args: &MemoryArgs) -> Result<i32> {
     use crate::memory::{self, Shape};
+    args.run.refuse_run_folder_options("memory")?;
     if let Some(name) = &args.preset {
         let shape = Shape::preset(
             name,

@@ -55,10 +55,16 @@ pub enum Command {
     /// Draw the charts and write REPORT.md from result folders or a study file's results.
     Report(ReportArgs),
     /// Training-memory accounting for the configured model (or a well-known size).
+    #[command(mut_arg("resume", |a| a.hide(true)))]
+    #[command(mut_arg("stop_at_step", |a| a.hide(true)))]
+    #[command(mut_arg("results", |a| a.hide(true)))]
     Memory(MemoryArgs),
     /// Time the training step of the configured model per norm (and the probes' cost).
     #[command(mut_arg("steps", |a| a.help("Training steps per norm; the median step time is taken over the second half. [default: 40]")))]
     #[command(mut_arg("norm", |a| a.hide(true)))]
+    #[command(mut_arg("resume", |a| a.hide(true)))]
+    #[command(mut_arg("stop_at_step", |a| a.hide(true)))]
+    #[command(mut_arg("results", |a| a.hide(true)))]
     Bench(BenchArgs),
     /// Where each run of a study stands: state, steps, last loss, ETA.
     Status(StatusArgs),

@@ -91,6 +91,12 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
         .map(|s| experiment::parse_set(s))
         .collect::<Result<_>>()?;
     let study = Study::load_with(&args.study, &overrides)?;
+    if let Some(warning) = study.size_warning() {
+        eprintln!("{warning}");
+    }
+    if let Some(longest) = study.runs.iter().map(|r| r.id()).max_by_key(|id| id.len()) {
+        crate::results::check_path_room(&args.results, &longest)?;
+    }
     let runs = match shard {
         Some((k, n)) => study.shard(k, n),
         None => study.runs.clone(),
@@ -153,10 +159,11 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
         stop.clone(),
     )?;
     let table = args.results.join(format!("runs-{}.csv", study.name));
-    crate::results::write_atomic(
-        &table,
-        experiment::runs_table(&study, &args.results).as_bytes(),
-    )?;
+    let rows = experiment::runs_table(&study, &args.results);
+    // unchanged, it is not rewritten (a study over a read-only copy of finished results)
+    if std::fs::read_to_string(&table).ok().as_deref() != Some(rows.as_str()) {
+        crate::results::write_atomic(&table, rows.as_bytes())?;
+    }
     let count = |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
     let failed = count(&|o| matches!(o, Outcome::Failed(_)));
     let interrupted =

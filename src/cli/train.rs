@@ -6,7 +6,7 @@ use crate::config::MatmulPrecision;
 use crate::progress::{install_stop_handler, RunControl};
 use crate::results::{RunLock, RunStatus, Summary};
 use crate::train;
-use crate::train::checkpoint::Checkpoint;
+use crate::train::checkpoint::{Checkpoint, Latest};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -21,6 +21,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     }
     let data = train::load_data(&config)?;
     crate::memory::check_fits(&config, Some(&data))?;
+    crate::results::check_path_room(&args.results, &config.id())?;
     let dir = claim_fresh_dir(&args.results, &config.id())?;
     // the folder is new, so no one else holds it; the lock tells studies it is taken
     let Some(_lock) = RunLock::acquire(&dir)? else {
@@ -96,13 +97,30 @@ fn resume(args: &RunArgs, dir: &Path) -> Result<i32> {
             );
         }
     }
-    let Some(checkpoint) = Checkpoint::latest(dir)? else {
+    let Latest {
+        checkpoint,
+        passed_over,
+    } = Checkpoint::latest(dir)?;
+    let Some(checkpoint) = checkpoint else {
+        if let Some(why) = passed_over.first() {
+            bail!(
+                "{} has no usable checkpoint ({why}); rerun it with `ablate --config {}`",
+                dir.display(),
+                dir.join(crate::results::CONFIG_FILE).display()
+            );
+        }
         bail!(
             "{} has no checkpoint to resume from (checkpoints are saved every --checkpoint-every steps and on Ctrl-C); rerun it with `ablate --config {}`",
             dir.display(),
             dir.join(crate::results::CONFIG_FILE).display()
         );
     };
+    for why in &passed_over {
+        eprintln!(
+            "ablate: {why}; continuing from step {}",
+            checkpoint.state.step
+        );
+    }
     checkpoint.check_compatible(&config)?;
     let data = train::load_data(&config)?;
     let control = run_control(args, &config);

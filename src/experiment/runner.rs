@@ -42,6 +42,15 @@ pub fn run_one(config: &RunConfig, out: &Path, force: bool, control: &RunControl
                 dir.display()
             );
         }
+        // a finished run is skipped without writing anything (no lock either): a study over
+        // finished results works on a read-only copy of them
+        if !force {
+            if let Ok(s) = read_summary(&dir) {
+                if matches!(s.status, RunStatus::Finished | RunStatus::Diverged) {
+                    return Ok(Outcome::Skipped(s));
+                }
+            }
+        }
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create run folder {}", dir.display()))?;
         let Some(_lock) = RunLock::acquire(&dir)? else {
@@ -53,7 +62,11 @@ pub fn run_one(config: &RunConfig, out: &Path, force: bool, control: &RunControl
                     return Ok(Outcome::Skipped(s));
                 }
             }
-            if let Some(c) = Checkpoint::latest(&dir)? {
+            let latest = Checkpoint::latest(&dir)?;
+            for note in latest.notes() {
+                eprintln!("warning: {}: {}", config.id(), one_line(&note));
+            }
+            if let Some(c) = latest.checkpoint {
                 match c.check_compatible(config) {
                     Ok(()) => {
                         let data = train::load_data(config)?;

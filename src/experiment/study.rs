@@ -49,6 +49,24 @@ fn unknown_name(msg: &str) -> Option<(&'static str, &str)> {
     })
 }
 
+/// Above this many runs a study is refused (its configurations would fill memory first).
+const MAX_RUNS: usize = 1_000_000;
+/// Above this many runs a study is listed and run with a warning.
+const WARN_RUNS: usize = 10_000;
+
+/// Whether `msg` names the key `key` (or its option, `warmup-steps`) as a word: `steps`, not
+/// the `steps` inside `warmup_steps`.
+fn mentions(msg: &str, key: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    [key.to_string(), key.replace('_', "-")].iter().any(|k| {
+        msg.match_indices(k.as_str()).any(|(i, _)| {
+            let before = msg[..i].chars().next_back();
+            let after = msg[i + k.len()..].chars().next();
+            !before.is_some_and(word) && !after.is_some_and(word)
+        })
+    })
+}
+
 /// A `--set key=value` override: the value is TOML (`steps=30`, `lr=[1e-3, 2e-3]`,
 /// `cnn_channels=[8, 16]`), or a bare string (`norm=batch`).
 pub fn parse_set(s: &str) -> Result<(String, toml::Value)> {
@@ -143,6 +161,10 @@ impl Study {
                 })
                 .map(|l| format!(" (line {l})"))
                 .unwrap_or_default();
+            // a value put in place by --set is blamed on --set, not on the grid it went into
+            if let Some((k, v)) = overrides.iter().find(|(k, _)| mentions(&msg, k)) {
+                return anyhow!("{file}: --set {k}={v}: {msg}");
+            }
             anyhow!("{file}: {context}{line}: {msg}")
         };
         // the base alone must already be a valid configuration
@@ -172,6 +194,16 @@ impl Study {
                     "{file}: {context}{line}: key `{k}` has an empty list, so the grid has no runs"
                 );
             }
+            let count = axes
+                .iter()
+                .try_fold(1usize, |n, (_, v)| n.checked_mul(v.len()))
+                .filter(|&n| n <= MAX_RUNS);
+            let Some(count) = count else {
+                bail!("{file}: {context} has more than {MAX_RUNS} combinations of its lists; split the study");
+            };
+            if runs.len() + count > MAX_RUNS {
+                bail!("{file}: the grids have more than {MAX_RUNS} runs together; split the study");
+            }
             let mut combos: Vec<toml::Table> = vec![study.base.clone()];
             for (k, values) in &axes {
                 combos = combos
@@ -199,6 +231,17 @@ impl Study {
             path: path.to_path_buf(),
             runs,
             overrides: overrides.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        })
+    }
+
+    /// A warning for a study large enough to be a mistake in its lists.
+    pub fn size_warning(&self) -> Option<String> {
+        (self.runs.len() > WARN_RUNS).then(|| {
+            format!(
+                "warning: {} has {} runs (more than {WARN_RUNS}); check its [[grid]] lists, or run a share of it with --shard",
+                self.path.display(),
+                self.runs.len()
+            )
         })
     }
 

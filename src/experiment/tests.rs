@@ -214,3 +214,51 @@ fn set_reads_bare_word_lists_as_strings() {
     let (_, v) = parse_set("seed=[1, 2]").unwrap();
     assert_eq!(v, toml::Value::Array(vec![1.into(), 2.into()]));
 }
+
+#[test]
+fn set_errors_name_the_set_and_oversized_grids_are_refused_or_warned() {
+    let path = std::path::Path::new("experiments/test.toml");
+    let study = "name = \"t\"\n[[grid]]\nnorm = [\"layer\", \"batch\"]\n";
+    let bad = |k: &str, v: &str| -> String {
+        let set = crate::experiment::parse_set(&format!("{k}={v}")).unwrap();
+        Study::parse_with(study, path, &[set])
+            .unwrap_err()
+            .to_string()
+    };
+    let err = bad("heads", "3");
+    assert!(
+        err.contains("--set heads=3: heads (3) must divide"),
+        "{err}"
+    );
+    assert!(!err.contains("[[grid]]"), "{err}");
+    let err = bad("norm", "\"btach\"");
+    assert!(err.contains("--set norm=\"btach\""), "{err}");
+    // a million combinations of one grid: refused before they are built
+    let lists = (0..4)
+        .map(|i| {
+            let v: Vec<String> = (1..=100).map(|x| x.to_string()).collect();
+            format!(
+                "{} = [{}]\n",
+                ["seed", "steps", "eval_every", "d_ff"][i],
+                v.join(", ")
+            )
+        })
+        .collect::<String>();
+    let err = Study::parse_with(&format!("name = \"t\"\n[[grid]]\n{lists}"), path, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more than 1000000 combinations"), "{err}");
+    // ten thousand and one: listed with a warning
+    let seeds: Vec<String> = (1..=10_001).map(|x| x.to_string()).collect();
+    let s = Study::parse_with(
+        &format!("name = \"t\"\n[[grid]]\nseed = [{}]\n", seeds.join(", ")),
+        path,
+        &[],
+    )
+    .unwrap();
+    assert!(s.size_warning().unwrap().contains("has 10001 runs"));
+    assert!(Study::parse_with(study, path, &[])
+        .unwrap()
+        .size_warning()
+        .is_none());
+}

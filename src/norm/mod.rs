@@ -169,7 +169,7 @@ norms! {
     rms :: RmsNorm { Rms => RMS }
     batch :: BatchNorm { Batch => BATCH, MaskedBatch => MASKED_BATCH }
     scaled_batch :: ScaledBatchNorm { ScaledBatch => SCALED_BATCH }
-    position_batch :: PositionBatchNorm { PositionBatch => POSITION_BATCH, RandomGroupBatch => RANDOM_GROUP_BATCH }
+    position_batch :: PositionBatchNorm { PositionBatch => POSITION_BATCH, RandomGroupBatch => RANDOM_GROUP_BATCH, PositionBatchPooledFirst => POSITION_BATCH_POOLED_FIRST }
     pnv :: PnVNorm { PnV => PN_V }
     power :: PowerNorm { Power => POWER }
 }

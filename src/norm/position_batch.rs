@@ -21,6 +21,12 @@
 //! only because their groups are small, the control does as badly; if position itself is what
 //! hurts, the control does better. Its group `g` keeps running statistics in slot `g`; evaluation
 //! reads slot `t` at position `t` as `position-batch` does (every slot averages random groups).
+//!
+//! `position-batch-pooled-first` is the second control: `position-batch` except at position 0,
+//! which holds the same `<bos>` in every sentence (a group with no variance between sentences):
+//! there the statistics are pooled over all the batch's real tokens, as `masked-batch` takes
+//! them (running values in slot 0). If position 0's degenerate group is what makes per-position
+//! statistics worse, this control does as well as pooled BN.
 
 use super::stats::moving_average;
 use super::{
@@ -43,6 +49,8 @@ pub struct PositionBatchNorm {
     pub momentum: f64,
     /// `random-group-batch`: groups of random real tokens instead of positions.
     pub shuffle: bool,
+    /// `position-batch-pooled-first`: position 0 uses statistics pooled over all real tokens.
+    pub pool_first: bool,
 }
 
 pub const POSITION_BATCH: NormDef<PositionBatchNorm> = NormDef {
@@ -69,11 +77,23 @@ pub const RANDOM_GROUP_BATCH: NormDef<PositionBatchNorm> = NormDef {
         help: "position-batch's control: mean and variance per feature over random groups of real tokens with the sizes of the batch's positions (text only)",
         ..POSITION_BATCH.info
     },
-    build: |c, d, device| {
-        let mut n =
-            PositionBatchNorm::new(d, c.max_positions.unwrap_or(1), c.eps, c.momentum, device);
-        n.shuffle = true;
-        n
+    build: |c, d, device| PositionBatchNorm {
+        shuffle: true,
+        ..(POSITION_BATCH.build)(c, d, device)
+    },
+    validate,
+    note: no_note,
+};
+
+pub const POSITION_BATCH_POOLED_FIRST: NormDef<PositionBatchNorm> = NormDef {
+    info: NormInfo {
+        name: "position-batch-pooled-first",
+        help: "position-batch's second control: per-position statistics except at position 0 (the <bos> of every sentence), which uses statistics pooled over all real tokens (text only)",
+        ..POSITION_BATCH.info
+    },
+    build: |c, d, device| PositionBatchNorm {
+        pool_first: true,
+        ..(POSITION_BATCH.build)(c, d, device)
     },
     validate,
     note: no_note,
@@ -126,6 +146,7 @@ impl PositionBatchNorm {
             eps,
             momentum,
             shuffle: false,
+            pool_first: false,
         }
     }
 
@@ -212,12 +233,25 @@ impl Norm for PositionBatchNorm {
         let count = mask.clone().sum_dim(0); // [1, t, 1]
         let denom = count.clone().clamp_min(1.0);
         let mean = (x.clone() * mask.clone()).sum_dim(0) / denom.clone();
-        let var = ((x.clone() - mean.clone()).square() * mask).sum_dim(0) / denom;
+        let var = ((x.clone() - mean.clone()).square() * mask.clone()).sum_dim(0) / denom;
         // 1 where the position has enough real tokens for batch statistics, else 0
         let usable = count.greater_equal_elem(MIN_TOKENS).float();
         let unusable = usable.clone().neg().add_scalar(1.0);
-        let mean_used = mean * usable.clone() + rm.clone() * unusable.clone();
-        let var_used = var * usable.clone() + rv.clone() * unusable;
+        let mut mean_used = mean * usable.clone() + rm.clone() * unusable.clone();
+        let mut var_used = var * usable.clone() + rv.clone() * unusable;
+        if self.pool_first {
+            // position 0 takes masked-batch's statistics: over every real token of the batch
+            let total = mask.clone().sum_dim(0).sum_dim(1).clamp_min(1.0); // [1, 1, 1]
+            let pooled_mean = (x.clone() * mask.clone()).sum_dim(0).sum_dim(1) / total.clone();
+            let pooled_var =
+                ((x.clone() - pooled_mean.clone()).square() * mask).sum_dim(0).sum_dim(1) / total;
+            let mut first = vec![0f32; t];
+            first[0] = 1.0;
+            let first: Tensor<3> = Tensor::from_data(TensorData::new(first, [1, t, 1]), &device);
+            let rest = first.clone().neg().add_scalar(1.0);
+            mean_used = mean_used * rest.clone() + pooled_mean * first.clone();
+            var_used = var_used * rest + pooled_var * first;
+        }
         let (mean_d, var_d) = (mean_used.clone().detach(), var_used.clone().detach());
         let y = self.apply(x, mean_used, var_used);
         let stats = self.update_and_stats(rm, rv, mean_d, var_d, running_mean, running_var, ctx);

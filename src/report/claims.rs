@@ -305,6 +305,9 @@ fn position(runs: &[RunResult]) -> Vec<String> {
         let pooled = matching(runs, &p.config, |w| w.norm = NormKind::MaskedBatch);
         let per = matching(runs, &p.config, |w| w.norm = NormKind::PositionBatch);
         let control = matching(runs, &p.config, |w| w.norm = NormKind::RandomGroupBatch);
+        let pooled_first = matching(runs, &p.config, |w| {
+            w.norm = NormKind::PositionBatchPooledFirst
+        });
         if pooled.is_empty() || !seen.insert(p.config.bucket_pool) {
             continue;
         }
@@ -361,6 +364,24 @@ fn position(runs: &[RunResult]) -> Vec<String> {
                         "consistent, and position grouping is worse than chance",
                         "contradicted (position grouping beats chance grouping)",
                         "consistent (no difference from chance grouping)",
+                    ],
+                    None,
+                )
+            );
+        }
+        let fl = final_losses(&pooled_first);
+        if !fl.is_empty() {
+            let vs = compare("position 0 pooled", &fl, "pooled", &ml);
+            text += &format!(
+                "\n{}",
+                claim_verdict(
+                    "position 0 (the same <bos> in every sentence, a group without variance) explains per-position BN's deficit: final validation loss in evaluation mode, per-position with position 0 pooled over all real tokens − pooled",
+                    &vs,
+                    "not explained when the interval lies above 0 (still worse than pooled without position 0's group); explained when it contains 0; below 0, better than pooled",
+                    [
+                        "not explained by position 0",
+                        "explained, and better than pooled",
+                        "explained (no difference from pooled once position 0 is pooled)",
                     ],
                     None,
                 )

@@ -270,7 +270,7 @@ fn beta_fraction(x: f64, a: f64, b: f64) -> f64 {
     d = 1.0 / d;
     let mut h = d;
     // one Lentz step: the fraction's next coefficient folded into c and d, their product
-    let mut step = |aa: f64, c: &mut f64, d: &mut f64| {
+    let step = |aa: f64, c: &mut f64, d: &mut f64| {
         *d = 1.0 + aa * *d;
         if d.abs() < TINY {
             *d = TINY;

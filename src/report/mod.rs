@@ -90,6 +90,13 @@ pub fn load_inputs_with(
             study = Some(s);
         } else if input.is_dir() {
             dirs.extend(find_run_dirs(input)?);
+            for orphan in results::orphan_run_dirs(input) {
+                eprintln!(
+                    "warning: left out {}: it holds results but no {} (its configuration is unknown)",
+                    orphan.display(),
+                    results::CONFIG_FILE
+                );
+            }
         } else {
             bail!(
                 "{} is neither a results folder nor a study file (.toml)",

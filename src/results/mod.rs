@@ -9,16 +9,23 @@
 //! - `eval.csv`: one row per evaluation ([`EvalRow`]).
 //! - `summary.json`: final state ([`Summary`]), written atomically.
 
+pub mod digest;
 pub mod lock;
 mod read;
 mod write;
 
 pub use lock::RunLock;
 
-pub use read::{find_run_dirs, read_config, read_csv, read_csv_growing, read_summary, RunResult};
-pub use write::{sync_dir, write_atomic, write_atomic_with, FileLengths, RunWriter};
+pub use read::{
+    find_run_dirs, orphan_run_dirs, read_config, read_csv, read_csv_growing, read_summary,
+    RunResult,
+};
+pub use write::{
+    check_prefixes, sync_dir, write_atomic, write_atomic_with, FileDigests, FileLengths, RunWriter,
+};
 
 use serde::{Deserialize, Deserializer, Serialize};
+use std::path::Path;
 
 /// JSON has no NaN or infinity: serde_json writes a non-finite number as `null`, and this reads
 /// that `null` back as NaN, so a summary with a non-finite value stays readable.
@@ -36,6 +43,27 @@ fn nan_if_none<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::
 
 fn none_if_nan<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.filter(|x| !x.is_nan()))
+}
+
+/// Refuses a results folder whose path leaves no room for the deepest file a run of id `id`
+/// writes (a checkpoint's temporary tensor file): checked before training, not at the first
+/// checkpoint.
+pub fn check_path_room(results: &Path, id: &str) -> anyhow::Result<()> {
+    // Linux's PATH_MAX, the terminating zero included
+    const PATH_MAX: usize = 4096;
+    let deepest = results
+        .join(format!("{id}-999"))
+        .join("checkpoints")
+        .join(".step-000000000.tmp.4294967295")
+        .join("optimizer.bpk.tmp.4294967295");
+    let len = deepest.as_os_str().len();
+    if len >= PATH_MAX {
+        anyhow::bail!(
+            "the results folder's path is too long: a run's checkpoint files would need paths of {len} bytes, more than the system's {} (use a shorter --results)",
+            PATH_MAX - 1
+        );
+    }
+    Ok(())
 }
 
 pub const CONFIG_FILE: &str = "config.toml";

@@ -223,6 +223,29 @@ impl RunResult {
 
 /// Finds run folders: a folder holding `config.toml` is a run; otherwise its subfolders are
 /// searched (one level).
+/// The folders of `path` (or `path` itself) that hold result files but no config.toml.
+pub fn orphan_run_dirs(path: &Path) -> Vec<PathBuf> {
+    let orphan = |p: &Path| {
+        !p.join(CONFIG_FILE).is_file()
+            && [STEPS_FILE, SUMMARY_FILE]
+                .iter()
+                .any(|f| p.join(f).is_file())
+    };
+    if orphan(path) {
+        return vec![path.to_path_buf()];
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir() && orphan(p))
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
 pub fn find_run_dirs(path: &Path) -> Result<Vec<PathBuf>> {
     if path.join(CONFIG_FILE).is_file() {
         return Ok(vec![path.to_path_buf()]);

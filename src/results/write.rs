@@ -1,11 +1,13 @@
 //! Writing a run's result files: CSV rows as the run goes, the summary atomically.
 
+use super::digest::{hex, prefix_sha256, HashingFile};
 use super::{
     EvalRow, ProbeRow, StepRow, Summary, CONFIG_FILE, EVAL_COLUMNS, EVAL_FILE, PROBES_FILE,
     PROBE_COLUMNS, STEPS_FILE, STEP_COLUMNS, SUMMARY_FILE,
 };
 use crate::config::RunConfig;
 use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -81,18 +83,47 @@ pub struct FileLengths {
     pub eval: u64,
 }
 
-pub struct RunWriter {
-    pub dir: PathBuf,
-    steps: csv::Writer<File>,
-    probes: csv::Writer<File>,
-    eval: csv::Writer<File>,
+/// SHA-256 (hex) of each CSV file's first [`FileLengths`] bytes: a checkpoint's proof that the
+/// rows it continues from are the rows it wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileDigests {
+    pub steps: String,
+    pub probes: String,
+    pub eval: String,
 }
 
-fn csv_writer(path: &Path, columns: &[&str]) -> Result<csv::Writer<File>> {
+/// Checks that each CSV file of `dir` begins with the bytes `lengths` and `digests` describe;
+/// the error names the first file that does not.
+pub fn check_prefixes(dir: &Path, lengths: &FileLengths, digests: &FileDigests) -> Result<()> {
+    for (name, len, want) in [
+        (STEPS_FILE, lengths.steps, &digests.steps),
+        (PROBES_FILE, lengths.probes, &digests.probes),
+        (EVAL_FILE, lengths.eval, &digests.eval),
+    ] {
+        let path = dir.join(name);
+        let got = hex(prefix_sha256(&path, Some(len))?);
+        if &got != want {
+            anyhow::bail!(
+                "{} does not begin with the {len} bytes its checkpoint recorded (their SHA-256 differs): the file was changed since",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+pub struct RunWriter {
+    pub dir: PathBuf,
+    steps: csv::Writer<HashingFile>,
+    probes: csv::Writer<HashingFile>,
+    eval: csv::Writer<HashingFile>,
+}
+
+fn csv_writer(path: &Path, columns: &[&str]) -> Result<csv::Writer<HashingFile>> {
     let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)
-        .from_writer(file);
+        .from_writer(HashingFile::new(file, Sha256::new()));
     w.write_record(columns)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(w)
@@ -115,7 +146,7 @@ impl RunWriter {
     pub fn resume(dir: &Path, config: &RunConfig, lengths: FileLengths) -> Result<Self> {
         remove_stale_temporaries(dir);
         write_atomic(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
-        let reopen = |name: &str, len: u64| -> Result<csv::Writer<File>> {
+        let reopen = |name: &str, len: u64| -> Result<csv::Writer<HashingFile>> {
             let path = dir.join(name);
             let file = std::fs::OpenOptions::new()
                 .append(true)
@@ -128,11 +159,13 @@ impl RunWriter {
                     path.display()
                 );
             }
+            // the hash goes on from the rows kept
+            let hasher = prefix_sha256(&path, Some(len))?;
             file.set_len(len)
                 .with_context(|| format!("cannot cut {} back", path.display()))?;
             Ok(csv::WriterBuilder::new()
                 .has_headers(false)
-                .from_writer(file))
+                .from_writer(HashingFile::new(file, hasher)))
         };
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -158,11 +191,23 @@ impl RunWriter {
         })
     }
 
+    /// SHA-256 of everything written to each CSV file (flushed first): with [`Self::lengths`],
+    /// what a checkpoint records of them.
+    pub fn digests(&mut self) -> Result<FileDigests> {
+        self.flush()?;
+        Ok(FileDigests {
+            steps: self.steps.get_ref().digest(),
+            probes: self.probes.get_ref().digest(),
+            eval: self.eval.get_ref().digest(),
+        })
+    }
+
     /// Flushes the CSV files to the disk itself (before a checkpoint points at their lengths).
     pub fn sync(&mut self) -> Result<()> {
         self.flush()?;
         for w in [&self.steps, &self.probes, &self.eval] {
             w.get_ref()
+                .file
                 .sync_data()
                 .context("cannot sync the run's CSV files")?;
         }

@@ -7,7 +7,14 @@
 //! - `optimizer.bpk`: Adam's moments and step counts, keyed by those ids (Burn's
 //!   `OptimizerRecord`);
 //! - `state.json`: the step, the run id, the build, the CSV files' lengths and the summary so
-//!   far ([`CheckpointState`]).
+//!   far ([`CheckpointState`]), with SHA-256 digests of the CSV files' prefixes, of the two
+//!   tensor files and of the data files the run reads;
+//! - `state.sha256`: the digest of `state.json` itself.
+//!
+//! A checkpoint is used only when all of it agrees: an edited `state.json`, a damaged tensor
+//! file, CSV rows changed before its step, or a steps.csv whose rows disagree with its step make
+//! it pass over to the previous checkpoint, and the resume says so; data files that changed
+//! refuse the resume (steps after it would train on other data).
 //!
 //! Everything else follows from the step: the batch order (the batch iterators are replayed
 //! from the seed), the dropout masks (drawn from seed and step), the learning rate and
@@ -15,12 +22,17 @@
 //! renamed, so a crash leaves either the whole checkpoint or none.
 
 use crate::config::RunConfig;
-use crate::results::{sync_dir, write_atomic, FileLengths, RunWriter, Summary};
+use crate::results::digest::{file_sha256, prefix_lines, sha256_hex};
+use crate::results::{
+    check_prefixes, sync_dir, write_atomic, FileDigests, FileLengths, RunWriter, Summary,
+    STEPS_FILE,
+};
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
@@ -29,6 +41,7 @@ pub const FINAL_WEIGHTS_FILE: &str = "model.bpk";
 const MODEL_FILE: &str = "model.bpk";
 const OPTIMIZER_FILE: &str = "optimizer.bpk";
 const STATE_FILE: &str = "state.json";
+const STATE_DIGEST_FILE: &str = "state.sha256";
 const KEEP: usize = 2;
 
 /// What a checkpoint records besides the tensors.
@@ -46,6 +59,37 @@ pub struct CheckpointState {
     /// Training seconds before the checkpoint (so `wall_s` goes on from there).
     pub wall_s: f64,
     pub summary: Summary,
+    /// SHA-256 of each CSV file's first `files` bytes.
+    #[serde(default)]
+    pub files_sha256: FileDigests,
+    #[serde(default)]
+    pub model_sha256: String,
+    #[serde(default)]
+    pub optimizer_sha256: String,
+    /// SHA-256 of every data file the run reads, by path ([`super::data_fingerprint`]).
+    #[serde(default)]
+    pub data_sha256: BTreeMap<String, String>,
+}
+
+/// The newest usable checkpoint of a run folder, and the newer ones passed over with why.
+#[derive(Debug, Default)]
+pub struct Latest {
+    pub checkpoint: Option<Checkpoint>,
+    pub passed_over: Vec<String>,
+}
+
+impl Latest {
+    /// One line per checkpoint passed over, for the user.
+    pub fn notes(&self) -> Vec<String> {
+        let to = match &self.checkpoint {
+            Some(c) => format!("continuing from step {}", c.state.step),
+            None => "no usable checkpoint left".to_string(),
+        };
+        self.passed_over
+            .iter()
+            .map(|why| format!("{why}; {to}"))
+            .collect()
+    }
 }
 
 /// A checkpoint found in a run folder.
@@ -56,23 +100,24 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// The newest complete checkpoint of the run folder `run_dir`, if any. Directories that do
-    /// not parse (a foreign file, a damaged state.json) are skipped.
-    pub fn latest(run_dir: &Path) -> Result<Option<Checkpoint>> {
+    /// The newest checkpoint of the run folder `run_dir` whose files all agree (see the module
+    /// notes); newer ones that do not are passed over and listed with the reason.
+    pub fn latest(run_dir: &Path) -> Result<Latest> {
         let mut found = saved_steps(run_dir)?;
         found.sort_by_key(|(step, _)| std::cmp::Reverse(*step));
+        let mut latest = Latest::default();
         for (_, dir) in found {
-            let Ok(text) = std::fs::read_to_string(dir.join(STATE_FILE)) else {
-                continue;
-            };
-            let Ok(state) = serde_json::from_str::<CheckpointState>(&text) else {
-                continue;
-            };
-            if dir.join(MODEL_FILE).is_file() && dir.join(OPTIMIZER_FILE).is_file() {
-                return Ok(Some(Checkpoint { dir, state }));
+            match verify(run_dir, &dir) {
+                Ok(state) => {
+                    latest.checkpoint = Some(Checkpoint { dir, state });
+                    break;
+                }
+                Err(e) => latest
+                    .passed_over
+                    .push(format!("checkpoint {} passed over: {e:#}", dir.display())),
             }
         }
-        Ok(None)
+        Ok(latest)
     }
 
     /// Refuses a checkpoint of another configuration or written by another build.
@@ -86,6 +131,14 @@ impl Checkpoint {
                 config.id()
             );
         }
+        if s.step > config.steps {
+            bail!(
+                "{} is at step {}, beyond the {} steps the run plans",
+                self.dir.display(),
+                s.step,
+                config.steps
+            );
+        }
         let this = build_name(env!("CARGO_PKG_VERSION"), super::git_revision().as_deref());
         let that = build_name(&s.crate_version, s.git_revision.as_deref());
         if this != that {
@@ -93,6 +146,15 @@ impl Checkpoint {
                 "{} was written by build {that}, this is build {this}: its numbers would mix with another build's; resume with that build, or start the run over",
                 self.dir.display()
             );
+        }
+        let now = super::data_fingerprint(config)?;
+        for (path, digest) in &s.data_sha256 {
+            if now.get(path) != Some(digest) {
+                bail!(
+                    "{path} changed since {} was saved (its SHA-256 differs): the steps after it would train on other data; restore the file, or start the run over with --force",
+                    self.dir.display()
+                );
+            }
         }
         Ok(())
     }
@@ -118,6 +180,42 @@ impl Checkpoint {
 
 fn build_name(version: &str, revision: Option<&str>) -> String {
     format!("{version} (git {})", revision.unwrap_or("unknown"))
+}
+
+/// The state of the checkpoint `dir` of `run_dir` once every file it vouches for agrees.
+fn verify(run_dir: &Path, dir: &Path) -> Result<CheckpointState> {
+    let state_path = dir.join(STATE_FILE);
+    let text = std::fs::read(&state_path)
+        .with_context(|| format!("cannot read {}", state_path.display()))?;
+    let recorded = std::fs::read_to_string(dir.join(STATE_DIGEST_FILE))
+        .with_context(|| format!("cannot read {STATE_DIGEST_FILE}"))?;
+    if sha256_hex(&text) != recorded.trim() {
+        bail!("{STATE_FILE} does not match {STATE_DIGEST_FILE} (it was edited or damaged)");
+    }
+    let state: CheckpointState =
+        serde_json::from_slice(&text).with_context(|| format!("{STATE_FILE} does not parse"))?;
+    for (name, want) in [
+        (MODEL_FILE, &state.model_sha256),
+        (OPTIMIZER_FILE, &state.optimizer_sha256),
+    ] {
+        let got = file_sha256(&dir.join(name))?;
+        if &got != want {
+            bail!("{name} does not match the digest in {STATE_FILE} (it is damaged)");
+        }
+    }
+    check_prefixes(run_dir, &state.files, &state.files_sha256)?;
+    // the header and one row per step before the checkpoint
+    let steps_path = run_dir.join(STEPS_FILE);
+    let rows = prefix_lines(&steps_path, state.files.steps)?;
+    if rows != state.step as u64 + 1 {
+        bail!(
+            "{} holds {} rows before the checkpoint's length, the checkpoint is at step {}",
+            steps_path.display(),
+            rows.saturating_sub(1),
+            state.step
+        );
+    }
+    Ok(state)
 }
 
 /// `(step, dir)` of every `step-<N>` directory in `run_dir/checkpoints`.
@@ -152,6 +250,7 @@ fn saved_steps(run_dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
 ///
 /// Saves the state after `step` into `run_dir/checkpoints/step-<step>` and removes all but
 /// the last two checkpoints. Returns the checkpoint's size in bytes.
+#[allow(clippy::too_many_arguments)]
 pub fn save<M: Module>(
     run_dir: &Path,
     step: usize,
@@ -160,9 +259,11 @@ pub fn save<M: Module>(
     writer: &mut RunWriter,
     summary: &Summary,
     wall_s: f64,
+    data_sha256: &BTreeMap<String, String>,
 ) -> Result<u64> {
     writer.sync()?;
     let files = writer.lengths()?;
+    let files_sha256 = writer.digests()?;
     let root = run_dir.join(CHECKPOINTS_DIR);
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
     let target = root.join(format!("step-{step:09}"));
@@ -188,9 +289,18 @@ pub fn save<M: Module>(
             files,
             wall_s,
             summary: summary.clone(),
+            files_sha256,
+            model_sha256: file_sha256(&tmp.join(MODEL_FILE))?,
+            optimizer_sha256: file_sha256(&tmp.join(OPTIMIZER_FILE))?,
+            data_sha256: data_sha256.clone(),
         };
         let json = serde_json::to_string_pretty(&state).expect("checkpoint state serializes");
         write_atomic(&tmp.join(STATE_FILE), json.as_bytes())?;
+        let digest = sha256_hex(json.as_bytes());
+        write_atomic(
+            &tmp.join(STATE_DIGEST_FILE),
+            format!("{digest}\n").as_bytes(),
+        )?;
         let mut bytes = 0;
         for name in [MODEL_FILE, OPTIMIZER_FILE] {
             let f = std::fs::File::open(tmp.join(name))?;

@@ -18,10 +18,12 @@ use crate::config::{MatmulPrecision, RunConfig, Task as TaskKind};
 use crate::data::images::{self, ImageSet};
 use crate::data::TextData;
 use crate::progress::RunControl;
+use crate::results::digest::file_sha256;
 use crate::results::{RunStatus, RunWriter, Summary};
 use anyhow::Result;
 use burn::tensor::Device;
 use checkpoint::Checkpoint;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use steps::{train_loop, RunOutput};
@@ -99,6 +101,7 @@ fn run_from(
         writer,
         summary,
         started,
+        data_sha256: data_fingerprint(config)?,
     };
     // a panic (a bug, or a library's refusal) ends this run as failed, with its message in
     // summary.json, instead of taking a study's other runs down with it
@@ -200,6 +203,31 @@ fn obtain_data_path(path: &Path) -> Result<std::path::PathBuf> {
 }
 
 /// Loads and checks a run's data: corpus, vocabulary and splits, or the image set.
+/// SHA-256 of every data file a run of `config` reads, keyed by the path it is read from: a
+/// checkpoint records it, and a resume refuses data that changed since.
+pub fn data_fingerprint(config: &RunConfig) -> Result<BTreeMap<String, String>> {
+    let paths = match config.task {
+        TaskKind::Text => vec![resolve_data_path(&config.corpus)],
+        TaskKind::Images => {
+            let mut p = vec![
+                obtain_data_path(&config.images)?,
+                obtain_data_path(&config.labels)?,
+            ];
+            if let (Some(vi), Some(vl)) = (&config.valid_images, &config.valid_labels) {
+                if !config.held_out_validation() {
+                    p.push(obtain_data_path(vi)?);
+                    p.push(obtain_data_path(vl)?);
+                }
+            }
+            p
+        }
+    };
+    paths
+        .into_iter()
+        .map(|p| Ok((p.display().to_string(), file_sha256(&p)?)))
+        .collect()
+}
+
 pub fn load_data(config: &RunConfig) -> Result<TaskData> {
     Ok(match config.task {
         TaskKind::Text => TaskData::Text(TextData::load(

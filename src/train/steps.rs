@@ -365,6 +365,8 @@ pub struct RunOutput {
     pub writer: RunWriter,
     pub summary: Summary,
     pub started: Instant,
+    /// What checkpoints record of the data ([`super::data_fingerprint`]).
+    pub data_sha256: std::collections::BTreeMap<String, String>,
 }
 
 impl RunOutput {
@@ -381,7 +383,16 @@ impl RunOutput {
         let t0 = Instant::now();
         let wall_s = t0.duration_since(self.started).as_secs_f64();
         let (writer, summary) = (&mut self.writer, &self.summary);
-        let bytes = checkpoint::save(&dir, step, model, optim, writer, summary, wall_s)?;
+        let bytes = checkpoint::save(
+            &dir,
+            step,
+            model,
+            optim,
+            writer,
+            summary,
+            wall_s,
+            &self.data_sha256,
+        )?;
         control.println(format!(
             "{} checkpoint at step {step}: {:.1} MB in {:.0} ms",
             self.summary.run_id,

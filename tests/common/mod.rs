@@ -76,3 +76,29 @@ pub fn run_study(study: &std::path::Path, out: &std::path::Path) -> Output {
     assert!(o.status.success(), "{}", stderr(&o));
     o
 }
+
+/// The run folders of `out`, none when it does not exist (yet).
+pub fn run_dirs_if_any(out: &std::path::Path) -> Vec<PathBuf> {
+    if out.is_dir() {
+        run_dirs(out)
+    } else {
+        Vec::new()
+    }
+}
+
+/// Every row of a CSV file without the timing columns (which measure this process, not the
+/// run's numbers).
+pub fn numeric_rows(path: &std::path::Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let keep: Vec<usize> = (0..header.len())
+        .filter(|&i| header[i] != "step_ms" && header[i] != "wall_s")
+        .collect();
+    lines
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            keep.iter().map(|&i| cells[i].to_string()).collect()
+        })
+        .collect()
+}

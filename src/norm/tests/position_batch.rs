@@ -300,3 +300,52 @@ fn random_group_batch_norm_matches_float64_reference() {
         1e-6,
     );
 }
+
+#[test]
+fn position_batch_pooled_first_pools_position_zero_only() {
+    let (g, be) = gamma_beta();
+    let norm = with_params(NormKind::PositionBatchPooledFirst);
+    let m = mask();
+    let real = real();
+    let x = values(B * T * D, 61, 2.0, 0.3);
+    let w = values(B * T * D, 62, 1.0, 0.0);
+    let (rm0, rv0) = running_init();
+    // position 0: mean and biased variance over every real token of the batch
+    let pooled = |x: &[f64]| stats_by(x, &vec![0; B * T]).remove(0).unwrap();
+    let used = |x: &[f64]| {
+        let mut s = position_stats(x);
+        s[0] = Some(pooled(x));
+        s
+    };
+    let r = run(&norm, &x, &w, &ctx(&m, true, true, 1));
+    let f = |x: &[f64]| position_apply(x, &used(x), &rm0, &rv0, &g, &be);
+    let real_rows =
+        |v: &[f64]| -> Vec<f64> { (0..v.len()).filter(|i| real[i / D]).map(|i| v[i]).collect() };
+    assert_close("pooled-first y", &real_rows(&r.y), &real_rows(&f(&x)), 1e-5);
+    assert_close("pooled-first dx", &r.dx, &finite_diff(&f, &x, &w), 1e-5);
+    let s = r.stats.unwrap();
+    let (pm, pv) = pooled(&x);
+    let used_var = to_vec(s.second);
+    assert_close("pooled-first slot 0 var", &used_var[..D], &pv, 1e-5);
+    assert_close(
+        "pooled-first slot 0 mean",
+        &to_vec(s.mean.unwrap())[..D],
+        &pm,
+        1e-5,
+    );
+    // positions 1.. as position-batch: a different first slot, the same others
+    let plain = run(
+        &with_params(NormKind::PositionBatch),
+        &x,
+        &w,
+        &ctx(&m, true, false, 1),
+    );
+    let plain_var = to_vec(plain.stats.unwrap().second);
+    assert_close(
+        "pooled-first other slots",
+        &used_var[D..],
+        &plain_var[D..],
+        1e-6,
+    );
+    assert!((0..D).any(|d| (used_var[d] - plain_var[d]).abs() > 1e-3));
+}
