@@ -162,7 +162,17 @@ impl Study {
                 .map(|l| format!(" (line {l})"))
                 .unwrap_or_default();
             // a value put in place by --set is blamed on --set, not on the grid it went into
-            if let Some((k, v)) = overrides.iter().find(|(k, _)| mentions(&msg, k)) {
+            // (an unknown value names only itself: `btach`)
+            let names = |s: &str| msg.contains(&format!("`{s}`"));
+            let names_value = |v: &toml::Value| match v {
+                toml::Value::String(s) => names(s),
+                toml::Value::Array(a) => a.iter().any(|x| x.as_str().is_some_and(names)),
+                _ => false,
+            };
+            if let Some((k, v)) = overrides
+                .iter()
+                .find(|(k, v)| mentions(&msg, k) || names_value(v))
+            {
                 return anyhow!("{file}: --set {k}={v}: {msg}");
             }
             anyhow!("{file}: {context}{line}: {msg}")
