@@ -33,8 +33,8 @@ fn exp_is_within_two_ulp_on_the_normal_range() {
     assert_eq!(math::exp(100.0), f32::INFINITY);
 }
 
-/// `math::exp` as first written (session 3), with `n as i32`: every committed study was computed
-/// with it, so the vectorizable integer conversion must give the same bits.
+/// `math::exp` as first written (build 0c6c4ab, 2026-11-28), with `n as i32`: every committed
+/// study was computed with it, so the vectorizable integer conversion must give the same bits.
 fn exp_as_first_written(x: f32) -> f32 {
     let xc = x.clamp(-87.3, 88.7);
     let n = (xc * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
