@@ -257,7 +257,7 @@ def ablate_rss(binary, cmd_args):
 
 # ---------------------------------------------------------------- driver
 
-# --targets: issue #19's four measurements, each ratio beside its target
+# --targets: the four reference measurements, each ratio beside its target
 TARGETS = [
     ("d 128, padded batches", dict(d=128, layers=2, heads=4, ff=512), False, False, "layer,batch", 0.7),
     ("d 128, full 32 x 64 batches", dict(d=128, layers=2, heads=4, ff=512), True, False, "layer,batch", 0.7),
@@ -300,7 +300,7 @@ def main():
                     help="a second process keeps one core busy while timing")
     ap.add_argument("--peak", action="store_true", help="also measure torch's SGEMM rate on the step's shapes")
     ap.add_argument("--targets", action="store_true",
-                    help="issue #19's four cases in one invocation (d 128 padded and full, d 512 x 6 layers full, "
+                    help="the four reference cases in one invocation (d 128 padded and full, d 512 x 6 layers full, "
                          "d 128 padded with one core busy), each ratio beside its target")
     ap.add_argument("--corpus", default="data/austen.sents.txt")
     ap.add_argument("--backend", default="flex", help="ablate's CPU backend: flex (default) or ndarray")

@@ -2,6 +2,7 @@
 
 use crate::config::RunConfig;
 use crate::errors::one_line;
+use crate::norm::NormKind;
 use anyhow::{anyhow, bail, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,8 @@ struct StudyFile {
     base: toml::Table,
     #[serde(default)]
     grid: Vec<toml::Table>,
+    /// The norm every other configuration of the report's first section is compared with.
+    baseline: Option<String>,
 }
 
 /// An expanded study.
@@ -28,6 +31,9 @@ pub struct Study {
     pub runs: Vec<RunConfig>,
     /// The `--set` overrides it was loaded with (`key=value`), empty for the file as written.
     pub overrides: Vec<String>,
+    /// `baseline = "NORM"`: the norm the report compares every configuration with (default:
+    /// `layer` when the study has it, else its first configuration's norm).
+    pub baseline: Option<NormKind>,
 }
 
 /// 1-based line of the first `key =` in `text`, for error messages.
@@ -235,7 +241,27 @@ impl Study {
                 }
             }
         }
+        let baseline = match &study.baseline {
+            None => None,
+            Some(name) => {
+                let kind = NormKind::from_name(name).ok_or_else(|| {
+                    anyhow!(
+                        "{file}: baseline {name:?} is not a norm (one of: {})",
+                        NormKind::ALL
+                            .iter()
+                            .map(|k| k.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?;
+                if !runs.iter().any(|r| r.norm == kind) {
+                    bail!("{file}: baseline {name:?}: no run of the study uses that norm");
+                }
+                Some(kind)
+            }
+        };
         Ok(Study {
+            baseline,
             name: study.name,
             description: study.description,
             path: path.to_path_buf(),

@@ -5,54 +5,18 @@
 //! interval (`report::inference`), and ends in one verdict line (`report::format`) that names
 //! its rule and its runs per side.
 
-use super::format::{sig, verdict_line};
+use super::format::{pm_seeds, sig, verdict_line};
 use super::inference::{welch_difference, Interval};
+use super::select::{final_losses, final_train_mode_losses};
 use super::{mean_std, median, RunResult};
 use crate::config::{RunConfig, Task};
 use crate::data::EvalBatching;
 use crate::norm::NormKind;
 use crate::results::RunStatus;
 
-/// Final validation losses (evaluation mode) of the finished runs among `runs`.
-fn final_losses(runs: &[&RunResult]) -> Vec<f64> {
-    runs.iter()
-        .filter(|r| r.status() == RunStatus::Finished)
-        .filter_map(|r| r.summary.as_ref()?.final_eval.as_ref().map(|e| e.eval_loss))
-        .filter(|x| x.is_finite())
-        .collect()
-}
-
-/// Final validation losses in training mode (batch statistics) of the finished runs.
-fn final_train_mode_losses(runs: &[&RunResult]) -> Vec<f64> {
-    runs.iter()
-        .filter(|r| r.status() == RunStatus::Finished)
-        .filter_map(|r| {
-            r.summary
-                .as_ref()?
-                .final_eval
-                .as_ref()
-                .map(|e| e.train_mode_loss)
-        })
-        .filter(|x| x.is_finite())
-        .collect()
-}
-
 /// Mean of `a` minus mean of `b` with Welch's 95 % interval between seeds.
 pub fn difference(a: &[f64], b: &[f64]) -> Option<Interval> {
     welch_difference(a, b)
-}
-
-fn fmt(x: f64) -> String {
-    sig(x)
-}
-
-fn pm(v: &[f64]) -> String {
-    let (m, s) = mean_std(v);
-    match v.len() {
-        0 => "n/a".into(),
-        1 => format!("{} (1 seed)", fmt(m)),
-        n => format!("{} ± {} ({n} seeds)", fmt(m), fmt(s)),
-    }
 }
 
 /// A difference of means between two sets of seeds, ready for a verdict line.
@@ -81,7 +45,7 @@ fn compare(a_name: &str, a: &[f64], b_name: &str, b: &[f64]) -> Comparison {
         None => Comparison {
             estimate: format!(
                 "{a_name} − {b_name} = {} [95 % interval n/a: fewer than two seeds on a side]",
-                fmt(mean_std(a).0 - mean_std(b).0)
+                sig(mean_std(a).0 - mean_std(b).0)
             ),
             sign: None,
             runs,
@@ -90,9 +54,9 @@ fn compare(a_name: &str, a: &[f64], b_name: &str, b: &[f64]) -> Comparison {
         Some(d) => Comparison {
             estimate: format!(
                 "{a_name} − {b_name} = {} [95 % interval {}, {}]",
-                fmt(d.value),
-                fmt(d.lo),
-                fmt(d.hi)
+                sig(d.value),
+                sig(d.lo),
+                sig(d.hi)
             ),
             sign: Some(if d.lo > 0.0 {
                 1.0
@@ -204,11 +168,11 @@ fn padding(runs: &[RunResult]) -> Vec<String> {
              final validation loss in evaluation mode (running statistics, so the same for every way of forming \
              validation batches): naive BN {}, masked BN {}",
             100.0 * padding_share(&n),
-            pm(&nl),
-            pm(&ml)
+            pm_seeds(&nl),
+            pm_seeds(&ml)
         );
         if !sl.is_empty() {
-            line += &format!(", scaled BN (the authors') {}", pm(&sl));
+            line += &format!(", scaled BN (the authors') {}", pm_seeds(&sl));
         }
         line += ". In training mode (each validation batch's own statistics, which is where the validation \
                  batches' padding enters):";
@@ -227,8 +191,8 @@ fn padding(runs: &[RunResult]) -> Vec<String> {
             };
             line += &format!(
                 " {name} validation batches: naive BN {}, masked BN {}; {};",
-                pm(&nt),
-                pm(&mt),
+                pm_seeds(&nt),
+                pm_seeds(&mt),
                 compare("naive", &nt, "masked", &mt).estimate
             );
         }
@@ -301,8 +265,8 @@ fn padding_sensitivity(runs: &[RunResult]) -> Vec<String> {
             "Claim: padding pollutes BatchNorm's statistics, seen where only the padding changes. Trained on {train} \
              batches, how far the training-mode validation loss moves between file-order and length-bucketed \
              validation batches (the same sentences, only their padding differs): naive BN {}, masked BN {}.\n{}",
-            pm(&ns),
-            pm(&ms),
+            pm_seeds(&ns),
+            pm_seeds(&ms),
             claim_verdict(
                 &format!("padding's own effect ({train} training batches), shift of the training-mode validation loss"),
                 &c,
@@ -345,19 +309,19 @@ fn position(runs: &[RunResult]) -> Vec<String> {
             "Claim: tokens at the same position of different sentences are unrelated, so per-position batch statistics \
              help nothing. Final validation loss (evaluation mode, running statistics): per-position BN {}, pooled \
              (masked) BN {}",
-            pm(&pl),
-            pm(&ml)
+            pm_seeds(&pl),
+            pm_seeds(&ml)
         );
         if !cl.is_empty() {
             text += &format!(
                 ", random groups of the same sizes (the control) {}",
-                pm(&cl)
+                pm_seeds(&cl)
             );
         }
         text += &format!(
             ". In training mode (each batch's own statistics): per-position {}, pooled {}; {}.\n{}",
-            pm(&pt),
-            pm(&mt),
+            pm_seeds(&pt),
+            pm_seeds(&mt),
             train_c.estimate,
             claim_verdict(
                 "per-position statistics do worse than pooled ones, final validation loss in evaluation mode",
@@ -482,8 +446,8 @@ fn learning_rates(runs: &[RunResult]) -> Vec<String> {
         sw.iter()
             .map(|p| match (p.losses.is_empty(), p.diverged) {
                 (true, _) => format!("{}: diverged", p.lr),
-                (false, 0) => format!("{}: {}", p.lr, fmt(p.score())),
-                (false, d) => format!("{}: {} ({d} diverged)", p.lr, fmt(p.score())),
+                (false, 0) => format!("{}: {}", p.lr, sig(p.score())),
+                (false, d) => format!("{}: {} ({d} diverged)", p.lr, sig(p.score())),
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -510,11 +474,11 @@ fn learning_rates(runs: &[RunResult]) -> Vec<String> {
             bn.name(),
             list(&s),
             ln[ln_i].lr,
-            pm(&ln[ln_i].losses),
+            pm_seeds(&ln[ln_i].losses),
             if ln_bracketed { "" } else { ", at the edge of the sweep" },
             bn.name(),
             s[bn_i].lr,
-            pm(&s[bn_i].losses),
+            pm_seeds(&s[bn_i].losses),
             if bn_bracketed { "" } else { ", at the edge of the sweep" },
             claim_verdict(
                 &format!("{} is worse than layer at each one's best learning rate, final validation loss", bn.name()),
@@ -599,11 +563,11 @@ fn padding_slopes(runs: &[RunResult]) -> Vec<String> {
             match super::inference::one_sample(v) {
                 Some(i) => format!(
                     "{name} {} [95 % interval {}, {}]",
-                    fmt(i.value),
-                    fmt(i.lo),
-                    fmt(i.hi)
+                    sig(i.value),
+                    sig(i.lo),
+                    sig(i.hi)
                 ),
-                None => format!("{name} {} (1 run)", fmt(mean_std(v).0)),
+                None => format!("{name} {} (1 run)", sig(mean_std(v).0)),
             }
         };
         let mut per = vec![each("naive", &n), each("masked", &m)];

@@ -21,7 +21,33 @@ pub fn sig(x: f64) -> String {
         return format!("{x:.2e}");
     }
     let decimals = (2 - a.log10().floor() as i32).max(0) as usize;
-    format!("{x:.decimals$}")
+    let s = format!("{x:.decimals$}");
+    // rounding that carries into the next power of ten (0.09999 -> "0.1000") keeps one digit fewer
+    match s.trim_start_matches('-').parse::<f64>() {
+        Ok(r) if decimals > 0 && r >= 10f64.powi(a.log10().floor() as i32 + 1) => {
+            format!("{x:.*}", decimals - 1)
+        }
+        _ => s,
+    }
+}
+
+/// Mean ± sample standard deviation of `v` (the mean alone for one value, "n/a" for none).
+pub fn pm(v: &[f64]) -> String {
+    let (m, s) = super::mean_std(v);
+    match v.len() {
+        0 => "n/a".into(),
+        1 => sig(m),
+        _ => format!("{} ± {}", sig(m), sig(s)),
+    }
+}
+
+/// [`pm`] with the number of seeds: "5.03 ± 0.00591 (3 seeds)".
+pub fn pm_seeds(v: &[f64]) -> String {
+    match v.len() {
+        0 => "n/a".into(),
+        1 => format!("{} (1 seed)", pm(v)),
+        n => format!("{} ({n} seeds)", pm(v)),
+    }
 }
 
 /// A verdict line (see the module docs).
@@ -75,6 +101,9 @@ mod tests {
         assert_eq!(sig(0.0), "0");
         assert_eq!(sig(2.5e-5), "2.50e-5");
         assert_eq!(sig(f64::NAN), "n/a");
+        assert_eq!(sig(0.09999999), "0.100");
+        assert_eq!(sig(-9.9996), "-10.0");
+        assert_eq!(sig(999.7), "1000");
     }
 
     #[test]

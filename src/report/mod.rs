@@ -8,12 +8,16 @@ pub mod charts;
 pub mod claims;
 mod curves;
 pub mod format;
+mod headtohead;
 pub mod inference;
 pub mod markdown;
+mod paper;
 mod plot;
 pub mod scale;
+mod select;
 pub mod stats;
 mod sweep;
+mod tables;
 
 pub use stats::{mean_std, median, median_in_place, quantile, sorted_finite, BoxStats, BUCKETS};
 

@@ -569,3 +569,155 @@ fn shared_label_parts_are_cut_outside_parentheses_only() {
     assert_eq!(common, "");
     assert_eq!(short, ["text batch (seed 1, b0)", "text pn-v (seed 1, b0)"]);
 }
+
+/// A study of three norms of the user's choosing, none of them the paper's pair: the report
+/// opens with each against the baseline, with Welch intervals computed by hand, and names no
+/// section it does not have.
+#[test]
+fn a_study_of_three_norms_opens_with_each_against_the_baseline() {
+    let root = std::env::temp_dir().join(format!("ablate-headtohead-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let results = root.join("results");
+    // the synthetic final loss is 4.5 + seed / 10: seeds 1-3 give 4.6, 4.7, 4.8, and so on
+    for (norm, seeds) in [
+        (NormKind::Rms, [1, 2, 3]),
+        (NormKind::PnV, [4, 5, 6]),
+        (NormKind::MaskedBatch, [7, 8, 9]),
+    ] {
+        for seed in seeds {
+            synthetic_run(&results, Task::Text, norm, seed, 1e-2, RunStatus::Finished);
+        }
+    }
+    let (_, runs) = load_inputs(&[results.clone()], &[]).unwrap();
+    let study = Study {
+        name: "mine".into(),
+        description: String::new(),
+        path: "experiments/mine.toml".into(),
+        runs: vec![],
+        overrides: vec![],
+        baseline: Some(NormKind::PnV),
+    };
+    let md = markdown::report(Some(&study), &runs, &[]);
+    let first = md.lines().find(|l| l.starts_with("## ")).unwrap();
+    assert_eq!(first, "## Each configuration against the baseline", "{md}");
+    assert!(
+        md.contains("Baseline: `pn-v` (named by the study file)"),
+        "{md}"
+    );
+    // means 4.7 against 5.0 and 5.3 against 5.0, sd 0.1 a side: Welch's half-width is
+    // t(0.975, 4) * sqrt(0.01/3 + 0.01/3) = 2.7764 * 0.08165 = 0.2267
+    assert!(
+        md.contains("| text rms | text pn-v | 3 of 3 | 4.70 ± 0.100 | -0.300 [-0.527, -0.0733] | 110 ± 11.0 | — |"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "| text masked-batch | text pn-v | 3 of 3 | 5.30 ± 0.100 | 0.300 [0.0733, 0.527] |"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("| 0.500 / 0.500 |"), "{md}");
+    for absent in [
+        "PowerNorm paper",
+        "scale ladder",
+        "claims, measured",
+        "paper's setting",
+        "Text against images",
+    ] {
+        assert!(
+            !md.contains(absent),
+            "{absent} in a report without such runs:\n{md}"
+        );
+    }
+    // without a named baseline and without LayerNorm: the task's first configuration
+    let md = markdown::report(None, &runs, &[]);
+    assert!(
+        md.contains("## Each configuration against the baseline"),
+        "{md}"
+    );
+    // the folder lists masked-batch first
+    assert!(
+        md.contains("Baseline: `masked-batch` (LayerNorm where"),
+        "{md}"
+    );
+    assert_eq!(
+        md.matches("| text masked-batch | 3 of 3 |").count(),
+        2,
+        "{md}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// No text of a committed chart runs off its image: each `<text>` of every SVG in `reports/`,
+/// measured with the embedded font the PNGs are drawn with, lies inside the picture (rotated
+/// axis titles are checked along their own direction).
+#[test]
+fn no_label_of_a_committed_chart_is_clipped() {
+    use plotters::style::{FontDesc, FontFamily, FontStyle};
+    super::plot::register_font();
+    let reports = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports");
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        Some(tag[start..].split('"').next()?.to_string())
+    };
+    let mut checked = 0;
+    let mut clipped = Vec::new();
+    for study in std::fs::read_dir(&reports).unwrap() {
+        let study = study.unwrap().path();
+        let Ok(files) = std::fs::read_dir(&study) else {
+            continue;
+        };
+        for file in files {
+            let path = file.unwrap().path();
+            if path.extension().is_none_or(|e| e != "svg") {
+                continue;
+            }
+            let svg = std::fs::read_to_string(&path).unwrap();
+            let head = &svg[..svg.find('>').unwrap()];
+            let width: f64 = attr(head, "width").unwrap().parse().unwrap();
+            let height: f64 = attr(head, "height").unwrap().parse().unwrap();
+            for piece in svg.split("<text").skip(1) {
+                let (tag, rest) = piece.split_once('>').unwrap();
+                let text = rest.split("</text>").next().unwrap().trim();
+                let text = text
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&quot;", "\"")
+                    .replace("&amp;", "&");
+                let num = |n: &str| attr(tag, n).and_then(|v| v.parse::<f64>().ok());
+                let (x, y, size) = (
+                    num("x").unwrap(),
+                    num("y").unwrap(),
+                    num("font-size").unwrap(),
+                );
+                let font = FontDesc::new(
+                    FontFamily::Name(super::plot::FAMILY),
+                    size,
+                    FontStyle::Normal,
+                );
+                let (w, _) = font.box_size(&text).unwrap();
+                let w = w as f64;
+                // the span along the text's direction: x for horizontal text, y for rotated titles
+                let (pos, limit) = if attr(tag, "transform").is_some() {
+                    (y, height)
+                } else {
+                    (x, width)
+                };
+                let (lo, hi) = match attr(tag, "text-anchor").as_deref() {
+                    Some("middle") => (pos - w / 2.0, pos + w / 2.0),
+                    Some("end") => (pos - w, pos),
+                    _ => (pos, pos + w),
+                };
+                checked += 1;
+                if lo < -1.0 || hi > limit + 1.0 {
+                    clipped.push(format!(
+                        "{}: {text:?} spans {lo:.0}..{hi:.0} of 0..{limit}",
+                        path.strip_prefix(&reports).unwrap().display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(checked > 1000, "only {checked} texts found in reports/");
+    assert!(clipped.is_empty(), "clipped texts:\n{}", clipped.join("\n"));
+}

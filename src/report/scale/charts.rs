@@ -131,7 +131,7 @@ pub fn regime(points: &[Point], out: &Path) -> Result<Vec<Chart>> {
             for (li, (image, pts)) in axis.lines.iter().enumerate() {
                 for (si, scope) in Scope::ALL.iter().enumerate() {
                     lines.push(Line {
-                        label: format!("{}, {image}", scope.label()),
+                        label: format!("{}, {image}", scope.short()),
                         color: COLORS[(li * Scope::ALL.len() + si) % COLORS.len()],
                         points: pts
                             .iter()
@@ -168,7 +168,7 @@ pub fn regime(points: &[Point], out: &Path) -> Result<Vec<Chart>> {
         for (pi, p) in long.iter().enumerate() {
             for (si, scope) in Scope::ALL.iter().enumerate() {
                 lines.push(Line {
-                    label: format!("{}, images {}", scope.label(), p.image_label),
+                    label: format!("{}, images {}", scope.short(), p.image_label),
                     color: COLORS[(pi * Scope::ALL.len() + si) % COLORS.len()],
                     points: trajectory(p, measure, *scope),
                 });

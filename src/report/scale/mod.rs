@@ -62,6 +62,15 @@ impl Scope {
         }
     }
 
+    /// The label in a chart legend, where the caption says what the layers are.
+    pub fn short(&self) -> &'static str {
+        match self {
+            Scope::First => "first layer",
+            Scope::Last => "last layer",
+            Scope::Pooled => "all layers",
+        }
+    }
+
     fn layers<'a>(&self, r: &'a RunResult) -> Vec<&'a str> {
         match self {
             Scope::First => r.layers.first().map(String::as_str).into_iter().collect(),
