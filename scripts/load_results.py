@@ -10,6 +10,7 @@
     r.steps   # steps.csv of every run, with a run_id column: loss, lr, grad_norm, tokens, ...
     r.probes  # probes.csv of every run (long format): run_id, step, layer, name, value
     r.eval    # eval.csv of every run: eval_loss, eval_ppl (text), eval_accuracy (images), ...
+    r.problems  # one line per damaged file or cell, naming it: the rest still loads
 
     # e.g. the first layer's batch-variance distance of every BatchNorm run, one column per run:
     p = r.probes.merge(r.runs[["run_id", "norm", "task"]], on="run_id")
@@ -20,7 +21,8 @@ text and image runs concatenate with float columns. Run folders are the folders 
 config.toml; a folder still running or cut short loads with the rows it has. Needs pandas.
 
 From the command line, `python3 scripts/load_results.py results` prints what it loaded;
-`--check` also verifies the frames against the files (used by the tests).
+`--check` also verifies the frames against the files (used by the tests). It exits with 1 when a file
+or a cell was damaged (each named on stderr), after loading everything else.
 """
 import argparse
 import json
@@ -43,6 +45,8 @@ class Results:
     steps: pd.DataFrame
     probes: pd.DataFrame
     eval: pd.DataFrame
+    # one line per damaged file or cell, naming it; the rest loads regardless
+    problems: list
 
 
 def run_folders(folder):
@@ -62,16 +66,36 @@ def _flat(prefix, value, out):
         out[prefix] = json.dumps(value) if isinstance(value, list) else value
 
 
-def _csv(path, run_id):
+# the columns of ablate's CSVs that hold text; every other column is a number
+TEXT_COLUMNS = ("run_id", "layer", "name")
+
+
+def _csv(path, run_id, problems):
+    """A CSV's complete rows, numbers as numbers. A damaged file or cell is named in `problems`:
+    an unreadable file is left out, a cell that is not a number becomes NaN."""
     # complete rows only: a row cut short by an interrupted write is dropped, as `ablate report` does
     if not path.is_file() or path.stat().st_size == 0:
         return None
-    text = path.read_text()
-    if not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
     from io import StringIO
 
-    frame = pd.read_csv(StringIO(text))
+    try:
+        text = path.read_text()
+        if not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]
+        frame = pd.read_csv(StringIO(text))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        problems.append(f"{path}: not read ({type(e).__name__}: {str(e).strip().splitlines()[0]})")
+        return None
+    for column in frame.columns:
+        if column in TEXT_COLUMNS or pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame[column][numbers.isna() & frame[column].notna()]
+        problems.append(
+            f"{path}: column {column!r}: {len(bad)} cell(s) not a number "
+            f"(first {bad.iloc[0]!r} on line {bad.index[0] + 2}); read as NaN"
+        )
+        frame[column] = numbers
     frame.insert(0, "run_id", run_id)
     return frame
 
@@ -81,6 +105,7 @@ def load_results(folders):
     if isinstance(folders, (str, Path)):
         folders = [folders]
     runs, steps, probes, evals = [], [], [], []
+    problems = []
     studies = {}
     for folder in folders:
         folder = Path(folder)
@@ -88,21 +113,31 @@ def load_results(folders):
             raise FileNotFoundError(f"{folder} is not a results folder")
         for table in sorted(folder.glob("runs-*.csv")):
             study = table.stem[len("runs-"):]
-            for run_id in pd.read_csv(table, usecols=["id"])["id"]:
-                studies[run_id] = study
+            try:
+                for run_id in pd.read_csv(table, usecols=["id"])["id"]:
+                    studies[run_id] = study
+            except (OSError, UnicodeDecodeError, ValueError) as e:
+                problems.append(f"{table}: not read ({type(e).__name__}); its runs have no study name")
         for d in run_folders(folder):
             row = {"run_id": d.name, "folder": str(d)}
-            row.update(tomllib.loads((d / "config.toml").read_text()))
+            try:
+                row.update(tomllib.loads((d / "config.toml").read_text()))
+            except (OSError, UnicodeDecodeError, ValueError) as e:
+                problems.append(f"{d / 'config.toml'}: not read ({type(e).__name__}); the run is left out")
+                continue
             row = {k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()}
             summary = d / "summary.json"
             if summary.is_file():
                 flat = {}
-                _flat("", json.loads(summary.read_text()), flat)
+                try:
+                    _flat("", json.loads(summary.read_text()), flat)
+                except (OSError, UnicodeDecodeError, ValueError) as e:
+                    problems.append(f"{summary}: not read ({type(e).__name__}); the run loads without its summary")
                 flat.pop("run_id", None)
                 row.update({k if k not in row else f"summary.{k}": v for k, v in flat.items()})
             runs.append(row)
             for name, frames in (("steps.csv", steps), ("probes.csv", probes), ("eval.csv", evals)):
-                frame = _csv(d / name, d.name)
+                frame = _csv(d / name, d.name, problems)
                 # a file with its header only would turn every column into text in the concatenation
                 if frame is not None and len(frame):
                     frames.append(frame)
@@ -110,7 +145,7 @@ def load_results(folders):
     if len(runs):
         runs.insert(1, "study", runs["run_id"].map(studies))
     cat = lambda frames: pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    return Results(runs=runs, steps=cat(steps), probes=cat(probes), eval=cat(evals))
+    return Results(runs=runs, steps=cat(steps), probes=cat(probes), eval=cat(evals), problems=problems)
 
 
 def _check(r, folders):
@@ -150,6 +185,12 @@ def main():
         print(f"{name}: {len(frame)} rows x {len(frame.columns)} columns")
     if len(r.runs) and "status" in r.runs:
         print("status: " + ", ".join(f"{k} {v}" for k, v in r.runs["status"].value_counts().items()))
+    for p in r.problems:
+        print(f"load_results: {p}", file=sys.stderr)
+    if r.problems:
+        # loaded, but not everything: a script relying on the frames must not take this for success
+        print(f"load_results: {len(r.problems)} problem(s) above; the rest loaded", file=sys.stderr)
+        return 1
     if args.check:
         errors = _check(r, [Path(f) for f in args.folders])
         for e in errors:

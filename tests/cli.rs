@@ -604,3 +604,17 @@ fn the_initial_loss_is_high_because_the_output_is_tied_to_the_scaled_embedding()
     assert!((untied - ln_v).abs() < 0.5, "untied {untied}");
     assert!((unscaled - ln_v).abs() < 0.8, "unscaled {unscaled}");
 }
+
+/// A missing argument is one readable line with the usage, not a list flattened with ";".
+#[test]
+fn a_missing_argument_is_one_line_with_the_usage() {
+    let out = ablate(&["run"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("required arguments were not provided: <STUDY> (usage: ablate run"),
+        "{err}"
+    );
+    assert!(!err.contains(":;"), "{err}");
+}

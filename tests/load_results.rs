@@ -102,6 +102,59 @@ fn results_load_into_pandas_frames() {
     );
     let o = Command::new(python()).args(["-c", &code]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // damage: text in a loss cell of one run, an unreadable config.toml in a copy of the other
+    let runs = common::run_dirs(&out);
+    let steps = runs[0].join("steps.csv");
+    let text = std::fs::read_to_string(&steps).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let loss_at = lines[0].split(',').position(|c| c == "loss").unwrap();
+    let mut cells: Vec<&str> = lines[2].split(',').collect();
+    cells[loss_at] = "oops";
+    lines[2] = cells.join(",");
+    std::fs::write(&steps, lines.join("\n") + "\n").unwrap();
+    let broken = out.join("broken-copy");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("config.toml"), "norm = [unclosed").unwrap();
+    let o = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/load_results.py"))
+        .arg(&out)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(1), "{stdout}{stderr}");
+    // each damaged file named, and everything else loaded: both runs, all 8 steps, loss numeric
+    assert!(
+        stderr.contains(&format!(
+            "{}: column 'loss': 1 cell(s) not a number (first 'oops' on line 3)",
+            steps.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{}: not read",
+            broken.join("config.toml").display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("runs: 2 rows") && stdout.contains("steps: 8 rows"),
+        "{stdout}"
+    );
+    let code = format!(
+        "import sys; sys.path.insert(0, {:?}); from load_results import load_results; \
+         r = load_results({:?}); import pandas as pd; \
+         assert pd.api.types.is_numeric_dtype(r.steps.loss) and r.steps.loss.isna().sum() == 1; \
+         assert len(r.problems) == 2, r.problems",
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts"),
+        out
+    );
+    let o = Command::new(python()).args(["-c", &code]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 #[test]

@@ -84,12 +84,29 @@ pub fn main_with(cli: Cli) -> Result<i32> {
 
 /// Turns a clap error into one line: the message and any tip, without usage boilerplate.
 pub fn clap_error_line(e: &clap::Error) -> String {
-    e.to_string()
+    let mut line = String::new();
+    let mut usage = None;
+    for l in e
+        .to_string()
         .lines()
         .map(str::trim)
-        .filter(|l| {
-            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
+        .filter(|l| !l.is_empty())
+    {
+        if let Some(u) = l.strip_prefix("Usage: ") {
+            usage = Some(u.to_string());
+        } else if l.starts_with("For more information") {
+        } else if line.is_empty() {
+            line = l.to_string();
+        } else {
+            // "... not provided:" and the list that follows read as one sentence
+            line += if line.ends_with(':') { " " } else { "; " };
+            line += l;
+        }
+    }
+    match (e.kind(), usage) {
+        (clap::error::ErrorKind::MissingRequiredArgument, Some(u)) => {
+            format!("{line} (usage: {u})")
+        }
+        _ => line,
+    }
 }
