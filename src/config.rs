@@ -2,13 +2,14 @@
 //! `results/<run-id>/config.toml`; experiment files set the same keys.
 
 pub use crate::backend::BackendKind;
+pub use crate::data::TokenizerKind;
 use crate::data::{BatchPlan, EvalBatching};
 use crate::errors::{ensure_positive, ensure_positive_number, ensure_within, friendly, one_line};
 use crate::model::{CnnConfig, LmConfig, NormPosition};
 use crate::norm::{BackwardDivisor, BackwardMeans, NormConfig, NormKind, PowerConfig};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What is trained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -98,8 +99,28 @@ pub struct RunConfig {
     pub steps: usize,
 
     // ---- data
-    /// One-sentence-per-line text file (words separated by spaces).
+    /// One-sentence-per-line text file (words separated by spaces), split into train, valid and
+    /// test every 20 lines; unused when `train_file` is set.
     pub corpus: PathBuf,
+    /// Text: the training split as a file of its own (one sentence per line, blank lines
+    /// skipped) in place of `corpus`; needs `valid_file`. The three files and their SHA-256
+    /// (`*_sha256`, filled in by [`RunConfig::record_file_digests`]) are in config.toml, and so
+    /// in the run id, only when set: single-corpus runs keep their ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_file_sha256: Option<String>,
+    /// Text: the validation split's file (with `train_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_file_sha256: Option<String>,
+    /// Text: the test split's file (optional, with `train_file`): read and checked, not
+    /// evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_file_sha256: Option<String>,
     /// Images: the training IDX files.
     pub images: PathBuf,
     pub labels: PathBuf,
@@ -114,6 +135,11 @@ pub struct RunConfig {
     pub lowercase: bool,
     /// Vocabulary cap, special tokens included.
     pub vocab_size: usize,
+    /// Text: words or BPE subwords (a vocabulary of `vocab_size` trained on the training split);
+    /// unset means words. In config.toml (and the id) only when BPE, so word runs keep their
+    /// ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<TokenizerKind>,
     /// Longest input sequence in tokens; longer sentences are truncated.
     pub max_len: usize,
     /// Sentences (text) or images per batch.
@@ -201,12 +227,19 @@ impl Default for RunConfig {
             seed: 1,
             steps: 400,
             corpus: DEFAULT_CORPUS.into(),
+            train_file: None,
+            train_file_sha256: None,
+            valid_file: None,
+            valid_file_sha256: None,
+            test_file: None,
+            test_file_sha256: None,
             images: DEFAULT_IMAGES.into(),
             labels: DEFAULT_LABELS.into(),
             valid_images: Some(DEFAULT_VALID_IMAGES.into()),
             valid_labels: Some(DEFAULT_VALID_LABELS.into()),
             lowercase: true,
             vocab_size: 5000,
+            tokenizer: None,
             max_len: 64,
             batch_size: 32,
             max_tokens: None,
@@ -341,6 +374,7 @@ impl RunConfig {
         if self.task == Task::Images && self.eval_batching == Some(EvalBatching::Bucketed) {
             bail!("eval-batching bucketed applies to text (sentences of different lengths), not to images");
         }
+        self.validate_text_files()?;
         if self.cnn_channels.is_empty() || self.cnn_channels.contains(&0) {
             bail!("cnn-channels must list at least one positive channel count");
         }
@@ -418,6 +452,77 @@ impl RunConfig {
         })
     }
 
+    /// The split files' rules: text only, a training file with a validation file, the
+    /// validation and test files only with a training file, no corpus besides.
+    fn validate_text_files(&self) -> Result<()> {
+        let files = [
+            ("train-file", &self.train_file),
+            ("valid-file", &self.valid_file),
+            ("test-file", &self.test_file),
+        ];
+        let given = files
+            .iter()
+            .find(|(_, f)| f.is_some())
+            .map(|(name, _)| *name);
+        if self.task == Task::Images {
+            if let Some(name) = given {
+                bail!("{name} applies to text (--task text), not to images: image runs read --images/--labels and --valid-images/--valid-labels");
+            }
+            if self.tokenizer() != TokenizerKind::Word {
+                bail!(
+                    "tokenizer {} applies to text (--task text), not to images",
+                    self.tokenizer().name()
+                );
+            }
+            return Ok(());
+        }
+        match (&self.train_file, given) {
+            (Some(_), _) if self.valid_file.is_none() => bail!(
+                "train-file needs valid-file: name the validation text too (--valid-file FILE, one sentence per line)"
+            ),
+            (Some(_), _) if self.corpus.as_path() != Path::new(DEFAULT_CORPUS) => bail!(
+                "corpus and train-file both name the training text ({} and {}): give one",
+                self.corpus.display(),
+                self.train_file.as_ref().map_or(String::new(), |f| f.display().to_string())
+            ),
+            (None, Some(name)) => bail!(
+                "{name} goes with train-file: without one, validation and test sentences are split from the corpus (give --train-file FILE)"
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records the SHA-256 of the split files (`train_file`, `valid_file`, `test_file`) in their
+    /// `*_sha256` keys, so that the run id changes with their content; a file that does not
+    /// exist or is empty is refused with its option named. Called where a configuration is made
+    /// from options or a study, not where one is read back from a results folder (whose
+    /// config.toml holds the digests its id was made from). Image runs are left alone
+    /// ([`RunConfig::validate`] refuses the keys there).
+    pub fn record_file_digests(&mut self) -> Result<()> {
+        if self.task != Task::Text {
+            return Ok(());
+        }
+        let digest = |option: &str, file: &Option<PathBuf>| {
+            file.as_ref()
+                .map(|f| {
+                    crate::data::files::text_file_sha256(
+                        option,
+                        &crate::data::files::resolve_data_path(f),
+                    )
+                })
+                .transpose()
+        };
+        self.train_file_sha256 = digest("train-file", &self.train_file)?;
+        self.valid_file_sha256 = digest("valid-file", &self.valid_file)?;
+        self.test_file_sha256 = digest("test-file", &self.test_file)?;
+        Ok(())
+    }
+
+    /// The tokenizer, resolved: words unless set.
+    pub fn tokenizer(&self) -> TokenizerKind {
+        self.tokenizer.unwrap_or_default()
+    }
+
     /// The matrix products' precision, resolved: float32 unless set.
     pub fn matmul_precision(&self) -> MatmulPrecision {
         self.matmul_precision.unwrap_or_default()
@@ -438,6 +543,7 @@ impl RunConfig {
         c.matmul_precision = self.matmul_precision.filter(|p| *p != MatmulPrecision::F32);
         c.weight_decay = self.weight_decay.filter(|w| *w != 0.0);
         c.schedule = self.schedule.filter(|s| *s != Schedule::InverseSqrt);
+        c.tokenizer = self.tokenizer.filter(|t| *t != TokenizerKind::Word);
         toml::to_string(&c).expect("a run config always serializes")
     }
 
@@ -477,11 +583,17 @@ impl RunConfig {
             .map_err(|e| anyhow::anyhow!("{origin}: {}", friendly(&one_line(&e.to_string()))))
     }
 
-    /// Builds a configuration from a TOML table (study files); the error is the bare message.
+    /// Builds a configuration from a TOML table (study files), with the digests of its split
+    /// files recorded ([`RunConfig::record_file_digests`]); the error is the bare message.
     pub fn from_table(table: toml::Table) -> Result<Self> {
-        toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| anyhow::anyhow!("{}", friendly(&one_line(e.message()))))
+        let mut c: RunConfig =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    anyhow::anyhow!("{}", friendly(&one_line(e.message())))
+                })?;
+        c.record_file_digests()?;
+        Ok(c)
     }
 
     /// Stable identity from what changes the training trajectory: the same trajectory always
@@ -563,14 +675,18 @@ pub fn varying_keys(configs: &[&RunConfig]) -> Vec<String> {
 
 impl RunConfig {
     /// The value of `key` as config.toml writes it (`None`: an unset option left out), except
-    /// that float32 products, which config.toml leaves out, read as `f32` beside `bf16`.
+    /// that float32 products and the word tokenizer, which config.toml leaves out, read as `f32`
+    /// beside `bf16` and `word` beside `bpe`.
     pub fn value_of(&self, key: &str) -> Option<toml::Value> {
         toml::from_str::<toml::Table>(&self.to_toml())
             .ok()
             .and_then(|mut t| t.remove(key))
-            .or_else(|| {
-                (key == "matmul_precision")
-                    .then(|| toml::Value::String(self.matmul_precision().name().into()))
+            .or_else(|| match key {
+                "matmul_precision" => {
+                    Some(toml::Value::String(self.matmul_precision().name().into()))
+                }
+                "tokenizer" => Some(toml::Value::String(self.tokenizer().name().into())),
+                _ => None,
             })
     }
 }
@@ -777,6 +893,94 @@ mod tests {
             RunConfig::from_toml("matmul_precision = \"bf16\"\n", "x.toml").unwrap(),
             bf16
         );
+    }
+
+    #[test]
+    fn split_files_and_bpe_enter_the_id_only_when_set() {
+        let d = RunConfig::default();
+        let toml = d.to_toml();
+        assert!(
+            !toml.contains("tokenizer") && !toml.contains("_file"),
+            "{toml}"
+        );
+        let word = RunConfig {
+            tokenizer: Some(TokenizerKind::Word),
+            ..Default::default()
+        };
+        assert_eq!((word.to_toml(), word.id()), (toml, d.id()));
+        assert_eq!(d.value_of("tokenizer").unwrap().as_str(), Some("word"));
+        let bpe = RunConfig {
+            tokenizer: Some(TokenizerKind::Bpe),
+            ..Default::default()
+        };
+        assert!(bpe.to_toml().contains("tokenizer = \"bpe\""));
+        assert_ne!(bpe.id(), d.id());
+        assert_eq!(bpe.value_of("tokenizer").unwrap().as_str(), Some("bpe"));
+
+        let dir = std::env::temp_dir().join(format!("ablate-config-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (train, valid) = (dir.join("train.txt"), dir.join("valid.txt"));
+        std::fs::write(&train, "a b c\n").unwrap();
+        std::fs::write(&valid, "a c\n").unwrap();
+        let mut files = RunConfig {
+            train_file: Some(train.clone()),
+            valid_file: Some(valid.clone()),
+            ..Default::default()
+        };
+        files.validate().unwrap();
+        files.record_file_digests().unwrap();
+        assert_eq!(
+            files.train_file_sha256.as_deref(),
+            Some(crate::results::digest::sha256_hex(b"a b c\n").as_str())
+        );
+        assert!(files.valid_file_sha256.is_some() && files.test_file_sha256.is_none());
+        assert!(files.to_toml().contains("train_file_sha256 = "));
+        assert_eq!(RunConfig::from_toml(&files.to_toml(), "t").unwrap(), files);
+        // the same path with other content: another id
+        std::fs::write(&train, "a b c d\n").unwrap();
+        let mut changed = files.clone();
+        changed.record_file_digests().unwrap();
+        assert_ne!(changed.id(), files.id());
+        // a study's table records the digests as it is read
+        let table: toml::Table = toml::from_str(&files.to_toml()).unwrap();
+        assert_eq!(RunConfig::from_table(table).unwrap().id(), changed.id());
+
+        let err = |c: RunConfig| c.validate().unwrap_err().to_string();
+        let no_valid = RunConfig {
+            valid_file: None,
+            ..files.clone()
+        };
+        assert!(err(no_valid).starts_with("train-file needs valid-file"));
+        let no_train = RunConfig {
+            train_file: None,
+            ..files.clone()
+        };
+        assert!(err(no_train).starts_with("valid-file goes with train-file"));
+        let images = RunConfig {
+            task: Task::Images,
+            ..files.clone()
+        };
+        assert!(err(images).starts_with("train-file applies to text"));
+        let images_bpe = RunConfig {
+            task: Task::Images,
+            ..bpe
+        };
+        assert!(err(images_bpe).starts_with("tokenizer bpe applies to text"));
+        let corpus = RunConfig {
+            corpus: "other.txt".into(),
+            ..files.clone()
+        };
+        assert!(err(corpus).starts_with("corpus and train-file"));
+        let mut missing = RunConfig {
+            test_file: Some(dir.join("nope.txt")),
+            ..files
+        };
+        let e = missing.record_file_digests().unwrap_err().to_string();
+        assert!(
+            e.starts_with("test-file ") && e.ends_with("nope.txt: no such file"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

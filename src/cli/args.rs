@@ -56,6 +56,22 @@ pub struct RunArgs {
     /// One-sentence-per-line text file to train on instead of the shipped Austen corpus.
     #[arg(long, value_name = "FILE", help_heading = "Data")]
     pub corpus: Option<PathBuf>,
+    /// Text: train on this file (one sentence per line, blank lines skipped) and validate on
+    /// --valid-file, instead of splitting --corpus. Its SHA-256 enters the run id.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Data",
+        conflicts_with = "corpus"
+    )]
+    pub train_file: Option<PathBuf>,
+    /// Text: the validation file that goes with --train-file (required with it).
+    #[arg(long, value_name = "FILE", help_heading = "Data")]
+    pub valid_file: Option<PathBuf>,
+    /// Text: the test file that goes with --train-file (optional; read and checked, not
+    /// evaluated).
+    #[arg(long, value_name = "FILE", help_heading = "Data")]
+    pub test_file: Option<PathBuf>,
     /// Fashion-MNIST-style IDX training image file (gzip or raw) for --task images; without
     /// --valid-images every 10th of its images is held out for validation. [default:
     /// data/train-images-idx3-ubyte.gz, Fashion-MNIST's 60,000 training images, fetched at first
@@ -90,6 +106,10 @@ pub struct RunArgs {
     /// Vocabulary size cap, special tokens included. [default: 5000]
     #[arg(long, help_heading = "Data")]
     pub vocab_size: Option<usize>,
+    /// Text tokens: words, or bpe (byte-pair-encoding subwords, a vocabulary of --vocab-size
+    /// tokens learned from the training split and cached in <results>/tokenizers/). [default: word]
+    #[arg(long, value_enum, help_heading = "Data")]
+    pub tokenizer: Option<crate::data::TokenizerKind>,
     /// Keep case (the default lowercases the corpus).
     #[arg(long, help_heading = "Data")]
     pub keep_case: bool,
@@ -275,6 +295,18 @@ impl RunArgs {
             (c.images, c.labels) = (file(0), file(1));
             (c.valid_images, c.valid_labels) = (Some(file(2)), Some(file(3)));
         }
+        if self.train_file.is_some() {
+            c.train_file = self.train_file.clone();
+        }
+        if self.valid_file.is_some() {
+            c.valid_file = self.valid_file.clone();
+        }
+        if self.test_file.is_some() {
+            c.test_file = self.test_file.clone();
+        }
+        if self.tokenizer.is_some() {
+            c.tokenizer = self.tokenizer;
+        }
         if self.max_tokens.is_some() {
             c.max_tokens = self.max_tokens;
         }
@@ -321,6 +353,7 @@ impl RunArgs {
             }
         }
         c.validate()?;
+        c.record_file_digests()?;
         Ok(c)
     }
 }

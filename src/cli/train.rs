@@ -19,7 +19,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     if config_stop_unsaved(args, &Some(config.clone())) {
         bail!("--stop-at-step needs checkpoints to continue from: give --checkpoint-every > 0");
     }
-    let data = train::load_data(&config)?;
+    let data = train::load_data_in(&config, Some(&args.results))?;
     crate::memory::check_fits(&config, Some(&data))?;
     crate::results::check_path_room(&args.results, &config.id())?;
     let dir = claim_fresh_dir(&args.results, &config.id())?;
@@ -122,7 +122,7 @@ fn resume(args: &RunArgs, dir: &Path) -> Result<i32> {
         );
     }
     checkpoint.check_compatible(&config)?;
-    let data = train::load_data(&config)?;
+    let data = train::load_data_in(&config, dir.parent())?;
     let control = run_control(args, &config);
     eprintln!(
         "ablate: resuming {} from step {} of {}",

@@ -29,16 +29,27 @@ pub const MAX_CORPUS_BYTES: u64 = 1 << 30;
 
 pub fn load_corpus(path: &Path, lowercase: bool) -> Result<Vec<Sentence>> {
     let bytes = crate::errors::read_limited(path, MAX_CORPUS_BYTES, "corpus")?;
+    parse_text(bytes, lowercase, &format!("corpus file {}", path.display()))
+}
+
+/// [`load_corpus`] for a file named by an option (`train-file`, `valid-file`, `test-file`):
+/// the errors name the option and the file, and a missing or empty file is one of them.
+pub fn load_text_file(option: &str, path: &Path, lowercase: bool) -> Result<Vec<Sentence>> {
+    super::files::check_text_file(option, path)?;
+    let bytes = crate::errors::read_limited(path, MAX_CORPUS_BYTES, option)?;
+    parse_text(bytes, lowercase, &format!("{option} {}", path.display()))
+}
+
+/// Sentences of a file's bytes; `what` names the file in errors (`corpus file data/x.txt`).
+fn parse_text(bytes: Vec<u8>, lowercase: bool, what: &str) -> Result<Vec<Sentence>> {
     if bytes.contains(&0) {
         bail!(
-            "corpus file {} looks binary (it contains NUL bytes); expected UTF-8 text, one sentence per line",
-            path.display()
+            "{what} looks binary (it contains NUL bytes); expected UTF-8 text, one sentence per line"
         );
     }
     let text = String::from_utf8(bytes).map_err(|e| {
         anyhow::anyhow!(
-            "corpus file {} is not valid UTF-8 (first bad byte at offset {})",
-            path.display(),
+            "{what} is not valid UTF-8 (first bad byte at offset {})",
             e.utf8_error().valid_up_to()
         )
     })?;
@@ -58,10 +69,7 @@ pub fn load_corpus(path: &Path, lowercase: bool) -> Result<Vec<Sentence>> {
         .filter(|s| !s.is_empty())
         .collect();
     if sentences.is_empty() {
-        bail!(
-            "corpus file {} holds no sentences (it is empty or only whitespace)",
-            path.display()
-        );
+        bail!("{what} holds no sentences (it is empty or only whitespace)");
     }
     Ok(sentences)
 }

@@ -1,4 +1,5 @@
-//! Word-level vocabulary built from the training split only.
+//! The vocabulary: the words (or, with `--tokenizer bpe`, the subword tokens) a model reads,
+//! built from the training split only.
 
 use super::corpus::Sentence;
 use anyhow::{bail, Result};
@@ -57,6 +58,36 @@ impl Vocab {
             .collect();
         Ok(Self {
             words,
+            index,
+            counts,
+        })
+    }
+
+    /// The vocabulary of a subword tokenizer: its `tokens` in id order, which must begin with
+    /// [`SPECIALS`] in order, and counts from the training split cut into those tokens (for the
+    /// unigram baseline, as [`Vocab::build`] counts words).
+    pub fn from_tokens(tokens: Vec<String>, train: &[Sentence]) -> Result<Self> {
+        if tokens.len() <= SPECIALS.len() || tokens[..SPECIALS.len()] != SPECIALS {
+            bail!(
+                "a subword vocabulary must begin with the special tokens {SPECIALS:?} (it begins {:?})",
+                &tokens[..tokens.len().min(SPECIALS.len())]
+            );
+        }
+        let index: HashMap<String, usize> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.clone(), i))
+            .collect();
+        if index.len() != tokens.len() {
+            bail!("a subword vocabulary names a token twice");
+        }
+        let mut counts = vec![0u64; tokens.len()];
+        for w in train.iter().flatten() {
+            counts[*index.get(w).unwrap_or(&UNK)] += 1;
+        }
+        counts[EOS] += train.len() as u64;
+        Ok(Self {
+            words: tokens,
             index,
             counts,
         })

@@ -69,7 +69,7 @@ pub fn run_one(config: &RunConfig, out: &Path, force: bool, control: &RunControl
             if let Some(c) = latest.checkpoint {
                 match c.check_compatible(config) {
                     Ok(()) => {
-                        let data = train::load_data(config)?;
+                        let data = train::load_data_in(config, Some(out))?;
                         let summary = train::resume(config, &data, &dir, &c, control)?;
                         return Ok(Outcome::Ran(summary, Some(c.state.step)));
                     }
@@ -95,7 +95,7 @@ pub fn run_one(config: &RunConfig, out: &Path, force: bool, control: &RunControl
                 removed.with_context(|| format!("cannot clear {}", p.display()))?;
             }
         }
-        let data = train::load_data(config)?;
+        let data = train::load_data_in(config, Some(out))?;
         Ok(Outcome::Ran(
             train::run(config, &data, &dir, control)?,
             None,

@@ -16,7 +16,7 @@ pub mod task;
 use crate::backend::BackendKind;
 use crate::config::{MatmulPrecision, RunConfig, Task as TaskKind};
 use crate::data::images::{self, ImageSet};
-use crate::data::TextData;
+use crate::data::{TextData, TextOptions, TextSource};
 use crate::progress::RunControl;
 use crate::results::digest::file_sha256;
 use crate::results::{RunStatus, RunWriter, Summary};
@@ -174,17 +174,7 @@ fn fresh_summary(config: &RunConfig, base_device: &Device) -> Summary {
     }
 }
 
-/// A relative data path that does not exist from the working directory is looked up in the
-/// source checkout the binary was built from, so the shipped data is found from anywhere.
-pub fn resolve_data_path(path: &Path) -> std::path::PathBuf {
-    if path.is_relative() && !path.exists() {
-        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-        if shipped.exists() {
-            return shipped;
-        }
-    }
-    path.to_path_buf()
-}
+pub use crate::data::files::resolve_data_path;
 
 /// [`resolve_data_path`], and a missing Fashion-MNIST file (named as the dataset names it)
 /// taken from Debian's package or downloaded into the checkout's `data/` (`data::fetch`).
@@ -202,12 +192,22 @@ fn obtain_data_path(path: &Path) -> Result<std::path::PathBuf> {
     Ok(crate::data::fetch::obtain(&dest)?.unwrap_or(found))
 }
 
-/// Loads and checks a run's data: corpus, vocabulary and splits, or the image set.
 /// SHA-256 of every data file a run of `config` reads, keyed by the path it is read from: a
 /// checkpoint records it, and a resume refuses data that changed since.
 pub fn data_fingerprint(config: &RunConfig) -> Result<BTreeMap<String, String>> {
     let paths = match config.task {
-        TaskKind::Text => vec![resolve_data_path(&config.corpus)],
+        TaskKind::Text => match &config.train_file {
+            None => vec![resolve_data_path(&config.corpus)],
+            Some(train) => [
+                Some(train),
+                config.valid_file.as_ref(),
+                config.test_file.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|p| resolve_data_path(p))
+            .collect(),
+        },
         TaskKind::Images => {
             let mut p = vec![
                 obtain_data_path(&config.images)?,
@@ -228,14 +228,37 @@ pub fn data_fingerprint(config: &RunConfig) -> Result<BTreeMap<String, String>> 
         .collect()
 }
 
+/// Loads and checks a run's data: corpus, vocabulary and splits, or the image set. A BPE
+/// tokenizer is trained in memory ([`load_data_in`] caches it).
 pub fn load_data(config: &RunConfig) -> Result<TaskData> {
+    load_data_in(config, None)
+}
+
+/// [`load_data`] for a run of the results folder `results`, where a BPE tokenizer is cached
+/// (`results/tokenizers/`) for the other runs on the same training text.
+pub fn load_data_in(config: &RunConfig, results: Option<&Path>) -> Result<TaskData> {
     Ok(match config.task {
-        TaskKind::Text => TaskData::Text(TextData::load(
-            &resolve_data_path(&config.corpus),
-            config.lowercase,
-            config.vocab_size,
-            config.max_len,
-        )?),
+        TaskKind::Text => {
+            let corpus = resolve_data_path(&config.corpus);
+            let files = [&config.train_file, &config.valid_file, &config.test_file]
+                .map(|f| f.as_deref().map(resolve_data_path));
+            let source = match &files {
+                [Some(train), Some(valid), test] => TextSource::Files {
+                    train,
+                    valid,
+                    test: test.as_deref(),
+                },
+                _ => TextSource::Corpus(&corpus),
+            };
+            let options = TextOptions {
+                lowercase: config.lowercase,
+                vocab_size: config.vocab_size,
+                max_len: config.max_len,
+                tokenizer: config.tokenizer(),
+                cache: results,
+            };
+            TaskData::Text(TextData::load(source, &options)?)
+        }
         TaskKind::Images => {
             let set = images::load_idx(
                 &obtain_data_path(&config.images)?,
