@@ -265,7 +265,7 @@ fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
         )?;
         for (label, pts) in &series {
             // colours repeat beyond the palette's eight: the repeats are triangles
-            let LineStyle { color, marked } = palette.line(label);
+            let LineStyle { color, marked, .. } = palette.line(label);
             let label = without_eval_batching(label);
             let dot = color.mix(0.45).filled();
             if marked {

@@ -178,7 +178,7 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
     // from a power of ten below the data, so that the log axis has labels even when the values
     // span less than a decade (plotters labels powers of ten and their multiples)
     let to_axis = |l: f64| if text { l.exp() } else { l };
-    let Some((lo, hi)) = log_range(all.iter().map(|&l| to_axis(l))) else {
+    let Some(range) = value_range(all.iter().map(|&l| to_axis(l))) else {
         return Ok(None);
     };
     let (common, short) = split_common(&per_group.iter().map(|g| g.0.as_str()).collect::<Vec<_>>());
@@ -198,9 +198,9 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
         .flat_map(|(_, p)| p.iter().map(|x| x.0))
         .fold(1.0, f64::max);
     let y_desc = if text {
-        "validation perplexity (log)"
+        "validation perplexity"
     } else {
-        "validation loss (log)"
+        "validation loss"
     };
     let to_y = |l: f64| if text { l.exp() } else { l };
     png_and_svg!(&out.join(&file), (1500 + LEGEND_STRIP, 650), |root| {
@@ -212,53 +212,57 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
             } else {
                 "Training mode (batch statistics, solid) vs evaluation mode (dashed)"
             };
-            let mut chart = log_chart(
+            let y_format = |y: &f64| {
+                if *y >= 10.0 {
+                    format!("{y:.0}")
+                } else {
+                    format!("{y:.2}")
+                }
+            };
+            value_chart!(
                 panel,
                 title,
                 18,
                 0f64..max_step,
-                (lo.max(1e-3), hi),
+                range,
                 "training step",
                 y_desc,
-                &|y| {
-                    if *y >= 10.0 {
-                        format!("{y:.0}")
-                    } else {
-                        format!("{y:.2}")
+                &y_format,
+                |chart| {
+                    for ((_, pts), entry) in per_group.iter().zip(&legend) {
+                        let color = entry.style.color;
+                        let pts: Vec<_> = pts
+                            .iter()
+                            .filter(|x| finite(&x.1) && finite(&x.2))
+                            .collect();
+                        let mean = |v: &[f64]| to_y(v.iter().sum::<f64>() / v.len() as f64);
+                        if pi == 0 {
+                            let band: Vec<(f64, f64, f64)> = pts
+                                .iter()
+                                .map(|(s, e, _)| {
+                                    let (low, high) = spread(e);
+                                    (*s, to_y(low), to_y(high))
+                                })
+                                .collect();
+                            let line: Vec<(f64, f64)> =
+                                pts.iter().map(|(s, e, _)| (*s, mean(e))).collect();
+                            draw_mean_line(&mut chart, &line, &band, entry.style)?;
+                        } else {
+                            let line: Vec<(f64, f64)> =
+                                pts.iter().map(|(s, _, t)| (*s, mean(t))).collect();
+                            draw_mean_line(&mut chart, &line, &[], entry.style)?;
+                            chart
+                                .draw_series(DashedLineSeries::new(
+                                    pts.iter().map(|(s, e, _)| (*s, mean(e))),
+                                    8,
+                                    5,
+                                    color.stroke_width(2),
+                                ))
+                                .map_err(err)?;
+                        }
                     }
-                },
-                false,
-            )?;
-            for ((_, pts), entry) in per_group.iter().zip(&legend) {
-                let color = entry.style.color;
-                let pts: Vec<_> = pts
-                    .iter()
-                    .filter(|x| finite(&x.1) && finite(&x.2))
-                    .collect();
-                let mean = |v: &[f64]| to_y(v.iter().sum::<f64>() / v.len() as f64);
-                if pi == 0 {
-                    let band: Vec<(f64, f64, f64)> = pts
-                        .iter()
-                        .map(|(s, e, _)| {
-                            let (low, high) = spread(e);
-                            (*s, to_y(low), to_y(high))
-                        })
-                        .collect();
-                    let line: Vec<(f64, f64)> = pts.iter().map(|(s, e, _)| (*s, mean(e))).collect();
-                    draw_mean_line(&mut chart, &line, &band, entry.style)?;
-                } else {
-                    let line: Vec<(f64, f64)> = pts.iter().map(|(s, _, t)| (*s, mean(t))).collect();
-                    draw_mean_line(&mut chart, &line, &[], entry.style)?;
-                    chart
-                        .draw_series(DashedLineSeries::new(
-                            pts.iter().map(|(s, e, _)| (*s, mean(e))),
-                            8,
-                            5,
-                            color.stroke_width(2),
-                        ))
-                        .map_err(err)?;
                 }
-            }
+            );
         }
         draw_legend_strip(&strip, &common, &legend)?;
     });
@@ -458,7 +462,7 @@ fn over_training(
                 .iter()
                 .map(|(label, rs)| (label.clone(), rs.len(), binned(rs, *series, 100)))
                 .collect();
-            let Some((lo, hi)) = log_range(
+            let Some(range) = value_range(
                 lines
                     .iter()
                     .flat_map(|(_, _, p)| p.iter().flat_map(|x| [x.2, x.3])),
@@ -467,27 +471,28 @@ fn over_training(
                     .map_err(err)?;
                 continue;
             };
-            let mut chart = log_chart(
+            value_chart!(
                 area,
                 title,
                 18,
                 0f64..max_step,
-                (lo, hi),
+                range,
                 "training step",
-                y_desc,
+                *y_desc,
                 &sci,
-                false,
-            )?;
-            for ((_, seeds, pts), entry) in lines.iter().zip(&legend) {
-                // a band only spans seeds
-                let band: Vec<(f64, f64, f64)> = if *seeds > 1 {
-                    pts.iter().map(|p| (p.0, p.2, p.3)).collect()
-                } else {
-                    vec![]
-                };
-                let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1)).collect();
-                draw_mean_line(&mut chart, &line, &band, entry.style)?;
-            }
+                |chart| {
+                    for ((_, seeds, pts), entry) in lines.iter().zip(&legend) {
+                        // a band only spans seeds
+                        let band: Vec<(f64, f64, f64)> = if *seeds > 1 {
+                            pts.iter().map(|p| (p.0, p.2, p.3)).collect()
+                        } else {
+                            vec![]
+                        };
+                        let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1)).collect();
+                        draw_mean_line(&mut chart, &line, &band, entry.style)?;
+                    }
+                }
+            );
         }
         draw_legend_strip(&strip, &common, &legend)?;
     });
@@ -511,9 +516,9 @@ pub(super) fn training(runs: &[RunResult], out: &Path, task: Task) -> Result<Opt
         &GroupColors::of(runs),
         &out.join(&file),
         &[
-            ("Training loss (nats, log)", "training loss", &loss),
+            ("Training loss (nats)", "training loss", &loss),
             (
-                "Gradient norm before clipping (log)",
+                "Gradient norm before clipping",
                 "global L2 gradient norm",
                 &grad,
             ),
@@ -523,7 +528,8 @@ pub(super) fn training(runs: &[RunResult], out: &Path, task: Task) -> Result<Opt
         file,
         title: format!("Training loss and gradient norm ({})", task.name()),
         caption: "Left: training loss; right: global gradient norm before clipping. Each line is the mean over seeds \
-                  of the per-seed mean in bins of 1 % of training; the band spans the seeds (min..max). Log scale."
+                  of the per-seed mean in bins of 1 % of training; the band spans the seeds (min..max). A y axis is logarithmic where \
+                  its values span a decade or more, linear otherwise."
             .into(),
     }))
 }
@@ -558,13 +564,13 @@ pub(super) fn powernorm_state(runs: &[RunResult], out: &Path) -> Result<Option<C
         &out.join(&file),
         &[
             (
-                "PowerNorm's nu (backward state), first layer",
-                "||nu|| (L2 over features)",
+                "PowerNorm's ν (backward state), first layer",
+                "‖ν‖ (L2 over features)",
                 &nu,
             ),
             (
-                "PowerNorm's Gamma = mean(z^2), first layer",
-                "Gamma, mean over features",
+                "PowerNorm's Γ = mean(z²), first layer",
+                "Γ, mean over features",
                 &gamma,
             ),
         ],
@@ -574,7 +580,8 @@ pub(super) fn powernorm_state(runs: &[RunResult], out: &Path) -> Result<Option<C
         title: "PowerNorm's internal state over training".into(),
         caption: "Left: the L2 norm of PowerNorm's backward running statistic nu; right: \
                   its forward statistic Gamma = mean over the batch of z², averaged over features; first PowerNorm \
-                  layer, mean over seeds of 1 % bins, band = min..max over seeds. Log scale."
+                  layer, mean over seeds of 1 % bins, band = min..max over seeds. A y axis is logarithmic where its values span a \
+                  decade or more, linear otherwise."
             .into(),
     }))
 }

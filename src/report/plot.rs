@@ -77,9 +77,13 @@ impl GroupColors {
     /// A line's colour, and whether it carries markers: beyond the palette's eight colours the
     /// colours repeat, and the repeats are told apart by triangles on the line.
     pub(super) fn line(&self, label: &str) -> LineStyle {
+        let i = self.index(label);
         LineStyle {
             color: self.color(label),
-            marked: self.index(label) >= COLORS.len(),
+            marked: i >= COLORS.len(),
+            // configurations drawn first are drawn wider, so that a later line over an earlier
+            // one (PN-V on LayerNorm) leaves the earlier one showing at its edges
+            width: 6u32.saturating_sub(i as u32).max(2),
         }
     }
 }
@@ -88,6 +92,7 @@ impl GroupColors {
 pub(super) struct LineStyle {
     pub color: RGBColor,
     pub marked: bool,
+    pub width: u32,
 }
 
 /// Draws a figure as a PNG at `$path` and as an SVG beside it (same name, `.svg`). `$body` is
@@ -182,6 +187,96 @@ pub(super) fn sci(y: &f64) -> String {
     let s = s.trim_end_matches('0').trim_end_matches('.');
     s.to_string()
 }
+
+/// A chart with a linear x axis and a linear y axis from `lo` to `hi`, titled and labelled.
+pub(super) fn linear_chart<'a, DB: DrawingBackend>(
+    area: &'a Area<DB>,
+    caption: &str,
+    caption_size: u32,
+    x: std::ops::Range<f64>,
+    (lo, hi): (f64, f64),
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
+    // enough decimals to tell neighbouring ticks apart (about ten ticks over the range)
+    let decimals = (-((hi - lo) / 10.0).log10().floor()).max(0.0) as usize;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, font(caption_size))
+        .margin(12)
+        .margin_right(36)
+        .x_label_area_size(45)
+        .y_label_area_size(85)
+        .build_cartesian_2d(x, lo..hi)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .light_line_style(BLACK.mix(0.04))
+        .y_label_formatter(&|y| format!("{y:.decimals$}"))
+        .label_style(font(18))
+        .axis_desc_style(font(19))
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
+}
+
+/// The y range of a value chart: logarithmic when the positive values span a decade or more,
+/// linear (with a 5 % margin) when they span less, where a log axis only squeezes the lines.
+pub(super) fn value_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64, bool)> {
+    let v: Vec<f64> = values.filter(|x| x.is_finite()).collect();
+    let (lo, hi) = v
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    if v.is_empty() {
+        return None;
+    }
+    if lo > 0.0 && hi / lo >= 10.0 {
+        let (l, h) = log_range(v.into_iter())?;
+        return Some((l, h, true));
+    }
+    let margin = if hi > lo {
+        0.05 * (hi - lo)
+    } else {
+        0.05 * hi.abs().max(1e-12)
+    };
+    Some((lo - margin, hi + margin, false))
+}
+
+/// Builds the chart of [`value_range`]'s kind (log: [`log_chart`], with " (log)" added to the
+/// axis title; linear: [`linear_chart`]) and runs `$body` on it as `$chart`; the body is compiled
+/// for both kinds.
+macro_rules! value_chart {
+    ($area:expr, $caption:expr, $size:expr, $x:expr, $range:expr, $x_desc:expr, $y_desc:expr, $fmt:expr,
+     |$chart:ident| $body:block) => {{
+        let (lo, hi, log) = $range;
+        if log {
+            let y_desc = format!("{} (log)", $y_desc);
+            #[allow(unused_mut)]
+            let mut $chart = log_chart(
+                $area,
+                $caption,
+                $size,
+                $x,
+                (lo, hi),
+                $x_desc,
+                &y_desc,
+                $fmt,
+                false,
+            )?;
+            $body
+        } else {
+            #[allow(unused_mut)]
+            let _ = $fmt;
+            let mut $chart = linear_chart($area, $caption, $size, $x, (lo, hi), $x_desc, $y_desc)?;
+            $body
+        }
+    }};
+}
+pub(super) use value_chart;
 
 /// The top of a log axis raised so that a legend of `entries` lines in the upper corner sits
 /// above the data instead of over it: the legend's share of the height is left empty.
@@ -314,6 +409,18 @@ pub(super) fn bucket_axis() -> (Vec<String>, &'static str) {
     )
 }
 
+/// A layer name in a few characters: `block1.shortcut_norm` -> `b1.sc`, `block0.attn_norm` ->
+/// `b0.attn`, `stem.norm` -> `stem`.
+fn abbreviate_layer(name: &str) -> String {
+    name.replace("shortcut_norm", "sc")
+        .replace("attn_norm", "attn")
+        .replace("ffn_norm", "ffn")
+        .replace("final_norm", "final")
+        .replace("stem.norm", "stem")
+        .replace("block", "b")
+        .replace("norm", "n")
+}
+
 /// Grouped box plots, one group per x category (`series[i].buckets[category]`), log y axis.
 pub(super) fn draw_boxes<DB: DrawingBackend>(
     area: &Area<DB>,
@@ -332,11 +439,31 @@ pub(super) fn draw_boxes<DB: DrawingBackend>(
         return Ok(());
     };
     let hi = legend_room(lo, hi, series.len());
+    // layer names too long for their slot (about 10 px a character) are abbreviated, and the
+    // axis title says how
+    let slot = (area.dim_in_pixel().0.saturating_sub(130)) as usize / categories.len().max(1);
+    let longest = categories
+        .iter()
+        .map(|c| c.chars().count())
+        .max()
+        .unwrap_or(0);
+    let (categories, x_desc) = if longest * 10 > slot {
+        let short: Vec<String> = categories.iter().map(|c| abbreviate_layer(c)).collect();
+        (
+            short,
+            format!("{x_desc}; b = block, n = norm, sc = shortcut"),
+        )
+    } else {
+        (categories, x_desc.to_string())
+    };
+    let x_desc = x_desc.as_str();
+    // room for the last x label, centred half a category from the axis end (about 10 px a
+    // character at this size)
+    let last = categories.last().map_or(0, |c| c.chars().count()) as u32;
     let mut chart = ChartBuilder::on(area)
         .caption(title, font(20))
         .margin(12)
-        // room for the last x label, centred on the axis end
-        .margin_right(36)
+        .margin_right((last * 5).max(36))
         .x_label_area_size(45)
         .y_label_area_size(80)
         .build_cartesian_2d(
@@ -472,6 +599,11 @@ where
         chart
             .draw_series([Circle::new(*p, 6, color.filled())])
             .map_err(err)?;
+    } else if points.len() <= 12 && !style.marked {
+        // a sparse series (a few evaluations) shows where its values are
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+            .map_err(err)?;
     }
     if style.marked {
         // about 12 markers along the line
@@ -488,7 +620,7 @@ where
     chart
         .draw_series(LineSeries::new(
             points.iter().copied(),
-            color.stroke_width(3),
+            color.stroke_width(style.width),
         ))
         .map_err(err)?;
     Ok(())
@@ -558,11 +690,22 @@ pub(super) const LEGEND_STRIP: u32 = 400;
 
 /// `text` cut at its commas into lines of at most about `max` characters.
 fn wrap_at_commas(text: &str, max: usize) -> Vec<String> {
+    // whole comma-separated parts where they fit; a part longer than a line breaks at spaces
+    let pieces: Vec<&str> = text
+        .split_inclusive(", ")
+        .flat_map(|part| {
+            if part.len() > max {
+                part.split_inclusive(' ').collect::<Vec<_>>()
+            } else {
+                vec![part]
+            }
+        })
+        .collect();
     let mut lines: Vec<String> = Vec::new();
-    for part in text.split_inclusive(", ") {
+    for piece in pieces {
         match lines.last_mut() {
-            Some(last) if last.len() + part.len() <= max => last.push_str(part),
-            _ => lines.push(part.to_string()),
+            Some(last) if last.len() + piece.trim_end().len() <= max => last.push_str(piece),
+            _ => lines.push(piece.to_string()),
         }
     }
     lines.iter().map(|l| l.trim_end().to_string()).collect()
@@ -591,7 +734,7 @@ pub(super) fn draw_legend_strip<DB: DrawingBackend>(
         let c = e.style.color;
         area.draw(&PathElement::new(
             vec![(12, y + 9), (44, y + 9)],
-            c.stroke_width(3),
+            c.stroke_width(e.style.width),
         ))
         .map_err(err)?;
         if e.style.marked {

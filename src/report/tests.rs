@@ -685,10 +685,11 @@ fn no_label_of_a_committed_chart_is_clipped() {
                     .replace("&quot;", "\"")
                     .replace("&amp;", "&");
                 let num = |n: &str| attr(tag, n).and_then(|v| v.parse::<f64>().ok());
+                // plotters writes SVG font sizes in points (x 0.806); the PNG draws them in pixels
                 let (x, y, size) = (
                     num("x").unwrap(),
                     num("y").unwrap(),
-                    num("font-size").unwrap(),
+                    num("font-size").unwrap() * 1.24,
                 );
                 let font = FontDesc::new(
                     FontFamily::Name(super::plot::FAMILY),

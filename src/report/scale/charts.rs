@@ -41,9 +41,16 @@ fn regime_panel<DB: DrawingBackend>(
     };
     let (x0, x1) = crate::report::stats::spread(&xs);
     let pad = ((x1 - x0) * 0.08).max(0.5);
+    // what every line shares goes into the title, so that the legend fits the panel
+    let (common, short) = split_common(&lines.iter().map(|l| l.label.as_str()).collect::<Vec<_>>());
+    let title = if common.is_empty() {
+        title.to_string()
+    } else {
+        format!("{title} ({common})")
+    };
     let mut chart = log_chart(
         area,
-        title,
+        &title,
         18,
         (x0 - pad)..(x1 + pad),
         (lo, hi),
@@ -65,7 +72,7 @@ fn regime_panel<DB: DrawingBackend>(
             .label(what)
             .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.mix(0.35)));
     }
-    for line in lines {
+    for (li, line) in lines.iter().enumerate() {
         let c = line.color;
         // two points are not a line: points with error bars, joined only from three on
         if line.points.len() >= 3 {
@@ -84,7 +91,7 @@ fn regime_panel<DB: DrawingBackend>(
         chart
             .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
             .map_err(err)?
-            .label(line.label.clone())
+            .label(short[li].clone())
             .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
         for (x, r) in &line.points {
             chart
