@@ -280,7 +280,7 @@ fn sigint_marks_the_run_interrupted_and_a_rerun_completes_it() {
     let dir = temp_dir("sigint");
     let study = dir.join("study.toml");
     // eval_every is large so the CSV flush every 50 steps is what makes rows visible
-    std::fs::write(&study, format!("name = \"int\"\n[base]\nsteps = 3000\neval_every = 100000\n{}[[grid]]\nnorm = \"batch\"\n", tiny_toml())).unwrap();
+    std::fs::write(&study, format!("name = \"int\"\n[base]\nsteps = 3000\neval_every = 100000\n{}[[grid]]\nnorm = \"batch\"\n[[grid]]\nnorm = \"layer\"\nsteps = 20\n", tiny_toml())).unwrap();
     let out = dir.join("results");
     let args = [
         "run",
@@ -293,7 +293,7 @@ fn sigint_marks_the_run_interrupted_and_a_rerun_completes_it() {
     ];
     let mut child = bin()
         .args(args)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -316,8 +316,14 @@ fn sigint_marks_the_run_interrupted_and_a_rerun_completes_it() {
         .status()
         .unwrap();
     assert!(kill.success());
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    // the second run never started: it is neither failed nor interrupted
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        said.contains("0 failed, 1 interrupted, 1 not started"),
+        "{said}"
+    );
     let s = read_summary(&run_dir);
     assert_eq!(s["status"], "interrupted");
     let done = s["steps_completed"].as_u64().unwrap();
@@ -335,7 +341,7 @@ fn sigint_marks_the_run_interrupted_and_a_rerun_completes_it() {
     assert_eq!(read_summary(&run_dir)["status"], "finished");
     let o = ablate(&args);
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("1 skipped"),
+        String::from_utf8_lossy(&o.stdout).contains("2 skipped"),
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );

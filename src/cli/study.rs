@@ -168,8 +168,12 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
     let failed = count(&|o| matches!(o, Outcome::Failed(_)));
     let interrupted =
         count(&|o| matches!(o, Outcome::Ran(s, _) if s.status == RunStatus::Interrupted));
+    let not_started = match count(&|o| matches!(o, Outcome::NotStarted)) {
+        0 => String::new(),
+        n => format!(", {n} not started"),
+    };
     crate::progress::say!(
-        "study {}: {} ran, {} skipped, {} busy, {} failed, {} interrupted in {:.0} s; results in {}",
+        "study {}: {} ran, {} skipped, {} busy, {} failed, {} interrupted{not_started} in {:.0} s; results in {}",
         study.name,
         count(&|o| matches!(o, Outcome::Ran(s, _) if s.status != RunStatus::Interrupted)),
         count(&|o| matches!(o, Outcome::Skipped(_))),

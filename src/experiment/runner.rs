@@ -23,6 +23,8 @@ pub enum Outcome {
     /// Trained (to its end, or until stopped); resumed from the given step.
     Ran(Summary, Option<usize>),
     Failed(String),
+    /// Not started: the study was stopped (Ctrl-C, a time limit) before its turn came.
+    NotStarted,
 }
 
 /// State of a run folder.
@@ -140,7 +142,7 @@ pub fn run_all(
     let run_at = |i: usize| {
         let config = &runs[i];
         if stop.load(Ordering::SeqCst) {
-            return Outcome::Failed("not started: interrupted".into());
+            return Outcome::NotStarted;
         }
         let mut control = RunControl::new(quiet, config.id(), config.steps, stop.clone());
         control.progress = multi.add(control.progress);
@@ -213,5 +215,6 @@ pub fn describe(config: &RunConfig, outcome: &Outcome) -> String {
             )
         }
         Outcome::Failed(e) => format!("  failed   {id}: {e}"),
+        Outcome::NotStarted => format!("  not run  {id} (the study was stopped before it)"),
     }
 }
