@@ -26,6 +26,49 @@
 use crate::norm::{BatchStats, GradStats};
 use burn::tensor::Tensor;
 
+// Probe names as written in probes.csv. Everything that reads probes (reports, scripts'
+// tests, parity tests) names them through these, so a rename here reaches every reader; a test
+// checks that every name the report asks for is one some norm writes.
+pub const DIST_MEAN: &str = "dist_mean";
+pub const RMS_DIST_MEAN: &str = "rms_dist_mean";
+pub const REL_DIST_MEAN: &str = "rel_dist_mean";
+pub const MED_REL_MEAN: &str = "med_rel_mean";
+pub const GRAD_MEAN: &str = "grad_mean";
+pub const DIST_VAR: &str = "dist_var";
+pub const RMS_DIST_VAR: &str = "rms_dist_var";
+pub const REL_DIST_VAR: &str = "rel_dist_var";
+pub const MED_REL_VAR: &str = "med_rel_var";
+pub const GRAD_VAR: &str = "grad_var";
+pub const DIST_PSI2: &str = "dist_psi2";
+pub const REL_DIST_PSI2: &str = "rel_dist_psi2";
+pub const GRAD_PSI2: &str = "grad_psi2";
+pub const NU_NORM: &str = "nu_norm";
+pub const NU_MAX: &str = "nu_max";
+pub const PN_GAMMA: &str = "pn_gamma";
+pub const PN_GAMMA_MAX: &str = "pn_gamma_max";
+pub const PN_LAMBDA: &str = "pn_lambda";
+
+/// `dist_<s>` for the second-order statistic `s` (`var`, `psi2`).
+pub fn dist(s: &str) -> String {
+    format!("dist_{s}")
+}
+/// `rms_dist_<s>`.
+pub fn rms_dist(s: &str) -> String {
+    format!("rms_dist_{s}")
+}
+/// `rel_dist_<s>`.
+pub fn rel_dist(s: &str) -> String {
+    format!("rel_dist_{s}")
+}
+/// `med_rel_<s>`.
+pub fn med_rel(s: &str) -> String {
+    format!("med_rel_{s}")
+}
+/// `grad_<s>`.
+pub fn grad(s: &str) -> String {
+    format!("grad_{s}")
+}
+
 /// Names and values (shape `[names.len()]`) of one layer's probes at one step.
 pub struct LayerProbes {
     pub names: Vec<String>,
@@ -64,42 +107,39 @@ pub fn layer_probes(stats: &BatchStats, grads: Option<&GradStats>) -> LayerProbe
     };
     if let (Some(mu), Some(mu_r)) = (&stats.mean, &stats.running_mean) {
         let diff = l2(mu.clone() - mu_r.clone());
-        push("dist_mean".into(), diff.clone().div_scalar(d));
-        push("rms_dist_mean".into(), diff.clone().div_scalar(d.sqrt()));
+        push(DIST_MEAN.into(), diff.clone().div_scalar(d));
+        push(RMS_DIST_MEAN.into(), diff.clone().div_scalar(d.sqrt()));
         push(
-            "rel_dist_mean".into(),
+            REL_DIST_MEAN.into(),
             diff / l2(stats.running_second.clone().sqrt()),
         );
         let sd_r = stats.running_second.clone().clamp_min(RUNNING_FLOOR).sqrt();
         push(
-            "med_rel_mean".into(),
+            MED_REL_MEAN.into(),
             median((mu.clone() - mu_r.clone()).abs() / sd_r),
         );
     }
     let diff = l2(stats.second.clone() - stats.running_second.clone());
-    push(format!("dist_{s}"), diff.clone().div_scalar(d));
-    push(format!("rms_dist_{s}"), diff.clone().div_scalar(d.sqrt()));
-    push(
-        format!("rel_dist_{s}"),
-        diff / l2(stats.running_second.clone()),
-    );
+    push(dist(s), diff.clone().div_scalar(d));
+    push(rms_dist(s), diff.clone().div_scalar(d.sqrt()));
+    push(rel_dist(s), diff / l2(stats.running_second.clone()));
     let ratio = stats.second.clone() / stats.running_second.clone().clamp_min(RUNNING_FLOOR);
-    push(format!("med_rel_{s}"), median(ratio.sub_scalar(1.0).abs()));
+    push(med_rel(s), median(ratio.sub_scalar(1.0).abs()));
     push(format!("{s}_mean"), stats.second.clone().mean());
     push(format!("{s}_max"), stats.second.clone().max());
     if let Some(g) = grads {
         if let Some(dm) = &g.d_mean {
-            push("grad_mean".into(), l2(dm.clone()).div_scalar(d));
+            push(GRAD_MEAN.into(), l2(dm.clone()).div_scalar(d));
         }
         if let Some(ds) = &g.d_second {
-            push(format!("grad_{s}"), l2(ds.clone()).div_scalar(d));
+            push(grad(s), l2(ds.clone()).div_scalar(d));
         }
         if let Some(p) = &g.power {
-            push("nu_norm".into(), l2(p.nu.clone()));
-            push("nu_max".into(), p.nu.clone().abs().max());
-            push("pn_gamma".into(), p.gamma_stat.clone().mean());
-            push("pn_gamma_max".into(), p.gamma_stat.clone().max());
-            push("pn_lambda".into(), p.lambda.clone().mean());
+            push(NU_NORM.into(), l2(p.nu.clone()));
+            push(NU_MAX.into(), p.nu.clone().abs().max());
+            push(PN_GAMMA.into(), p.gamma_stat.clone().mean());
+            push(PN_GAMMA_MAX.into(), p.gamma_stat.clone().max());
+            push(PN_LAMBDA.into(), p.lambda.clone().mean());
         }
     }
     LayerProbes {
@@ -221,5 +261,109 @@ mod tests {
         assert!((got["pn_gamma_max"] - 3.0).abs() < 1e-6);
         assert!((got["pn_lambda"] - 1.0).abs() < 1e-6);
         assert!(!got.contains_key("dist_mean"));
+    }
+
+    /// Every probe constant is a name some norm writes (a BatchNorm with its mean and both
+    /// gradients; a PowerNorm with its quadratic mean and its backward state), and the report
+    /// names probes only through these constants and functions, never as a string of its own:
+    /// so every probe a report asks for is one that is written.
+    #[test]
+    fn every_probe_name_a_report_reads_is_written_by_some_norm() {
+        let bn = layer_probes(
+            &BatchStats {
+                kind: StatKind::Variance,
+                mean: Some(t(&[1.0, 2.0])),
+                second: t(&[4.0, 1.0]),
+                running_mean: Some(t(&[0.0, 0.0])),
+                running_second: t(&[1.0, 1.0]),
+                power: None,
+            },
+            Some(&GradStats {
+                d_mean: Some(t(&[3.0, 4.0])),
+                d_second: Some(t(&[0.0, -2.0])),
+                power: None,
+            }),
+        );
+        let pn = layer_probes(
+            &BatchStats {
+                kind: StatKind::QuadraticMean,
+                mean: None,
+                second: t(&[4.0, 1.0]),
+                running_mean: None,
+                running_second: t(&[1.0, 1.0]),
+                power: None,
+            },
+            Some(&GradStats {
+                d_mean: None,
+                d_second: Some(t(&[0.0, -2.0])),
+                power: Some(PowerGrad {
+                    nu: t(&[-3.0, 4.0]),
+                    gamma_stat: t(&[1.0, 3.0]),
+                    lambda: t(&[0.5, 1.5]),
+                }),
+            }),
+        );
+        let written: std::collections::HashSet<String> =
+            bn.names.into_iter().chain(pn.names).collect();
+        for name in [
+            DIST_MEAN,
+            RMS_DIST_MEAN,
+            REL_DIST_MEAN,
+            MED_REL_MEAN,
+            GRAD_MEAN,
+            DIST_VAR,
+            RMS_DIST_VAR,
+            REL_DIST_VAR,
+            MED_REL_VAR,
+            GRAD_VAR,
+            DIST_PSI2,
+            REL_DIST_PSI2,
+            GRAD_PSI2,
+            NU_NORM,
+            NU_MAX,
+            PN_GAMMA,
+            PN_GAMMA_MAX,
+            PN_LAMBDA,
+        ] {
+            assert!(written.contains(name), "{name} is written by no norm");
+        }
+        for s in ["var", "psi2"] {
+            for name in [dist(s), rms_dist(s), rel_dist(s), med_rel(s), grad(s)] {
+                assert!(written.contains(&name), "{name} is written by no norm");
+            }
+        }
+        // the report's own code (not its tests) holds no probe name as a string literal
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/report");
+        let mut files = vec![root.clone()];
+        let mut literals = Vec::new();
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            if path.file_name().is_some_and(|n| n == "tests.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap();
+            for name in written.iter() {
+                for quoted in [format!("\"{name}\""), format!("\"{name}, ")] {
+                    if code.contains(&quoted) {
+                        literals.push(format!("{}: {quoted}", path.display()));
+                    }
+                }
+            }
+            let stems = ["dist_{", "rel_dist_{", "grad_{", "rms_dist_{", "med_rel_{"];
+            for stem in stems {
+                if code.contains(&format!("\"{stem}")) {
+                    literals.push(format!("{}: \"{stem}", path.display()));
+                }
+            }
+        }
+        assert!(
+            literals.is_empty(),
+            "probe names written out in report code:\n{}",
+            literals.join("\n")
+        );
     }
 }

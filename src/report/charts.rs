@@ -68,22 +68,22 @@ fn oscillation(runs: &[RunResult], out: &Path, all_layers: bool) -> Result<Optio
         if all_layers { None } else { Some(&first_layer) };
     let specs = [
         (
-            "dist_mean",
+            crate::probe::DIST_MEAN,
             "||mu_B - mu|| / d",
             "Distance of the batch mean to the running one",
         ),
         (
-            "dist_var",
+            crate::probe::DIST_VAR,
             "||sigma2_B - sigma2|| / d",
             "Distance of the batch variance to the running one",
         ),
         (
-            "rel_dist_mean",
+            crate::probe::REL_DIST_MEAN,
             "||mu_B - mu|| / ||sqrt(sigma2)||",
             "Same for the mean, relative (scale-free)",
         ),
         (
-            "rel_dist_var",
+            crate::probe::REL_DIST_VAR,
             "||sigma2_B - sigma2|| / ||sigma2||",
             "Same for the variance, relative (scale-free)",
         ),
@@ -145,17 +145,17 @@ fn bn_vs_pn(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
         .map(|(label, rs)| BoxSeries {
             label: label.clone(),
             color: palette.color(label),
-            buckets: bucketed(rs, None, &format!("dist_{}", rs[0].second_name())),
+            buckets: bucketed(rs, None, &crate::probe::dist(rs[0].second_name())),
         })
         .collect();
     let backward: Vec<BoxSeries> = groups
         .iter()
         // PowerNorm's statistic gets no gradient, so it has no such probe
-        .filter(|(_, rs)| has_probe(rs[0], &format!("grad_{}", rs[0].second_name())))
+        .filter(|(_, rs)| has_probe(rs[0], &crate::probe::grad(rs[0].second_name())))
         .map(|(label, rs)| BoxSeries {
             label: label.clone(),
             color: palette.color(label),
-            buckets: bucketed(rs, None, &format!("grad_{}", rs[0].second_name())),
+            buckets: bucketed(rs, None, &crate::probe::grad(rs[0].second_name())),
         })
         .collect();
     png_and_svg!(&out.join(file), (1500, 620), |root| {
@@ -230,7 +230,7 @@ fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
                     let layer = r.first_layer().unwrap_or_default().to_string();
                     r.probes
                         .get(&layer)
-                        .and_then(|p| p.get("dist_var"))
+                        .and_then(|p| p.get(crate::probe::DIST_VAR))
                         .map(|v| {
                             v.iter()
                                 .filter_map(|(s, d)| Some((*pad.get(s)?, *d)))

@@ -505,7 +505,7 @@ fn slope(x: &[f64], y: &[f64]) -> Option<f64> {
 }
 
 /// The measure the padding slope is taken on: scale-free, so variants compare.
-const PADDING_MEASURE: &str = "rel_dist_var";
+const PADDING_MEASURE: &str = crate::probe::REL_DIST_VAR;
 
 /// Per run, the slope of `PADDING_MEASURE` (mean over the BN layers at each step after warm-up)
 /// against the step's padding fraction: how much the batch statistics move with padding.

@@ -40,7 +40,7 @@ pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>
         .filter_map(|(label, rs)| {
             let r = rs[0];
             let layer = r.first_layer()?;
-            let name = format!("dist_{}", r.second_name());
+            let name = crate::probe::dist(r.second_name());
             // runs of different lengths share the axis as a share of their own training
             let total = r.config.steps.max(1) as f64;
             let pts: Vec<(f64, f64)> = r
@@ -540,8 +540,11 @@ pub(super) fn powernorm_state(runs: &[RunResult], out: &Path) -> Result<Option<C
     let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
         .into_iter()
         .filter(|(_, rs)| {
-            rs.iter()
-                .any(|r| r.probes.values().any(|p| p.contains_key("nu_norm")))
+            rs.iter().any(|r| {
+                r.probes
+                    .values()
+                    .any(|p| p.contains_key(crate::probe::NU_NORM))
+            })
         })
         .collect();
     if groups.is_empty() {
@@ -556,7 +559,7 @@ pub(super) fn powernorm_state(runs: &[RunResult], out: &Path) -> Result<Option<C
                 .unwrap_or_default()
         }
     };
-    let (nu, gamma) = (probe("nu_norm"), probe("pn_gamma"));
+    let (nu, gamma) = (probe(crate::probe::NU_NORM), probe(crate::probe::PN_GAMMA));
     let file = "powernorm_state.png".to_string();
     over_training(
         &groups,

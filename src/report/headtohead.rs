@@ -49,7 +49,7 @@ fn distances(rs: &[&RunResult]) -> String {
     if !rs[0].config.norm.has_batch_stats() || finished(rs).is_empty() {
         return "—".into();
     }
-    let name = format!("rel_dist_{}", rs[0].second_name());
+    let name = crate::probe::rel_dist(rs[0].second_name());
     let done = finished(rs);
     format!(
         "{} / {}",

@@ -183,8 +183,8 @@ fn growth(t: &[&RunResult]) -> String {
         .filter(|r| r.status() == RunStatus::Finished)
         .map(|r| {
             let layer = r.first_layer();
-            median(&r.probe_window(layer, "dist_var", 0.8, 1.0))
-                / median(&r.probe_window(layer, "dist_var", 0.0, 0.2))
+            median(&r.probe_window(layer, crate::probe::DIST_VAR, 0.8, 1.0))
+                / median(&r.probe_window(layer, crate::probe::DIST_VAR, 0.0, 0.2))
         })
         .filter(|x| x.is_finite() && *x > 0.0)
         .collect();
@@ -217,8 +217,8 @@ fn tamed(
         // BN's variance and PowerNorm's psi2 (after GroupScaling) live on different scales:
         // judge on the scale-free relative distance
         let (b, p) = (
-            per_run(t, false, "rel_dist_var", 0.8, 1.0),
-            per_run(o, false, "rel_dist_psi2", 0.8, 1.0),
+            per_run(t, false, crate::probe::REL_DIST_VAR, 0.8, 1.0),
+            per_run(o, false, crate::probe::REL_DIST_PSI2, 0.8, 1.0),
         );
         out.push(ratio_line(
             &format!("{name} tames the forward statistic: BN's rel_dist_var over {name}'s rel_dist_psi2, all layers, last fifth of training"),
@@ -230,8 +230,8 @@ fn tamed(
     }
     if let Some(o) = pnv {
         let (b, p) = (
-            per_run(t, false, "grad_var", 0.8, 1.0),
-            per_run(o, false, "grad_psi2", 0.8, 1.0),
+            per_run(t, false, crate::probe::GRAD_VAR, 0.8, 1.0),
+            per_run(o, false, crate::probe::GRAD_PSI2, 0.8, 1.0),
         );
         out.push(ratio_line(
             "the gradient with respect to the batch statistic is much smaller for PN-V than for BN: BN's ‖dL/dσ²_B‖/d over PN-V's ‖dL/dψ²_B‖/d, all layers, last fifth",

@@ -129,10 +129,10 @@ pub fn oscillation(groups: &Groups) -> String {
                 let _ = writeln!(
                     s,
                     "| {label} | {layer} | {} | {} | {} | {} |",
-                    sig(late_median(rs, first, "dist_mean")),
-                    sig(late_median(rs, first, &format!("dist_{second}"))),
-                    sig(late_median(rs, first, &format!("rel_dist_{second}"))),
-                    sig(late_median(rs, first, &format!("grad_{second}")))
+                    sig(late_median(rs, first, crate::probe::DIST_MEAN)),
+                    sig(late_median(rs, first, &crate::probe::dist(second))),
+                    sig(late_median(rs, first, &crate::probe::rel_dist(second))),
+                    sig(late_median(rs, first, &crate::probe::grad(second)))
                 );
             }
         }

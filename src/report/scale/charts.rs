@@ -2,7 +2,6 @@
 //! scale axis, with 95 % bands) and the per-layer box plots.
 
 use super::{axes, trajectory, Point, Ratio, Scope, DIRECTION, MEASURES, REPRODUCED};
-use crate::report::charts::Chart;
 use crate::report::plot::*;
 use anyhow::Result;
 use plotters::prelude::*;
@@ -185,7 +184,7 @@ pub fn regime(points: &[Point], out: &Path) -> Result<Vec<Chart>> {
     };
     let has_trajectory = long
         .iter()
-        .any(|p| trajectory(p, "dist_var", Scope::First).len() >= 2);
+        .any(|p| trajectory(p, crate::probe::DIST_VAR, Scope::First).len() >= 2);
     if has_trajectory {
         let file = "regime_length.png".to_string();
         let title =
@@ -265,7 +264,7 @@ pub fn per_layer(points: &[Point], out: &Path) -> Result<Option<Chart>> {
                     runs.iter()
                         .flat_map(|r| {
                             let lo = r.config.warmup_steps as f64 / r.config.steps.max(1) as f64;
-                            r.probe_window(Some(layer), "rms_dist_var", lo, 1.0)
+                            r.probe_window(Some(layer), crate::probe::RMS_DIST_VAR, lo, 1.0)
                         })
                         .collect()
                 })

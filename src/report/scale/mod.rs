@@ -21,18 +21,21 @@ use rand::{Rng, SeedableRng};
 
 /// The paper's own measures (its Fig. 2 plots both): verdicts are given on these first.
 pub const PAPER_MEASURES: [(&str, &str); 2] = [
-    ("dist_mean", "(1/d)·‖μ_B − μ_r‖, the paper's"),
-    ("dist_var", "(1/d)·‖σ²_B − σ²_r‖, the paper's"),
+    (crate::probe::DIST_MEAN, "(1/d)·‖μ_B − μ_r‖, the paper's"),
+    (crate::probe::DIST_VAR, "(1/d)·‖σ²_B − σ²_r‖, the paper's"),
 ];
 
 /// Restatements of the paper's measures: per-feature, scale-free, and per-feature medians (so
 /// that a few wide features do not decide). `_r`: the running statistic before the step.
 pub const RESTATEMENTS: [(&str, &str); 5] = [
-    ("rms_dist_var", "‖σ²_B − σ²_r‖/√d, per-feature RMS"),
-    ("rel_dist_mean", "‖μ_B − μ_r‖/‖σ_r‖, relative"),
-    ("rel_dist_var", "‖σ²_B − σ²_r‖/‖σ²_r‖, relative"),
-    ("med_rel_mean", "median_j |μ_B,j − μ_r,j|/σ_r,j"),
-    ("med_rel_var", "median_j |σ²_B,j/σ²_r,j − 1|"),
+    (
+        crate::probe::RMS_DIST_VAR,
+        "‖σ²_B − σ²_r‖/√d, per-feature RMS",
+    ),
+    (crate::probe::REL_DIST_MEAN, "‖μ_B − μ_r‖/‖σ_r‖, relative"),
+    (crate::probe::REL_DIST_VAR, "‖σ²_B − σ²_r‖/‖σ²_r‖, relative"),
+    (crate::probe::MED_REL_MEAN, "median_j |μ_B,j − μ_r,j|/σ_r,j"),
+    (crate::probe::MED_REL_VAR, "median_j |σ²_B,j/σ²_r,j − 1|"),
 ];
 
 /// The measures the ladder's charts draw, one panel each.
@@ -577,7 +580,10 @@ fn verdict_table(s: &mut String, points: &[Point]) {
 fn scale_reading(p: &Point) -> Option<String> {
     let mut parts = Vec::new();
     for scope in [Scope::Last, Scope::Pooled] {
-        let (paper, rel) = (p.ratio("dist_var", scope)?, p.ratio("rel_dist_var", scope)?);
+        let (paper, rel) = (
+            p.ratio(crate::probe::DIST_VAR, scope)?,
+            p.ratio(crate::probe::REL_DIST_VAR, scope)?,
+        );
         // a reading is a verdict: the same gate (runs a side, an interval between runs)
         if paper.verdict().starts_with("no verdict") || rel.verdict().starts_with("no verdict") {
             return None;
