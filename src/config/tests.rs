@@ -1,0 +1,340 @@
+use super::*;
+use crate::errors::closest;
+
+#[test]
+fn logging_keys_leave_the_id_alone() {
+    let c = RunConfig::default();
+    for key in LOGGING_KEYS {
+        assert!(c.value_of(key).is_some(), "{key} is not a config key");
+    }
+    let logged = RunConfig {
+        eval_every: 7,
+        probes: false,
+        checkpoint_every: 0,
+        ..RunConfig::default()
+    };
+    assert_eq!(logged.id(), c.id());
+    assert_ne!(logged.to_toml(), c.to_toml());
+    let other = RunConfig {
+        lr: 2e-3,
+        ..RunConfig::default()
+    };
+    assert_ne!(other.id(), c.id());
+}
+
+#[test]
+fn weight_decay_and_schedule_enter_the_id_only_when_they_change_training() {
+    let d = RunConfig::default();
+    let same = RunConfig {
+        weight_decay: Some(0.0),
+        schedule: Some(Schedule::InverseSqrt),
+        ..RunConfig::default()
+    };
+    assert_eq!(same.id(), d.id());
+    assert_eq!(same.to_toml(), d.to_toml());
+    let decay = RunConfig {
+        weight_decay: Some(0.01),
+        ..RunConfig::default()
+    };
+    let cosine = RunConfig {
+        schedule: Some(Schedule::Cosine),
+        ..RunConfig::default()
+    };
+    assert_ne!(decay.id(), d.id());
+    assert_ne!(cosine.id(), d.id());
+    assert_ne!(cosine.id(), decay.id());
+    let back = RunConfig::from_toml(&cosine.to_toml(), "t").unwrap();
+    assert_eq!(back.schedule, Some(Schedule::Cosine));
+    let bad = RunConfig {
+        weight_decay: Some(-1.0),
+        ..RunConfig::default()
+    };
+    assert!(bad
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("weight-decay"));
+}
+
+#[test]
+fn folders_named_by_earlier_builds_are_found() {
+    // the ids build f674c5a gave these configurations (its `ablate run --dry-run`)
+    assert_eq!(RunConfig::default().legacy_id(), "text-layer-s1-584a8770");
+    let power = RunConfig {
+        norm: NormKind::Power,
+        steps: 7,
+        eval_every: 3,
+        ..RunConfig::default()
+    };
+    assert_eq!(power.legacy_id(), "text-power-s1-8ad6dbef");
+    let out = std::env::temp_dir().join(format!("ablate-legacy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(out.join(power.legacy_id())).unwrap();
+    assert_eq!(power.run_dir(&out), out.join(power.legacy_id()));
+    std::fs::create_dir_all(out.join(power.id())).unwrap();
+    assert_eq!(power.run_dir(&out), out.join(power.id()));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn config_round_trips_through_toml_and_id_is_stable() {
+    let mut c = RunConfig {
+        norm: NormKind::Power,
+        pn_groups: Some(2),
+        ..Default::default()
+    };
+    let back = RunConfig::from_toml(&c.to_toml(), "test").unwrap();
+    // the written file names PowerNorm's resolved backward means
+    assert_eq!(back.pn_backward_means, Some(BackwardMeans::Real));
+    assert_eq!(
+        RunConfig {
+            pn_backward_means: None,
+            ..back.clone()
+        },
+        c
+    );
+    assert_eq!(back.id(), c.id());
+    c.seed = 2;
+    assert_ne!(back.id(), c.id());
+}
+
+#[test]
+fn powernorm_backward_means_default_to_real_and_enter_only_powernorm_ids() {
+    let power = RunConfig {
+        norm: NormKind::Power,
+        ..Default::default()
+    };
+    assert_eq!(power.backward_means(), BackwardMeans::Real);
+    assert_eq!(
+        power.norm_config().power.backward_means,
+        BackwardMeans::Real
+    );
+    assert!(power.to_toml().contains("pn_backward_means = \"real\""));
+    let all = RunConfig {
+        pn_backward_means: Some(BackwardMeans::All),
+        ..power.clone()
+    };
+    assert_ne!(all.id(), power.id());
+    // a PowerNorm config.toml from before the key existed ran the authors' means: its id
+    // (hash of a file without the key) must differ from every run of the new default
+    let old_text: String = power
+        .to_toml()
+        .lines()
+        .filter(|l| !l.starts_with("pn_backward_means"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(
+        fnv1a(old_text.as_bytes()),
+        fnv1a(power.to_toml().as_bytes())
+    );
+    assert_ne!(fnv1a(old_text.as_bytes()), fnv1a(all.to_toml().as_bytes()));
+    // other norms ignore the option: same file, same id
+    let layer = RunConfig::default();
+    let layer_all = RunConfig {
+        pn_backward_means: Some(BackwardMeans::All),
+        ..Default::default()
+    };
+    assert!(!layer.to_toml().contains("pn_backward_means"));
+    assert_eq!(layer.id(), layer_all.id());
+}
+
+#[test]
+fn plain_evaluation_batching_keeps_the_ids_of_runs_from_before_the_option() {
+    let plain = RunConfig::default();
+    let explicit = RunConfig {
+        eval_batching: Some(EvalBatching::Plain),
+        ..Default::default()
+    };
+    let bucketed = RunConfig {
+        eval_batching: Some(EvalBatching::Bucketed),
+        ..Default::default()
+    };
+    assert!(!plain.to_toml().contains("eval_batching"));
+    assert_eq!(plain.id(), explicit.id());
+    assert!(bucketed.to_toml().contains("eval_batching = \"bucketed\""));
+    assert_ne!(plain.id(), bucketed.id());
+    let images = RunConfig {
+        task: Task::Images,
+        ..bucketed
+    };
+    assert!(images.validate().is_err());
+}
+
+#[test]
+fn float32_products_keep_their_ids_and_bf16_is_a_flex_mode() {
+    let plain = RunConfig::default();
+    let explicit = RunConfig {
+        matmul_precision: Some(MatmulPrecision::F32),
+        ..Default::default()
+    };
+    let bf16 = RunConfig {
+        matmul_precision: Some(MatmulPrecision::Bf16),
+        ..Default::default()
+    };
+    assert!(!plain.to_toml().contains("matmul_precision"));
+    assert_eq!(plain.id(), explicit.id());
+    assert!(bf16.to_toml().contains("matmul_precision = \"bf16\""));
+    assert_ne!(plain.id(), bf16.id());
+    assert!(bf16.validate().is_ok());
+    // tables and labels name both precisions
+    assert_eq!(
+        plain.value_of("matmul_precision").unwrap().as_str(),
+        Some("f32")
+    );
+    assert_eq!(
+        bf16.value_of("matmul_precision").unwrap().as_str(),
+        Some("bf16")
+    );
+    let ndarray = RunConfig {
+        backend: BackendKind::Ndarray,
+        ..bf16.clone()
+    };
+    let err = ndarray.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("matmul-precision bf16") && err.contains("flex"),
+        "{err}"
+    );
+    assert_eq!(
+        RunConfig::from_toml("matmul_precision = \"bf16\"\n", "x.toml").unwrap(),
+        bf16
+    );
+}
+
+#[test]
+fn split_files_and_bpe_enter_the_id_only_when_set() {
+    let d = RunConfig::default();
+    let toml = d.to_toml();
+    assert!(
+        !toml.contains("tokenizer") && !toml.contains("_file"),
+        "{toml}"
+    );
+    let word = RunConfig {
+        tokenizer: Some(TokenizerKind::Word),
+        ..Default::default()
+    };
+    assert_eq!((word.to_toml(), word.id()), (toml, d.id()));
+    assert_eq!(d.value_of("tokenizer").unwrap().as_str(), Some("word"));
+    let bpe = RunConfig {
+        tokenizer: Some(TokenizerKind::Bpe),
+        ..Default::default()
+    };
+    assert!(bpe.to_toml().contains("tokenizer = \"bpe\""));
+    assert_ne!(bpe.id(), d.id());
+    assert_eq!(bpe.value_of("tokenizer").unwrap().as_str(), Some("bpe"));
+
+    let dir = std::env::temp_dir().join(format!("ablate-config-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (train, valid) = (dir.join("train.txt"), dir.join("valid.txt"));
+    std::fs::write(&train, "a b c\n").unwrap();
+    std::fs::write(&valid, "a c\n").unwrap();
+    let mut files = RunConfig {
+        train_file: Some(train.clone()),
+        valid_file: Some(valid.clone()),
+        ..Default::default()
+    };
+    files.validate().unwrap();
+    files.record_file_digests().unwrap();
+    assert_eq!(
+        files.train_file_sha256.as_deref(),
+        Some(crate::results::digest::sha256_hex(b"a b c\n").as_str())
+    );
+    assert!(files.valid_file_sha256.is_some() && files.test_file_sha256.is_none());
+    assert!(files.to_toml().contains("train_file_sha256 = "));
+    assert_eq!(RunConfig::from_toml(&files.to_toml(), "t").unwrap(), files);
+    // the same path with other content: another id
+    std::fs::write(&train, "a b c d\n").unwrap();
+    let mut changed = files.clone();
+    changed.record_file_digests().unwrap();
+    assert_ne!(changed.id(), files.id());
+    // a study's table records the digests as it is read
+    let table: toml::Table = toml::from_str(&files.to_toml()).unwrap();
+    assert_eq!(RunConfig::from_table(table).unwrap().id(), changed.id());
+
+    let err = |c: RunConfig| c.validate().unwrap_err().to_string();
+    let no_valid = RunConfig {
+        valid_file: None,
+        ..files.clone()
+    };
+    assert!(err(no_valid).starts_with("train-file needs valid-file"));
+    let no_train = RunConfig {
+        train_file: None,
+        ..files.clone()
+    };
+    assert!(err(no_train).starts_with("valid-file goes with train-file"));
+    let images = RunConfig {
+        task: Task::Images,
+        ..files.clone()
+    };
+    assert!(err(images).starts_with("train-file applies to text"));
+    let images_bpe = RunConfig {
+        task: Task::Images,
+        ..bpe
+    };
+    assert!(err(images_bpe).starts_with("tokenizer bpe applies to text"));
+    let corpus = RunConfig {
+        corpus: "other.txt".into(),
+        ..files.clone()
+    };
+    assert!(err(corpus).starts_with("corpus and train-file"));
+    let mut missing = RunConfig {
+        test_file: Some(dir.join("nope.txt")),
+        ..files
+    };
+    let e = missing.record_file_digests().unwrap_err().to_string();
+    assert!(
+        e.starts_with("test-file ") && e.ends_with("nope.txt: no such file"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unknown_keys_and_bad_values_are_rejected() {
+    let err = RunConfig::from_toml("nrom = \"batch\"\n", "x.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("x.toml") && err.contains("unknown key `nrom` (did you mean `norm`?)"),
+        "{err}"
+    );
+    let err = RunConfig::from_toml("norm = \"btach\"\n", "x.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unknown value `btach` (did you mean `batch`?)"),
+        "{err}"
+    );
+    assert_eq!(closest("stpes", ["steps", "seed"]), Some("steps"));
+    assert_eq!(closest("zzzzzz", ["steps", "seed"]), None);
+    for bad in [
+        RunConfig {
+            steps: 0,
+            ..Default::default()
+        },
+        RunConfig {
+            max_len: 0,
+            ..Default::default()
+        },
+        RunConfig {
+            heads: 3,
+            ..Default::default()
+        },
+        RunConfig {
+            norm: NormKind::Power,
+            pn_groups: Some(3),
+            ..Default::default()
+        },
+        RunConfig {
+            norm_momentum: -0.1,
+            ..Default::default()
+        },
+        RunConfig {
+            norm: NormKind::Power,
+            pn_alpha_bkw: 1.5,
+            ..Default::default()
+        },
+    ] {
+        assert!(bad.validate().is_err(), "{bad:?}");
+    }
+    RunConfig::default().validate().unwrap();
+}
