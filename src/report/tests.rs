@@ -683,6 +683,7 @@ fn no_label_of_a_committed_chart_is_clipped() {
                     .replace("&lt;", "<")
                     .replace("&gt;", ">")
                     .replace("&quot;", "\"")
+                    .replace("&apos;", "'")
                     .replace("&amp;", "&");
                 let num = |n: &str| attr(tag, n).and_then(|v| v.parse::<f64>().ok());
                 // plotters writes SVG font sizes in points (x 0.806); the PNG draws them in pixels

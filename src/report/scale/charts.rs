@@ -40,19 +40,16 @@ fn regime_panel<DB: DrawingBackend>(
     };
     let (x0, x1) = crate::report::stats::spread(&xs);
     let pad = ((x1 - x0) * 0.08).max(0.5);
-    // what every line shares goes into the title, so that the legend fits the panel
-    let (common, short) = split_common(&lines.iter().map(|l| l.label.as_str()).collect::<Vec<_>>());
-    let title = if common.is_empty() {
-        title.to_string()
-    } else {
-        format!("{title} ({common})")
-    };
+    // what every line shares is in the figure's title (`regime_figure`), so that the legend
+    // fits the panel
+    let (_, short) = split_common(&lines.iter().map(|l| l.label.as_str()).collect::<Vec<_>>());
     let mut chart = log_chart(
         area,
-        &title,
+        title,
         18,
         (x0 - pad)..(x1 + pad),
-        (lo, hi),
+        // the legend (the two rules and the lines) sits above the data
+        (lo, legend_room(lo, hi, lines.len() + 2)),
         x_desc,
         "text / images",
         &sci,
@@ -117,8 +114,18 @@ fn regime_figure(
 ) -> Result<()> {
     register_font();
     let lines: Vec<Vec<Line>> = MEASURES.iter().map(|(m, _)| lines_of(m)).collect();
+    let labels: Vec<&str> = lines
+        .first()
+        .map(|ls| ls.iter().map(|l| l.label.as_str()).collect())
+        .unwrap_or_default();
+    let (common, _) = split_common(&labels);
+    let title = if common.is_empty() {
+        title.to_string()
+    } else {
+        format!("{title}; {common}")
+    };
     png_and_svg!(&out.join(file), (1800, 620), |root| {
-        let root = root.titled(title, font(22)).map_err(err)?;
+        let root = root.titled(&title, font(22)).map_err(err)?;
         let panels = root.split_evenly((1, MEASURES.len()));
         for ((panel, (measure, meaning)), lines) in panels.iter().zip(MEASURES).zip(&lines) {
             regime_panel(panel, &format!("{measure}: {meaning}"), x_desc, lines)?;
