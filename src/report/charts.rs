@@ -306,9 +306,9 @@ pub fn draw_all(runs: &[RunResult], out: &Path) -> Result<Vec<Chart>> {
     charts.extend(curves::curves(runs, out, Task::Text)?);
     charts.extend(curves::curves(runs, out, Task::Images)?);
     charts.extend(curves::accuracy(runs, out)?);
-    charts.extend(curves::training(runs, out, Task::Text)?);
-    charts.extend(curves::training(runs, out, Task::Images)?);
-    charts.extend(curves::powernorm_state(runs, out)?);
+    charts.extend(super::training::training(runs, out, Task::Text)?);
+    charts.extend(super::training::training(runs, out, Task::Images)?);
+    charts.extend(super::training::powernorm_state(runs, out)?);
     charts.extend(padding(runs, out)?);
     charts.extend(super::sweep::chart(runs, out)?);
     let points = super::scale::points(runs);

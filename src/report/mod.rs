@@ -18,6 +18,7 @@ mod select;
 pub mod stats;
 mod sweep;
 mod tables;
+mod training;
 
 pub use stats::{mean_std, median, median_in_place, quantile, sorted_finite, BoxStats, BUCKETS};
 
