@@ -261,8 +261,8 @@ pub fn training_bytes(config: &RunConfig, vocab: usize, batch: f64, seq: f64) ->
 
 /// Refuses, before any work, a text run whose estimated float32 training memory (see
 /// [`training_bytes`]; its largest batch: as long as the longest sentence of `data`, or
-/// `max_len` when the data are not loaded yet) exceeds the memory this machine has available.
-/// GPU runs are not checked (their memory is the device's), nor the small image model.
+/// `max_len` when the data are not loaded yet; its vocabulary: [`vocabulary`]) exceeds the
+/// memory this machine has available. GPU runs are not checked (their memory is the device's), nor the small image model.
 pub fn check_fits(config: &RunConfig, data: Option<&TaskData>) -> Result<()> {
     let longest = match data {
         Some(TaskData::Text(t)) => t
@@ -285,7 +285,7 @@ pub fn check_fits(config: &RunConfig, data: Option<&TaskData>) -> Result<()> {
         Some(t) => (t as f64 / seq).floor().max(1.0),
         None => config.batch_size as f64,
     };
-    let need = training_bytes(config, config.vocab_size, batch, seq);
+    let need = training_bytes(config, vocabulary(config, data), batch, seq);
     if need > available as f64 {
         bail!(
             "this run needs about {} of memory (float32 parameters, gradients, Adam moments and the activations of a {batch} x {seq} batch, as `ablate memory` counts them), more than the {} this machine has available; use a smaller --max-len, --batch-size, --max-tokens, --d-model or --layers",
@@ -294,6 +294,31 @@ pub fn check_fits(config: &RunConfig, data: Option<&TaskData>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The vocabulary size of a text run: the loaded data's, else `vocab-size` capped by what the
+/// training text can give ([`vocabulary_bound`]). `vocab-size` is a cap, not a size: a huge one
+/// on a small corpus gives a small vocabulary.
+pub fn vocabulary(config: &RunConfig, data: Option<&TaskData>) -> usize {
+    match data {
+        Some(TaskData::Text(t)) => t.vocab.len(),
+        _ => vocabulary_bound(config).map_or(config.vocab_size, |b| b.min(config.vocab_size)),
+    }
+}
+
+/// An upper bound of the vocabulary the training text of `config` can give, from its file's
+/// size alone (`None` when it cannot be read): at most one word per two bytes (a word and a
+/// separator) for the word tokenizer; for BPE, at most every character (lowercasing turns one
+/// byte into at most 3 characters) and one merge per character, and the word mark.
+pub fn vocabulary_bound(config: &RunConfig) -> Option<usize> {
+    use crate::data::{files::resolve_data_path, vocab::SPECIALS, TokenizerKind};
+    let text = config.train_file.as_ref().unwrap_or(&config.corpus);
+    let bytes = std::fs::metadata(resolve_data_path(text)).ok()?.len() as usize;
+    let tokens = match config.tokenizer() {
+        TokenizerKind::Word => bytes.div_ceil(2),
+        TokenizerKind::Bpe => bytes.saturating_mul(6).saturating_add(1),
+    };
+    Some(tokens.saturating_add(SPECIALS.len()))
 }
 
 fn human_f64(bytes: f64) -> String {
@@ -360,6 +385,10 @@ pub fn config_report(config: &RunConfig, vocab: usize) -> Result<String> {
     Ok(out)
 }
 
+/// The most steps `ablate memory --measure` and `ablate bench` train: they measure, and the
+/// peak memory and the step time settle within the first few dozen steps.
+pub const MAX_MEASURED_STEPS: usize = 10_000;
+
 /// Trains `config.steps` real steps (results in a temporary folder, removed after) and says
 /// how the measured peak resident memory compares with the float32 estimate.
 pub fn measure(config: &RunConfig, data: &TaskData) -> Result<String> {
@@ -373,7 +402,9 @@ pub fn measure(config: &RunConfig, data: &TaskData) -> Result<String> {
     let dir = std::env::temp_dir().join(format!("ablate-memory-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut config = config.clone();
-    config.eval_every = config.steps + 1;
+    // one evaluation, after the last step (steps + 1 would pass the TOML limit at the largest
+    // --steps and blame --eval-every, which was not given)
+    config.eval_every = config.steps;
     let summary = crate::train::run(&config, data, &dir, &RunControl::hidden());
     let _ = std::fs::remove_dir_all(&dir);
     summary?;

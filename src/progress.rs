@@ -106,6 +106,53 @@ impl PlainLog {
     }
 }
 
+/// Beyond this many seconds left, a run says how long it will take ([`long_run_warning`]).
+pub const LONG_RUN_S: f64 = 7.0 * 24.0 * 3600.0;
+
+/// The warning for a run whose `left` of `steps` steps take more than [`LONG_RUN_S`] at
+/// `step_ms` a step (`None` when they take less): `--steps 1000000000000` is more likely a
+/// typo than a plan. `resumed`: the run went on from a checkpoint; `checkpoints`: whether a
+/// stop saves a checkpoint to resume from.
+pub fn long_run_warning(
+    step_ms: f64,
+    left: usize,
+    steps: usize,
+    resumed: bool,
+    checkpoints: bool,
+) -> Option<String> {
+    let seconds = step_ms / 1e3 * left as f64;
+    if seconds.is_nan() || seconds <= LONG_RUN_S {
+        return None;
+    }
+    let days = seconds / 86400.0;
+    let years = days / 365.25;
+    let how_long = if years >= 1e6 {
+        format!("{years:.1e} years")
+    } else if years >= 2.0 {
+        format!("{years:.0} years")
+    } else {
+        format!("{days:.0} days")
+    };
+    let ms = if step_ms >= 10.0 {
+        format!("{step_ms:.0}")
+    } else {
+        format!("{step_ms:.2}")
+    };
+    let what = if !resumed {
+        format!("{steps} steps take")
+    } else {
+        format!("the {left} steps left of {steps} take")
+    };
+    let stop = if checkpoints {
+        "Ctrl-C stops the run with a checkpoint (ablate --resume continues it)"
+    } else {
+        "Ctrl-C stops the run (without checkpoints: checkpoint-every is 0)"
+    };
+    Some(format!(
+        "ablate: warning: at {ms} ms/step, {what} about {how_long}; {stop}"
+    ))
+}
+
 /// `1h02m03s`, `4m05s`, `6s`.
 pub fn clock(seconds: f64) -> String {
     let s = seconds.max(0.0).round() as u64;
@@ -174,6 +221,15 @@ impl RunControl {
         }
     }
 
+    /// A warning that must be seen even with `--quiet`: above the bar, else on stderr.
+    pub fn warn(&self, msg: String) {
+        if self.progress.is_hidden() {
+            eprintln!("{msg}");
+        } else {
+            self.progress.println(msg);
+        }
+    }
+
     /// A message that must be seen: above the bar, or as a plain line.
     pub fn println(&self, msg: String) {
         if self.progress.is_hidden() {
@@ -215,4 +271,34 @@ pub fn install_stop_handler() -> Arc<AtomicBool> {
         eprintln!("ablate: stopping after the current step (Ctrl-C again to quit at once)");
     });
     stop
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_longer_than_a_week_is_told_how_long() {
+        assert_eq!(long_run_warning(23.0, 1000, 1000, false, true), None);
+        // just under and over a week
+        assert_eq!(
+            long_run_warning(1000.0, 604_800, 604_800, false, true),
+            None
+        );
+        let w = long_run_warning(1000.0, 604_801 * 2, 604_801 * 2, false, true).unwrap();
+        assert!(
+            w.contains("at 1000 ms/step, 1209602 steps take about 14 days"),
+            "{w}"
+        );
+        let w = long_run_warning(23.0, 1_000_000_000_000, 1_000_000_000_000, false, true).unwrap();
+        assert_eq!(
+            w,
+            "ablate: warning: at 23 ms/step, 1000000000000 steps take about 729 years; Ctrl-C stops the run with a checkpoint (ablate --resume continues it)"
+        );
+        let w = long_run_warning(0.5, usize::MAX, usize::MAX, true, false).unwrap();
+        assert!(
+            w.contains("at 0.50 ms/step, the 18446744073709551615 steps left of 18446744073709551615 take about 2.9e8 years; Ctrl-C stops the run (without checkpoints"),
+            "{w}"
+        );
+    }
 }

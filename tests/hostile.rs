@@ -639,30 +639,36 @@ fn hostile_inputs_get_one_clear_line_and_leave_no_run_folder() {
         ),
     ];
     rows.extend(files);
+    rows.extend(checkpoint_lock_path_rows(&dir));
     let mut failures = Vec::new();
     for (name, args, code, message) in &rows {
         let mut full: Vec<&str> = args.iter().map(String::as_str).collect();
         if !matches!(
             full.first(),
-            Some(&"memory") | Some(&"run") | Some(&"report") | Some(&"bench")
+            Some(&"memory") | Some(&"run") | Some(&"report") | Some(&"bench") | Some(&"status")
         ) && !full.contains(&"--resume")
+            && !full.contains(&"--results")
         {
             full.extend(["--results", out.to_str().unwrap(), "--quiet"]);
         }
+        // every file and folder the rows' fixtures live in, as they were
+        let before = tree(&dir);
         let Some(o) = ablate_within(&full, 60) else {
             failures.push(format!("{name}: still running after 60 s (killed)"));
             continue;
         };
         let err = stderr(&o);
+        let changed = changes(&before, &tree(&dir));
         let ok = o.status.code() == Some(*code)
             && err.contains(message)
             && err.lines().count() == 1
             && !err.contains("panicked")
             && !err.contains("internal error")
-            && !out.exists();
+            && !out.exists()
+            && changed.is_empty();
         if !ok {
             failures.push(format!(
-                "{name}: exit {:?}, stderr {err:?}, run folder left: {}",
+                "{name}: exit {:?}, stderr {err:?}, run folder left: {}, files changed: {changed:?}",
                 o.status.code(),
                 out.exists()
             ));
@@ -676,6 +682,576 @@ fn hostile_inputs_get_one_clear_line_and_leave_no_run_folder() {
         failures.join("\n")
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Paths under a folder with their size and modification time (folders: none).
+type Tree = std::collections::BTreeMap<std::path::PathBuf, Option<(u64, std::time::SystemTime)>>;
+
+/// A row of the hostile table: name, arguments, exit code, message fragment.
+type Row = (&'static str, Vec<String>, i32, &'static str);
+
+/// Every file and folder under `dir`: its size and modification time (folders: none).
+fn tree(dir: &Path) -> Tree {
+    let mut found = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(p.clone());
+                found.insert(p, None);
+            } else {
+                found.insert(p, Some((m.len(), m.modified().unwrap())));
+            }
+        }
+    }
+    found
+}
+
+/// The paths that appeared, went or changed between two [`tree`]s.
+fn changes(before: &Tree, after: &Tree) -> Vec<String> {
+    let mut changed: Vec<String> = before
+        .iter()
+        .filter(|(p, v)| after.get(*p) != Some(v))
+        .map(|(p, _)| format!("{} changed or gone", p.display()))
+        .collect();
+    changed.extend(
+        after
+            .keys()
+            .filter(|p| !before.contains_key(*p))
+            .map(|p| format!("{} appeared", p.display())),
+    );
+    changed
+}
+
+/// The start time of this test process (field 22 of /proc/self/stat), as a run lock names its
+/// owner.
+fn own_start_time() -> String {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    rest.split_whitespace().nth(19).unwrap().to_string()
+}
+
+/// A tiny run stopped at step 20 of 40 with checkpoints at 10 and 20, in `dir/<name>/`.
+fn stopped_tiny_run(dir: &Path, name: &str, more: &[&str]) -> std::path::PathBuf {
+    let out = dir.join(name);
+    let mut args = common::args_with(
+        common::TINY_TEXT,
+        &[
+            "--steps",
+            "40",
+            "--eval-every",
+            "10",
+            "--checkpoint-every",
+            "10",
+            "--results",
+            out.to_str().unwrap(),
+            "--quiet",
+        ],
+    );
+    args.extend_from_slice(more);
+    let o = ablate(&args);
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(130)),
+        "{}",
+        stderr(&o)
+    );
+    common::run_dirs(&out).remove(0)
+}
+
+/// Copies the run folder `run` (with its checkpoints) to `dir/<name>/run`.
+fn copy_run(run: &Path, dir: &Path, name: &str) -> std::path::PathBuf {
+    fn copy_all(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let p = e.unwrap().path();
+            let target = to.join(p.file_name().unwrap());
+            if p.is_dir() {
+                copy_all(&p, &target);
+            } else {
+                std::fs::copy(&p, &target).unwrap();
+            }
+        }
+    }
+    let to = dir.join(name).join("run");
+    copy_all(run, &to);
+    to
+}
+
+/// Rows aimed at checkpoints, locks, paths, `memory`, `bench`, `report`, `status` and study
+/// files; their fixtures (run folders trained here, damaged copies of them) live in `dir`.
+fn checkpoint_lock_path_rows(dir: &Path) -> Vec<Row> {
+    let stopped = stopped_tiny_run(dir, "stopped", &["--stop-at-step", "20"]);
+    let finished = stopped_tiny_run(dir, "finished", &[]);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let empty_dir = dir.join("empty-folder");
+    std::fs::create_dir_all(&empty_dir).unwrap();
+    let a_file = dir.join("a-file");
+    std::fs::write(&a_file, "x").unwrap();
+    let damaged = copy_run(&stopped, dir, "damaged-config");
+    std::fs::write(damaged.join("config.toml"), "steps = [\n").unwrap();
+    let emptied = copy_run(&stopped, dir, "empty-config");
+    std::fs::write(emptied.join("config.toml"), "").unwrap();
+    let images = copy_run(&stopped, dir, "images-config");
+    let config = std::fs::read_to_string(images.join("config.toml")).unwrap();
+    assert!(config.contains("task = \"text\""), "{config}");
+    std::fs::write(
+        images.join("config.toml"),
+        config.replace("task = \"text\"", "task = \"images\""),
+    )
+    .unwrap();
+    let no_checkpoints = copy_run(&stopped, dir, "no-checkpoints");
+    std::fs::remove_dir_all(no_checkpoints.join("checkpoints")).unwrap();
+    let held = copy_run(&stopped, dir, "held");
+    std::fs::write(
+        held.join(".lock"),
+        format!("{} {}", std::process::id(), own_start_time()),
+    )
+    .unwrap();
+    let held_pid_only = copy_run(&stopped, dir, "held-pid-only");
+    std::fs::write(held_pid_only.join(".lock"), std::process::id().to_string()).unwrap();
+    let link = dir.join("link-to-run");
+    std::os::unix::fs::symlink(&stopped, &link).unwrap();
+    let results = stopped.parent().unwrap().to_path_buf();
+    let study = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        s(&p)
+    };
+    let slash = study("slash.toml", "name = \"a/b\"\n[[grid]]\nnorm = \"batch\"\n");
+    let dots = study("dots.toml", "name = \"..\"\n[[grid]]\nnorm = \"batch\"\n");
+    let long_name = study(
+        "long-name.toml",
+        &format!(
+            "name = \"{}\"\n[[grid]]\nnorm = \"batch\"\n",
+            "n".repeat(101)
+        ),
+    );
+    let no_name = study("no-name.toml", "name = \"\"\n[[grid]]\nnorm = \"batch\"\n");
+    let empty_grid = study("empty-grid.toml", "name = \"s\"\ngrid = []\n");
+    let no_grid = study("no-grid.toml", "name = \"s\"\n[base]\nsteps = 3\n");
+    let empty_study = study("empty-study.toml", "");
+    let study_results = s(&dir.join("study-results"));
+    let deep = format!("/tmp/{}", vec!["a".repeat(200); 20].join("/"));
+    let (big, max) = ("18446744073709551615", "9223372036854775807");
+    let resume = |run: &Path, more: &[&str]| {
+        let mut v = vec!["--resume".to_string(), s(run)];
+        v.extend(more.iter().map(|m| m.to_string()));
+        v
+    };
+    let words = |line: &str| {
+        line.split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let mut rows: Vec<Row> = vec![
+        // checkpoints and locks
+        ("resume of an empty folder", resume(&empty_dir, &[]), 1, "is not a run folder"),
+        ("resume of a file", resume(&a_file, &[]), 1, "is not a run folder"),
+        (
+            "resume of a run's checkpoints folder",
+            resume(&stopped.join("checkpoints"), &[]),
+            1,
+            "is not a run folder",
+        ),
+        (
+            "resume of a run whose config.toml is damaged",
+            resume(&damaged, &[]),
+            1,
+            "config.toml: line 1, column",
+        ),
+        (
+            "resume of a run whose config.toml is empty",
+            resume(&emptied, &[]),
+            1,
+            "not of this configuration (text-layer-s1-",
+        ),
+        (
+            "resume of a run whose config.toml is of another task",
+            resume(&images, &[]),
+            1,
+            "not of this configuration (images-",
+        ),
+        (
+            "resume of a run without checkpoints",
+            resume(&no_checkpoints, &[]),
+            1,
+            "has no checkpoint to resume from",
+        ),
+        (
+            "resume of a finished run",
+            resume(&finished, &[]),
+            1,
+            "has already finished (40 of 40 steps): nothing to resume",
+        ),
+        (
+            "resume of a run held by a live process",
+            resume(&held, &[]),
+            1,
+            "is being trained by another ablate process",
+        ),
+        (
+            "resume of a run held by a live process (pid-only lock)",
+            resume(&held_pid_only, &[]),
+            1,
+            "is being trained by another ablate process",
+        ),
+        (
+            "resume through a symbolic link",
+            resume(&link, &[]),
+            1,
+            "is a symbolic link: give the run folder itself",
+        ),
+        (
+            "resume stopping at step 0",
+            resume(&stopped, &["--stop-at-step", "0"]),
+            1,
+            "--stop-at-step must be at least 1",
+        ),
+        (
+            "resume stopping at the checkpoint's step",
+            resume(&stopped, &["--stop-at-step", "20"]),
+            1,
+            "--stop-at-step 20 is not after the checkpoint's step 20",
+        ),
+        (
+            "resume stopping before the checkpoint's step",
+            resume(&stopped, &["--stop-at-step", "5"]),
+            1,
+            "--stop-at-step 5 is not after the checkpoint's step 20",
+        ),
+        (
+            "resume stopping beyond 64 bits",
+            resume(&stopped, &["--stop-at-step", "18446744073709551616"]),
+            2,
+            "invalid value '18446744073709551616' for '--stop-at-step <N>'",
+        ),
+        (
+            "stop at step 0",
+            words("--stop-at-step 0"),
+            1,
+            "--stop-at-step must be at least 1",
+        ),
+        (
+            "stop with checkpoints off",
+            words("--checkpoint-every 0 --stop-at-step 2"),
+            1,
+            "--stop-at-step needs checkpoints to continue from: give --checkpoint-every > 0",
+        ),
+        (
+            "checkpoint-every beyond TOML",
+            vec!["--checkpoint-every".into(), big.into()],
+            1,
+            "checkpoint-every must be at most",
+        ),
+        (
+            "stop-at-step text",
+            words("--stop-at-step soon"),
+            2,
+            "invalid value 'soon' for '--stop-at-step <N>'",
+        ),
+        // paths
+        (
+            "results folder is a file",
+            vec!["--results".into(), s(&a_file)],
+            1,
+            "cannot create output folder",
+        ),
+        (
+            "results folder under /proc",
+            words("--results /proc/ablate-results"),
+            1,
+            "cannot create output folder /proc/ablate-results",
+        ),
+        (
+            "results folder with a 300-letter name",
+            vec!["--results".into(), s(&dir.join("b".repeat(300)))],
+            1,
+            "File name too long",
+        ),
+        (
+            "results path too long for a run's checkpoints",
+            vec!["--results".into(), deep],
+            1,
+            "the results folder's path is too long",
+        ),
+        (
+            "results folder empty",
+            vec!["--results".into(), String::new()],
+            2,
+            "a value is required for '--results <DIR>'",
+        ),
+        // memory
+        (
+            "memory preset with batch 0",
+            words("memory --preset gpt2-small --batch-size 0"),
+            1,
+            "must be within [1, 1048576] for a preset (got 0 and 1024)",
+        ),
+        (
+            "memory preset with length 0",
+            words("memory --preset gpt2-xl --max-len 0"),
+            1,
+            "must be within [1, 1048576] for a preset (got 1 and 0)",
+        ),
+        (
+            "memory preset with a 64-bit batch",
+            vec![
+                "memory".into(),
+                "--preset".into(),
+                "gpt2-medium".into(),
+                "--batch-size".into(),
+                big.into(),
+            ],
+            1,
+            "must be within [1, 1048576] for a preset",
+        ),
+        (
+            "memory preset measured",
+            words("memory --preset gpt2-small --measure"),
+            1,
+            "--measure trains the configured model, not a preset",
+        ),
+        (
+            "memory preset with a model option",
+            words("memory --preset gpt2-small --d-model 64"),
+            1,
+            "of the run options it takes only --batch-size and --max-len",
+        ),
+        (
+            "memory with heads not dividing d-model",
+            words("memory --heads 3"),
+            1,
+            "heads (3) must divide d-model (128)",
+        ),
+        ("memory with 0 heads", words("memory --heads 0"), 1, "heads must be at least 1"),
+        ("memory with d-model 0", words("memory --d-model 0"), 1, "d-model must be at least 1"),
+        (
+            "memory with batch 0",
+            words("memory --batch-size 0"),
+            1,
+            "batch-size must be at least 1",
+        ),
+        ("memory with length 0", words("memory --max-len 0"), 1, "max-len must be at least 1"),
+        (
+            "memory with 64-bit layers",
+            vec!["memory".into(), "--layers".into(), big.into()],
+            1,
+            "layers must be at most",
+        ),
+        (
+            "memory with the largest width and heads",
+            vec![
+                "memory".into(),
+                "--d-model".into(),
+                max.into(),
+                "--heads".into(),
+                max.into(),
+            ],
+            1,
+            "beyond what this table counts (16 EiB)",
+        ),
+        (
+            "memory with the largest feed-forward width",
+            vec!["memory".into(), "--d-ff".into(), max.into()],
+            1,
+            "for its float32 weights alone, more than the",
+        ),
+        (
+            "memory measured over the largest step count",
+            common::args_with(&["memory", "--measure", "--steps", max], common::TINY_TEXT)
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            1,
+            "ablate memory --measure trains at most 10000 steps (the peak is reached within the first few); got --steps 9223372036854775807",
+        ),
+        (
+            "memory measured of a batch beyond memory",
+            words("memory --measure --batch-size 100000000"),
+            1,
+            "more than the",
+        ),
+        (
+            "memory with a token budget below the length",
+            words("memory --max-tokens 5 --max-len 64"),
+            1,
+            "max-tokens (5) must be at least max-len (64)",
+        ),
+        // bench
+        (
+            "bench of an unknown norm",
+            words("bench --norms btach"),
+            2,
+            "a similar value exists: 'batch'",
+        ),
+        (
+            "bench given --norm",
+            words("bench --norm batch"),
+            1,
+            "ablate bench times the norms given by --norms",
+        ),
+        ("bench of 0 steps", words("bench --steps 0"), 1, "steps must be at least 1"),
+        (
+            "bench of the largest step count",
+            vec!["bench".into(), "--steps".into(), max.into()],
+            1,
+            "ablate bench times at most 10000 steps per norm",
+        ),
+        ("bench of batch 0", words("bench --batch-size 0"), 1, "batch-size must be at least 1"),
+        (
+            "bench with heads not dividing d-model",
+            words("bench --heads 3"),
+            1,
+            "heads (3) must divide d-model (128)",
+        ),
+        (
+            "bench of a length beyond memory",
+            words("bench --max-len 100000000"),
+            1,
+            "more than the",
+        ),
+        (
+            "bench of images without channels",
+            words("bench --task images --cnn-channels 0"),
+            1,
+            "cnn-channels must list at least one positive",
+        ),
+        // report and status
+        (
+            "report of a real empty folder",
+            vec![
+                "report".into(),
+                s(&empty_dir),
+                "--out".into(),
+                s(&dir.join("report")),
+            ],
+            1,
+            "no runs found in",
+        ),
+        (
+            "report of a file",
+            vec![
+                "report".into(),
+                s(&a_file),
+                "--out".into(),
+                s(&dir.join("report")),
+            ],
+            1,
+            "is neither a results folder nor a study file",
+        ),
+        (
+            "report into a run folder",
+            vec!["report".into(), s(&results), "--out".into(), s(&finished)],
+            1,
+            "is inside the run folder",
+        ),
+        (
+            "report into a folder inside a run folder",
+            vec![
+                "report".into(),
+                s(&results),
+                "--out".into(),
+                s(&stopped.join("report")),
+            ],
+            1,
+            "is inside the run folder",
+        ),
+        (
+            "report into the results folder it reads",
+            vec!["report".into(), s(&results), "--out".into(), s(&results)],
+            1,
+            "is the results folder",
+        ),
+        (
+            "report into a file",
+            vec!["report".into(), s(&results), "--out".into(), s(&a_file)],
+            1,
+            "cannot create report folder",
+        ),
+        (
+            "status of a missing study",
+            vec!["status".into(), s(&dir.join("missing.toml"))],
+            1,
+            "cannot read study file",
+        ),
+        (
+            "status of a folder",
+            vec!["status".into(), s(&empty_dir)],
+            1,
+            "cannot read study file",
+        ),
+        // study files
+        (
+            "study named with a slash",
+            vec!["run".into(), slash, "--results".into(), study_results.clone()],
+            1,
+            "study name \"a/b\" must be 1-100 letters",
+        ),
+        (
+            "study named ..",
+            vec!["run".into(), dots, "--results".into(), study_results.clone()],
+            1,
+            "study name \"..\" must be 1-100 letters",
+        ),
+        (
+            "study name of 101 letters",
+            vec!["run".into(), long_name, "--results".into(), study_results.clone()],
+            1,
+            "must be 1-100 letters",
+        ),
+        (
+            "study with an empty name",
+            vec!["run".into(), no_name, "--results".into(), study_results.clone()],
+            1,
+            "study name \"\" must be 1-100 letters",
+        ),
+        (
+            "study with an empty grid list",
+            vec!["run".into(), empty_grid, "--results".into(), study_results.clone()],
+            1,
+            "the study has no [[grid]] table, so it has no runs",
+        ),
+        (
+            "study without a grid",
+            vec!["run".into(), no_grid, "--results".into(), study_results.clone()],
+            1,
+            "the study has no [[grid]] table, so it has no runs",
+        ),
+        (
+            "empty study file",
+            vec!["run".into(), empty_study, "--results".into(), study_results.clone()],
+            1,
+            "missing field `name`",
+        ),
+        (
+            "study file is a folder",
+            vec!["run".into(), s(&empty_dir), "--results".into(), study_results],
+            1,
+            "cannot read study file",
+        ),
+    ];
+    // each row of a fresh run trains the tiny model (never the default one)
+    for row in &mut rows {
+        if !row.1.iter().any(|a| {
+            a == "--resume"
+                || a == "memory"
+                || a == "bench"
+                || a == "report"
+                || a == "status"
+                || a == "run"
+        }) {
+            row.1
+                .extend(common::TINY_TEXT.iter().map(|a| a.to_string()));
+        }
+    }
+    rows
 }
 
 /// A tiny study of `norms` written into `dir`, trained into `dir/results`.
@@ -992,4 +1568,170 @@ fn a_closed_pipe_does_not_end_a_study_early() {
         })
         .count();
     assert_eq!(finished, 3);
+}
+
+/// `--steps 1000000000000` on the tiny model: once its first steps are timed, the run says how
+/// long that would take (one warning line), and stops with a checkpoint as asked.
+#[test]
+fn a_run_of_absurd_length_says_how_long_it_would_take() {
+    let dir = temp_dir("absurd-steps");
+    let out = dir.join("results");
+    let args = common::args_with(
+        common::TINY_TEXT,
+        &[
+            "--steps",
+            "1000000000000",
+            "--stop-at-step",
+            "30",
+            "--results",
+            out.to_str().unwrap(),
+            "--quiet",
+        ],
+    );
+    let o = ablate(&args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    let w = warnings[0];
+    assert!(
+        w.starts_with("ablate: warning: at ")
+            && w.contains(" ms/step, 1000000000000 steps take about ")
+            && w.contains(" years; Ctrl-C stops the run with a checkpoint"),
+        "{w}"
+    );
+    let run = common::run_dirs(&out).remove(0);
+    assert!(run.join("checkpoints").join("step-000000030").is_dir());
+    // a run of sensible length says nothing of the kind
+    let args = common::args_with(
+        common::TINY_TEXT,
+        &[
+            "--steps",
+            "30",
+            "--results",
+            out.to_str().unwrap(),
+            "--quiet",
+        ],
+    );
+    let o = ablate(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("take about"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--vocab-size` is a cap: far beyond what the corpus gives, the memory check counts the
+/// vocabulary the corpus gives (its distinct words and the 4 special tokens; BPE: what its
+/// merges reach) and the run trains.
+#[test]
+fn a_vocabulary_cap_beyond_the_corpus_trains_on_the_corpus_vocabulary() {
+    let dir = temp_dir("huge-vocab");
+    let corpus = dir.join("five-words.txt");
+    std::fs::write(&corpus, "a b c d e\n".repeat(60)).unwrap();
+    // BPE: the specials, the alphabet (the word mark and a-e) and the merges ▁a .. ▁e
+    for (tokenizer, expected) in [("word", 4 + 5), ("bpe", 4 + 6 + 5)] {
+        let out = dir.join(format!("results-{tokenizer}"));
+        let o = ablate(&[
+            "--d-model",
+            "16",
+            "--layers",
+            "1",
+            "--heads",
+            "2",
+            "--d-ff",
+            "32",
+            "--batch-size",
+            "8",
+            "--max-len",
+            "12",
+            "--steps",
+            "5",
+            "--vocab-size",
+            "1000000000000",
+            "--tokenizer",
+            tokenizer,
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--results",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert!(o.status.success(), "{tokenizer}: {}", stderr(&o));
+        let run = common::run_dirs(&out)
+            .into_iter()
+            .find(|p| p.file_name().unwrap() != "tokenizers")
+            .unwrap();
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(summary["status"], "finished", "{tokenizer}");
+        assert_eq!(summary["vocab_size"], expected, "{tokenizer}");
+    }
+    // the capped BPE vocabulary is the one a sensible cap gives
+    let sensible = dir.join("results-sensible");
+    let o = ablate(&[
+        "--d-model",
+        "16",
+        "--layers",
+        "1",
+        "--heads",
+        "2",
+        "--d-ff",
+        "32",
+        "--batch-size",
+        "8",
+        "--max-len",
+        "12",
+        "--steps",
+        "5",
+        "--vocab-size",
+        "1000",
+        "--tokenizer",
+        "bpe",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--results",
+        sensible.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tokenizer = |out: &Path| {
+        let dir = out.join("tokenizers");
+        let file = std::fs::read_dir(&dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        std::fs::read_to_string(file).unwrap()
+    };
+    assert_eq!(tokenizer(&sensible), tokenizer(&dir.join("results-bpe")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A lock being written (empty) keeps a resume out; a lock whose text is no pid, or whose pid
+/// is dead, is stale: the resume takes it over, finishes the run and leaves no lock.
+#[test]
+fn a_resume_takes_over_stale_locks_only() {
+    let dir = temp_dir("stale-locks");
+    let stopped = stopped_tiny_run(&dir, "stopped", &["--stop-at-step", "20"]);
+    let writing = copy_run(&stopped, &dir, "writing");
+    std::fs::write(writing.join(".lock"), "").unwrap();
+    let o = ablate(&["--resume", writing.to_str().unwrap(), "--quiet"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is being trained by another ablate process"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(writing.join(".lock").exists());
+    for (name, lock) in [("garbage", "not a pid\n"), ("dead", "4194999 12345")] {
+        let run = copy_run(&stopped, &dir, name);
+        std::fs::write(run.join(".lock"), lock).unwrap();
+        let o = ablate(&["--resume", run.to_str().unwrap(), "--quiet"]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
+        assert!(summary.contains("\"finished\""), "{name}: {summary}");
+        assert!(!run.join(".lock").exists(), "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -37,6 +37,12 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         )?;
     }
     let steps = args.run.steps.unwrap_or(40);
+    if steps > crate::memory::MAX_MEASURED_STEPS {
+        anyhow::bail!(
+            "ablate bench times at most {} steps per norm (the median settles within a few dozen); got --steps {steps}",
+            crate::memory::MAX_MEASURED_STEPS
+        );
+    }
     eprintln!("ablate bench: {} steps per norm (median over the second half), {} task, batch {} x max length {}", steps, config.task.name(), config.batch_size, config.max_len);
     eprintln!(
         "backend {}, {} matrix products",

@@ -23,6 +23,20 @@ pub fn run(args: &MemoryArgs) -> Result<i32> {
     use crate::memory::{self, Shape};
     args.run.refuse_run_folder_options("memory")?;
     if let Some(name) = &args.preset {
+        // the preset is the model: other options would be left out of the table unsaid
+        let shape_only = RunArgs {
+            batch_size: args.run.batch_size,
+            max_len: args.run.max_len,
+            results: args.run.results.clone(),
+            quiet: args.run.quiet,
+            ..RunArgs::default()
+        };
+        if args.measure {
+            anyhow::bail!("--measure trains the configured model, not a preset: leave out --preset {name} (or --measure)");
+        }
+        if args.run != shape_only {
+            anyhow::bail!("--preset {name} gives the whole model: of the run options it takes only --batch-size and --max-len");
+        }
         let shape = Shape::preset(
             name,
             args.run.batch_size.unwrap_or(1) as u64,
@@ -40,6 +54,13 @@ pub fn run(args: &MemoryArgs) -> Result<i32> {
     }
     if args.run.steps.is_none() {
         config.steps = 5;
+    }
+    if args.measure && config.steps > memory::MAX_MEASURED_STEPS {
+        anyhow::bail!(
+            "ablate memory --measure trains at most {} steps (the peak is reached within the first few); got --steps {}",
+            memory::MAX_MEASURED_STEPS,
+            config.steps
+        );
     }
     let data = crate::train::load_data(&config)?;
     let crate::train::TaskData::Text(text) = &data else {

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
@@ -22,6 +22,7 @@ pub struct ReportArgs {
 }
 
 pub fn run(args: &ReportArgs) -> Result<i32> {
+    check_out(args)?;
     let overrides: Vec<_> = args
         .set
         .iter()
@@ -38,4 +39,50 @@ pub fn run(args: &ReportArgs) -> Result<i32> {
         args.out.display()
     );
     Ok(0)
+}
+
+/// Refuses a report folder that is a run folder or inside one, or that is a folder of results
+/// the report reads: its charts and REPORT.md would land among the results.
+fn check_out(args: &ReportArgs) -> Result<()> {
+    let out = resolved(&args.out);
+    for dir in out.ancestors() {
+        let has = |f: &str| dir.join(f).is_file();
+        use crate::results::{CONFIG_FILE, STEPS_FILE, SUMMARY_FILE};
+        if has(STEPS_FILE) && (has(CONFIG_FILE) || has(SUMMARY_FILE)) {
+            anyhow::bail!(
+                "--out {} is inside the run folder {}: give the report a folder of its own (e.g. reports/<study>)",
+                args.out.display(),
+                dir.display()
+            );
+        }
+    }
+    let read = args
+        .inputs
+        .iter()
+        .filter(|p| p.is_dir())
+        .chain(&args.results);
+    if let Some(folder) = read.into_iter().find(|p| resolved(p) == out) {
+        anyhow::bail!(
+            "--out {} is the results folder {}: give the report a folder of its own (e.g. reports/<study>)",
+            args.out.display(),
+            folder.display()
+        );
+    }
+    Ok(())
+}
+
+/// `path` made absolute with its existing part's links resolved (the rest need not exist).
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::env::current_dir()
+        .map(|cwd| cwd.join(path))
+        .unwrap_or_else(|_| path.to_path_buf());
+    for base in absolute.ancestors() {
+        if let Ok(real) = base.canonicalize() {
+            return match absolute.strip_prefix(base) {
+                Ok(rest) if !rest.as_os_str().is_empty() => real.join(rest),
+                _ => real,
+            };
+        }
+    }
+    absolute
 }

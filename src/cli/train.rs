@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 /// Trains the run `args` describe; returns the exit code of its status.
 pub fn run(args: &RunArgs) -> Result<i32> {
+    if args.stop_at_step == Some(0) {
+        bail!("--stop-at-step must be at least 1: a stop before the first step trains and saves nothing");
+    }
     if let Some(dir) = &args.resume {
         return resume(args, dir);
     }
@@ -122,6 +125,12 @@ fn resume(args: &RunArgs, dir: &Path) -> Result<i32> {
         );
     }
     checkpoint.check_compatible(&config)?;
+    if let Some(stop) = args.stop_at_step.filter(|&s| s <= checkpoint.state.step) {
+        bail!(
+            "--stop-at-step {stop} is not after the checkpoint's step {}: nothing would train; give a later step",
+            checkpoint.state.step
+        );
+    }
     let data = train::load_data_in(&config, dir.parent())?;
     let control = run_control(args, &config);
     eprintln!(

@@ -62,6 +62,24 @@ impl Bpe {
             .iter()
             .map(|s| AddedToken::from(*s, true))
             .collect();
+        let mut chars: HashMap<char, u64> = HashMap::new();
+        let mut words: HashSet<&str> = HashSet::new();
+        for word in train.iter().flatten() {
+            *chars.entry(WORD_START).or_default() += 1;
+            for c in word.chars() {
+                *chars.entry(c).or_default() += 1;
+            }
+            words.insert(word.as_str());
+        }
+        // the word mark first: without it no word could start
+        chars.insert(WORD_START, u64::MAX);
+        // vocab-size is a cap: the text gives at most its characters and one merge per
+        // character of each distinct word (the trainer stops there), so a larger cap gives the
+        // same tokenizer; the trainer reserves room for the whole cap, which a huge one would
+        // not find in memory
+        let can_give =
+            SPECIALS.len() + chars.len() + words.iter().map(|w| w.chars().count()).sum::<usize>();
+        let vocab_size = vocab_size.min(can_give);
         let mut builder = BpeTrainer::builder()
             .vocab_size(vocab_size)
             .show_progress(false)
@@ -69,15 +87,6 @@ impl Bpe {
         // more characters than room: keep the most frequent (ties by code point) ourselves, so
         // the choice does not depend on hash order as the trainer's own cut would
         let budget = vocab_size - SPECIALS.len();
-        let mut chars: HashMap<char, u64> = HashMap::new();
-        for word in train.iter().flatten() {
-            *chars.entry(WORD_START).or_default() += 1;
-            for c in word.chars() {
-                *chars.entry(c).or_default() += 1;
-            }
-        }
-        // the word mark first: without it no word could start
-        chars.insert(WORD_START, u64::MAX);
         if chars.len() > budget {
             let mut by_count: Vec<(char, u64)> = chars.into_iter().collect();
             by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));

@@ -58,7 +58,7 @@ pub fn process_start(pid: u32) -> Option<u64> {
 
 /// Whether `dir/.lock` is held by a live process: its pid exists and, when the lock names it,
 /// with the same start time. An empty lock (its owner is still writing its pid) counts as held
-/// for 30 s.
+/// for 30 s; one whose text is no pid at all (garbage, not written by ablate) is stale.
 pub fn holder_alive(dir: &Path) -> bool {
     let path = dir.join(".lock");
     let Ok(text) = std::fs::read_to_string(&path) else {
@@ -70,7 +70,8 @@ pub fn holder_alive(dir: &Path) -> bool {
             Some(Ok(start)) => process_start(pid) == Some(start),
             _ => Path::new(&format!("/proc/{pid}")).exists(),
         },
-        _ => std::fs::metadata(&path)
+        Some(Err(_)) => false,
+        None => std::fs::metadata(&path)
             .and_then(|m| m.modified())
             .map(|t| t.elapsed().unwrap_or_default().as_secs() < 30)
             .unwrap_or(false),
@@ -111,6 +112,11 @@ mod tests {
         assert!(holder_alive(&dir));
         // a dead pid is not
         std::fs::write(dir.join(".lock"), "4194999").unwrap();
+        assert!(!holder_alive(&dir));
+        // an empty lock is being written (held for 30 s); text that is no pid is stale
+        std::fs::write(dir.join(".lock"), "").unwrap();
+        assert!(holder_alive(&dir));
+        std::fs::write(dir.join(".lock"), "garbage\n").unwrap();
         assert!(!holder_alive(&dir));
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -9,7 +9,7 @@ use crate::config::RunConfig;
 use crate::model::NormedModel;
 use crate::norm::{BatchStats, GradStats, Norm, NormCtx};
 use crate::probe;
-use crate::progress::{RunControl, StepReport};
+use crate::progress::{long_run_warning, RunControl, StepReport};
 use crate::results::{
     Divergence, EvalRow, PhaseTimes, ProbeRow, RunStatus, RunWriter, StepRow, Summary,
 };
@@ -17,6 +17,9 @@ use anyhow::{Context, Result};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use std::time::Instant;
+
+/// Steps timed before the remaining time is judged (the first steps are slower: allocation).
+const TIMED_BEFORE_WARNING: usize = 5;
 
 /// Per-step values read back from the device in one transfer.
 struct StepValues {
@@ -313,6 +316,19 @@ fn run_steps<T: Task>(
             run.summary.divergence = Some(div);
             run.summary.status = RunStatus::Diverged;
             return Ok(());
+        }
+        // a run that would take longer than a week says so once its first steps are timed
+        if timings.step_ms.len() == TIMED_BEFORE_WARNING {
+            let ms = upper_median(timings.step_ms.clone()).unwrap_or(0.0);
+            if let Some(w) = long_run_warning(
+                ms,
+                config.steps - step,
+                config.steps,
+                first > 1,
+                config.checkpoint_every > 0,
+            ) {
+                control.warn(w);
+            }
         }
         control.report(&StepReport {
             step,
