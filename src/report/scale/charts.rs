@@ -1,7 +1,7 @@
 //! The scale ladder's charts: the regime charts (text/image ratio of each measure against each
 //! scale axis, with 95 % bands) and the per-layer box plots.
 
-use super::{axes, trajectory, Point, Ratio, Scope, DIRECTION, MEASURES, REPRODUCED};
+use super::{axes, ratio, Point, Ratio, Scope, DIRECTION, MEASURES, REPRODUCED};
 use crate::report::plot::*;
 use anyhow::Result;
 use plotters::prelude::*;
@@ -102,6 +102,18 @@ fn regime_panel<DB: DrawingBackend>(
         }
     }
     draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
+}
+
+/// Along one long trajectory: the ratio in each fifth of training after warm-up (x: the step at
+/// the end of that fifth).
+pub(super) fn trajectory(p: &Point, measure: &str, scope: Scope) -> Vec<(f64, Ratio)> {
+    let steps = p.config().steps as f64;
+    crate::report::BUCKETS
+        .iter()
+        .filter_map(|&(lo, hi)| {
+            ratio(&p.text, &p.images, measure, scope, Some((lo, hi))).map(|r| (hi * steps, r))
+        })
+        .collect()
 }
 
 /// One figure: a row of panels, one per measure.

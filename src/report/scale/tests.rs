@@ -1,3 +1,4 @@
+use super::charts::trajectory;
 use super::*;
 use crate::norm::NormKind;
 use crate::results::Summary;
