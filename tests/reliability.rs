@@ -291,7 +291,7 @@ fn sigint_marks_the_run_interrupted_and_a_rerun_completes_it() {
         "--jobs",
         "1",
     ];
-    let mut child = bin()
+    let child = bin()
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
