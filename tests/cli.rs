@@ -618,3 +618,24 @@ fn a_missing_argument_is_one_line_with_the_usage() {
     );
     assert!(!err.contains(":;"), "{err}");
 }
+
+/// A norm option the chosen norm does not read is refused in one line that says what it reads.
+#[test]
+fn an_option_the_norm_does_not_read_is_refused() {
+    let dir = temp_dir("inapplicable");
+    let out = ablate(&[
+        "--norm",
+        "layer",
+        "--norm-momentum",
+        "0.5",
+        "--results",
+        dir.join("results").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--norm-momentum does not apply to --norm layer (it reads --norm-eps)"),
+        "{err}"
+    );
+    assert!(!dir.join("results").exists(), "no results folder");
+}

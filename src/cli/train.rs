@@ -19,6 +19,25 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         return resume(args, dir);
     }
     let config = args.to_config()?;
+    if let Some(key) = config.inapplicable_norm_options().first() {
+        let reads: Vec<String> = config
+            .norm
+            .info()
+            .options
+            .iter()
+            .map(|k| format!("--{}", k.replace('_', "-")))
+            .collect();
+        bail!(
+            "--{} does not apply to --norm {} (it reads {}): the run would be the one without it",
+            key.replace('_', "-"),
+            config.norm.name(),
+            if reads.is_empty() {
+                "no option".to_string()
+            } else {
+                reads.join(", ")
+            }
+        );
+    }
     if config_stop_unsaved(args, &Some(config.clone())) {
         bail!("--stop-at-step needs checkpoints to continue from: give --checkpoint-every > 0");
     }

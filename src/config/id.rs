@@ -7,6 +7,21 @@ impl RunConfig {
     /// The configuration as TOML; this text is what the run id hashes.
     pub fn to_toml(&self) -> String {
         let mut c = self.clone();
+        // a norm option the chosen norm does not read is written at its default, so it leaves
+        // the id alone (`--norm layer --norm-momentum 0.5` is the run of `--norm layer`)
+        let d = RunConfig::default();
+        for key in self.inapplicable_norm_options() {
+            match key {
+                "norm_eps" => c.norm_eps = d.norm_eps,
+                "norm_momentum" => c.norm_momentum = d.norm_momentum,
+                "pn_alpha_fwd" => c.pn_alpha_fwd = d.pn_alpha_fwd,
+                "pn_alpha_bkw" => c.pn_alpha_bkw = d.pn_alpha_bkw,
+                "pn_warmup" => c.pn_warmup = d.pn_warmup,
+                "pn_groups" => c.pn_groups = d.pn_groups,
+                "pn_backward_divisor" => c.pn_backward_divisor = d.pn_backward_divisor,
+                _ => {}
+            }
+        }
         // written (and so hashed into the id) only for the norms that read it
         let reads_means = self.norm.info().options.contains(&"pn_backward_means");
         c.pn_backward_means = reads_means.then(|| self.backward_means());
@@ -16,6 +31,30 @@ impl RunConfig {
         c.schedule = self.schedule.filter(|s| *s != Schedule::InverseSqrt);
         c.tokenizer = self.tokenizer.filter(|t| *t != TokenizerKind::Word);
         toml::to_string(&c).expect("a run config always serializes")
+    }
+
+    /// The norm options (keys some norm reads) set away from their defaults although the chosen
+    /// norm does not read them. A single run refuses them; a study grid that sets an option for
+    /// several norms leaves it out of the ids of the runs whose norm does not read it.
+    pub fn inapplicable_norm_options(&self) -> Vec<&'static str> {
+        let d = RunConfig::default();
+        let set: [(&'static str, bool); 7] = [
+            ("norm_eps", self.norm_eps != d.norm_eps),
+            ("norm_momentum", self.norm_momentum != d.norm_momentum),
+            ("pn_alpha_fwd", self.pn_alpha_fwd != d.pn_alpha_fwd),
+            ("pn_alpha_bkw", self.pn_alpha_bkw != d.pn_alpha_bkw),
+            ("pn_warmup", self.pn_warmup != d.pn_warmup),
+            ("pn_groups", self.pn_groups != d.pn_groups),
+            (
+                "pn_backward_divisor",
+                self.pn_backward_divisor != d.pn_backward_divisor,
+            ),
+        ];
+        let reads = self.norm.info().options;
+        set.into_iter()
+            .filter(|(key, changed)| *changed && !reads.contains(key))
+            .map(|(key, _)| key)
+            .collect()
     }
 
     /// Images: true when validation is every 10th image of the training files (no separate

@@ -338,3 +338,42 @@ fn unknown_keys_and_bad_values_are_rejected() {
     }
     RunConfig::default().validate().unwrap();
 }
+
+#[test]
+fn norm_options_the_norm_does_not_read_leave_the_id_alone() {
+    let layer = RunConfig {
+        norm: NormKind::Layer,
+        ..Default::default()
+    };
+    let changed = RunConfig {
+        norm_momentum: 0.5,
+        pn_alpha_fwd: 0.5,
+        ..layer.clone()
+    };
+    // LayerNorm reads neither: the same run, and the options are named
+    assert_eq!(changed.id(), layer.id());
+    assert_eq!(
+        changed.inapplicable_norm_options(),
+        vec!["norm_momentum", "pn_alpha_fwd"]
+    );
+    // BatchNorm reads the momentum: another run; PowerNorm reads alpha: another run
+    for norm in [NormKind::Batch, NormKind::Power] {
+        let base = RunConfig {
+            norm,
+            ..Default::default()
+        };
+        let other = RunConfig {
+            norm_momentum: 0.5,
+            pn_alpha_fwd: 0.5,
+            ..base.clone()
+        };
+        assert_ne!(other.id(), base.id(), "{norm}");
+    }
+    // an option changed for the norm that reads it is not inapplicable
+    let eps = RunConfig {
+        norm_eps: 1e-3,
+        ..layer.clone()
+    };
+    assert!(eps.inapplicable_norm_options().is_empty());
+    assert_ne!(eps.id(), layer.id());
+}
