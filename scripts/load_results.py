@@ -82,19 +82,26 @@ def _csv(path, run_id, problems):
         text = path.read_text()
         if not text.endswith("\n"):
             text = text[: text.rfind("\n") + 1]
+        if not text:
+            # a file whose header is still being written: a run that has only just started
+            return None
         frame = pd.read_csv(StringIO(text))
     except (OSError, UnicodeDecodeError, ValueError) as e:
         problems.append(f"{path}: not read ({type(e).__name__}: {str(e).strip().splitlines()[0]})")
         return None
+    if not len(frame):
+        # the header alone (a LayerNorm run's probes.csv, a run before its first evaluation)
+        return frame
     for column in frame.columns:
         if column in TEXT_COLUMNS or pd.api.types.is_numeric_dtype(frame[column]):
             continue
         numbers = pd.to_numeric(frame[column], errors="coerce")
         bad = frame[column][numbers.isna() & frame[column].notna()]
-        problems.append(
-            f"{path}: column {column!r}: {len(bad)} cell(s) not a number "
-            f"(first {bad.iloc[0]!r} on line {bad.index[0] + 2}); read as NaN"
-        )
+        if len(bad):
+            problems.append(
+                f"{path}: column {column!r}: {len(bad)} cell(s) not a number "
+                f"(first {bad.iloc[0]!r} on line {bad.index[0] + 2}); read as NaN"
+            )
         frame[column] = numbers
     frame.insert(0, "run_id", run_id)
     return frame

@@ -59,7 +59,7 @@ fn results_load_into_pandas_frames() {
         &study,
         format!(
             "name = \"mixed\"\n[base]\nsteps = 4\neval_every = 2\neval_batches = 1\nwarmup_steps = 2\ncnn_channels = [4, 8, 8]\n{TINY_TEXT_TOML}\
-             [[grid]]\ntask = [\"text\"]\nnorm = [\"batch\"]\n[[grid]]\ntask = [\"images\"]\nnorm = [\"batch\"]\n"
+             [[grid]]\ntask = [\"text\"]\nnorm = [\"batch\", \"layer\"]\n[[grid]]\ntask = [\"images\"]\nnorm = [\"batch\"]\n"
         ),
     )
     .unwrap();
@@ -77,12 +77,13 @@ fn results_load_into_pandas_frames() {
         }
     }
     let stdout = run_script("load_results.py", &[out.as_os_str(), "--check".as_ref()]);
-    // 2 runs; 4 steps each; evaluations at steps 2 and 4 for both
+    // 3 runs (a LayerNorm run's probes.csv holds its header only); 4 steps each; evaluations at
+    // steps 2 and 4 for all three
     for want in [
-        "runs: 2 rows",
-        "steps: 8 rows",
-        "eval: 4 rows",
-        "status: finished 2",
+        "runs: 3 rows",
+        "steps: 12 rows",
+        "eval: 6 rows",
+        "status: finished 3",
         "check: every row",
     ] {
         assert!(stdout.contains(want), "{want} in:\n{stdout}");
@@ -92,7 +93,7 @@ fn results_load_into_pandas_frames() {
         "import sys; sys.path.insert(0, {:?}); from load_results import load_results; \
          r = load_results({:?}); \
          assert set(r.runs.study) == {{'mixed'}}, r.runs.study; \
-         assert sorted(r.runs.task) == ['images', 'text']; \
+         assert sorted(r.runs.task) == ['images', 'text', 'text']; \
          e = r.eval.merge(r.runs[['run_id', 'task']], on='run_id'); \
          assert e[e.task.eq('text')].eval_accuracy.isna().all() and e[e.task.eq('text')].eval_ppl.gt(1).all(); \
          assert e[e.task.eq('images')].eval_ppl.isna().all() and e[e.task.eq('images')].eval_accuracy.between(0, 1).all(); \
@@ -142,7 +143,7 @@ fn results_load_into_pandas_frames() {
         "{stderr}"
     );
     assert!(
-        stdout.contains("runs: 2 rows") && stdout.contains("steps: 8 rows"),
+        stdout.contains("runs: 3 rows") && stdout.contains("steps: 12 rows"),
         "{stdout}"
     );
     let code = format!(

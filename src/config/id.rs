@@ -6,11 +6,22 @@ use super::*;
 impl RunConfig {
     /// The configuration as TOML; this text is what the run id hashes.
     pub fn to_toml(&self) -> String {
+        self.to_toml_resetting(true)
+    }
+
+    /// [`to_toml`](Self::to_toml), with the norm options the norm does not read reset to their
+    /// defaults or (for the ids of builds before that rule) as set.
+    fn to_toml_resetting(&self, reset_inapplicable: bool) -> String {
         let mut c = self.clone();
         // a norm option the chosen norm does not read is written at its default, so it leaves
         // the id alone (`--norm layer --norm-momentum 0.5` is the run of `--norm layer`)
         let d = RunConfig::default();
-        for key in self.inapplicable_norm_options() {
+        let inapplicable = if reset_inapplicable {
+            self.inapplicable_norm_options()
+        } else {
+            vec![]
+        };
+        for key in inapplicable {
             match key {
                 "norm_eps" => c.norm_eps = d.norm_eps,
                 "norm_momentum" => c.norm_momentum = d.norm_momentum,
@@ -118,7 +129,8 @@ impl RunConfig {
     pub fn legacy_id(&self) -> String {
         let mut c = self.clone();
         c.pin_image_keys();
-        let toml = c.to_toml();
+        // those builds hashed every norm option as set
+        let toml = c.to_toml_resetting(false);
         let old: String = toml
             .lines()
             .filter(|l| !l.starts_with("checkpoint_every ="))

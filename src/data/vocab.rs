@@ -36,11 +36,18 @@ impl Vocab {
                 *freq.entry(w.as_str()).or_default() += 1;
             }
         }
-        let mut by_freq: Vec<(&str, u64)> = freq.into_iter().collect();
+        // a special token written in the text (`<unk>` in WikiText's files) is that token, not
+        // a word beside it
+        // (`<pad>`, `<bos>`, `<eos>` written in the text read as `<unk>`: see `id`)
+        let literal_specials: u64 = SPECIALS.iter().filter_map(|s| freq.get(s)).sum();
+        let mut by_freq: Vec<(&str, u64)> = freq
+            .into_iter()
+            .filter(|(w, _)| !SPECIALS.contains(w))
+            .collect();
         by_freq.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         let mut words: Vec<String> = SPECIALS.iter().map(|s| s.to_string()).collect();
         let mut counts = vec![0u64; SPECIALS.len()];
-        let mut unk_count = 0;
+        let mut unk_count = literal_specials;
         for (i, (w, c)) in by_freq.iter().enumerate() {
             if i < max_size - SPECIALS.len() {
                 words.push(w.to_string());
@@ -101,8 +108,13 @@ impl Vocab {
         self.words.is_empty()
     }
 
+    /// A word's id; `<unk>` for a word outside the vocabulary and for `<pad>`, `<bos>` or
+    /// `<eos>` written in the text (which must not pass for padding or a sentence boundary).
     pub fn id(&self, word: &str) -> usize {
-        *self.index.get(word).unwrap_or(&UNK)
+        match self.index.get(word) {
+            Some(&i) if i >= SPECIALS.len() || i == UNK => i,
+            _ => UNK,
+        }
     }
 
     pub fn word(&self, id: usize) -> &str {
@@ -158,6 +170,20 @@ mod tests {
         let again = Vocab::build(&train, 6).unwrap();
         assert_eq!(v.words, again.words);
         assert!(Vocab::build(&train, 4).is_err());
+    }
+
+    #[test]
+    fn special_tokens_written_in_the_text_read_as_unknown() {
+        let train = vec![sent("a <unk> b <pad> a"), sent("<eos> a")];
+        let v = Vocab::build(&train, 10).unwrap();
+        // no second "<unk>" (or "<pad>") word beside the specials
+        assert_eq!(v.len(), 4 + 2);
+        assert_eq!(v.id("<unk>"), UNK);
+        assert_eq!(v.id("<pad>"), UNK);
+        assert_eq!(v.id("<eos>"), UNK);
+        assert_eq!(v.encode(&sent("a <pad> b")), vec![BOS, 4, UNK, 5, EOS]);
+        // the three written specials count as unknown words
+        assert_eq!(v.counts[UNK], 3);
     }
 
     #[test]

@@ -16,15 +16,20 @@ use std::fmt::Write;
 
 type Group<'a> = (String, Vec<&'a RunResult>);
 
-/// The configuration without its seed, its norm and every norm's options: two groups with the
-/// same key differ only in the norm.
-fn settings_key(c: &RunConfig) -> String {
-    let mut t: toml::Table = toml::from_str(&c.identity().to_toml()).unwrap_or_default();
+/// The configuration of `c` without its seed, its norm and the norm options that not both
+/// `c`'s norm and `other` read: two groups with the same key for each other differ only in the
+/// norm (an option both read, such as `norm_eps`, must match).
+fn settings_key(c: &RunConfig, other: NormKind) -> String {
+    let mut t: toml::Table =
+        toml::from_str(&c.identity().to_toml()).expect("a run config's TOML reads back");
     t.remove("seed");
     t.remove("norm");
+    let (mine, theirs) = (c.norm.info().options, other.info().options);
     for kind in NormKind::ALL {
         for option in kind.info().options {
-            t.remove(*option);
+            if !(mine.contains(option) && theirs.contains(option)) {
+                t.remove(*option);
+            }
         }
     }
     t.to_string()
@@ -102,15 +107,23 @@ pub fn section(groups: &[Group], named: Option<NormKind>) -> String {
             }
             continue;
         }
-        let key = settings_key(c);
-        let base = groups.iter().find(|(_, rs)| {
-            rs[0].config.norm == norm
-                && rs[0].config.task == c.task
-                && settings_key(&rs[0].config) == key
-        });
-        match base {
-            Some(b) => rows.push(row(g, b)),
-            None => unmatched.push(format!("{} (no `{norm}` run with its settings)", g.0)),
+        let key = settings_key(c, norm);
+        let bases: Vec<&Group> = groups
+            .iter()
+            .filter(|(_, rs)| {
+                rs[0].config.norm == norm
+                    && rs[0].config.task == c.task
+                    && settings_key(&rs[0].config, c.norm) == key
+            })
+            .collect();
+        match bases.as_slice() {
+            [b] => rows.push(row(g, b)),
+            [] => unmatched.push(format!("{} (no `{norm}` run with its settings)", g.0)),
+            _ => unmatched.push(format!(
+                "{} ({} `{norm}` configurations match its settings)",
+                g.0,
+                bases.len()
+            )),
         }
     }
     if rows.is_empty() && unmatched.is_empty() {
@@ -128,7 +141,8 @@ pub fn section(groups: &[Group], named: Option<NormKind>) -> String {
          (variance, or ψ² for PowerNorm and PN-V), median over the last 20 % of training, first layer / all layers.\n",
         if names.is_empty() { "none".to_string() } else { names.join(", ") },
         match named {
-            Some(_) => "named by the study file",
+            Some(n) if baselines.iter().all(|b| *b == n) => "named by the study file",
+            Some(_) => "named by the study file where a task has it, else LayerNorm, else the task's first configuration",
             None => "LayerNorm where the task has it, else the task's first configuration; a study file names another with `baseline = \"NORM\"`",
         }
     );

@@ -120,6 +120,8 @@ pub fn oscillation(groups: &Groups) -> String {
         let _ = writeln!(s, "|---|---|---|---|---|---|");
         for (label, rs) in &stat_groups {
             let second = rs[0].second_name();
+            // the finished runs, as everywhere in the report
+            let done = crate::report::select::finished(rs);
             for first in [true, false] {
                 let layer = if first {
                     rs[0].first_layer().unwrap_or("-").to_string()
@@ -129,10 +131,10 @@ pub fn oscillation(groups: &Groups) -> String {
                 let _ = writeln!(
                     s,
                     "| {label} | {layer} | {} | {} | {} | {} |",
-                    sig(late_median(rs, first, crate::probe::DIST_MEAN)),
-                    sig(late_median(rs, first, &crate::probe::dist(second))),
-                    sig(late_median(rs, first, &crate::probe::rel_dist(second))),
-                    sig(late_median(rs, first, &crate::probe::grad(second)))
+                    sig(late_median(&done, first, crate::probe::DIST_MEAN)),
+                    sig(late_median(&done, first, &crate::probe::dist(second))),
+                    sig(late_median(&done, first, &crate::probe::rel_dist(second))),
+                    sig(late_median(&done, first, &crate::probe::grad(second)))
                 );
             }
         }
