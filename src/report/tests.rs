@@ -20,6 +20,12 @@ fn synthetic_run(
         eval_every: 10,
         ..Default::default()
     };
+    synthetic_run_of(out, config, scale, status)
+}
+
+/// [`synthetic_run`] of a given configuration (50 steps).
+fn synthetic_run_of(out: &Path, config: RunConfig, scale: f64, status: RunStatus) -> RunConfig {
+    let (task, norm, seed) = (config.task, config.norm, config.seed);
     let dir = out.join(config.id());
     std::fs::create_dir_all(&dir).unwrap();
     let mut w = RunWriter::create(&dir, &config).unwrap();
@@ -722,4 +728,50 @@ fn no_label_of_a_committed_chart_is_clipped() {
     }
     assert!(checked > 1000, "only {checked} texts found in reports/");
     assert!(clipped.is_empty(), "clipped texts:\n{}", clipped.join("\n"));
+}
+
+/// Configurations that differ in a norm option both norms read are compared only with the
+/// baseline of the same option; one the baseline does not read does not stand in the way.
+#[test]
+fn the_baseline_matches_on_the_norm_options_both_norms_read() {
+    let root = std::env::temp_dir().join(format!("ablate-baseline-eps-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let results = root.join("results");
+    for norm in [NormKind::Layer, NormKind::Rms, NormKind::Batch] {
+        for eps in [1e-5, 1e-6] {
+            for seed in [1, 2, 3] {
+                let config = RunConfig {
+                    task: Task::Text,
+                    norm,
+                    seed,
+                    steps: 50,
+                    warmup_steps: 10,
+                    eval_every: 10,
+                    norm_eps: eps,
+                    // BatchNorm's momentum: an option LayerNorm does not read
+                    norm_momentum: if norm == NormKind::Batch { 0.05 } else { 0.1 },
+                    ..Default::default()
+                };
+                synthetic_run_of(&results, config, 1e-2, RunStatus::Finished);
+            }
+        }
+    }
+    let (_, runs) = load_inputs(&[results.clone()], &[]).unwrap();
+    let md = markdown::report(None, &runs, &[]);
+    let rows: Vec<&str> = md
+        .lines()
+        .filter(|l| l.starts_with("| text ") && l.contains(" | text layer"))
+        .collect();
+    assert_eq!(rows.len(), 4, "{md}");
+    for row in rows {
+        let cells: Vec<&str> = row.split(" | ").collect();
+        let eps = |label: &str| label.contains("norm_eps 0.000001") || label.contains("1e-6");
+        assert_eq!(
+            eps(cells[0]),
+            eps(cells[1]),
+            "compared across norm_eps: {row}"
+        );
+    }
+    assert!(!md.contains("Not compared"), "{md}");
+    let _ = std::fs::remove_dir_all(&root);
 }
