@@ -12,6 +12,7 @@ mod init;
 pub mod schedule;
 mod steps;
 pub mod task;
+mod timing;
 
 use crate::backend::BackendKind;
 use crate::config::{MatmulPrecision, RunConfig, Task as TaskKind};

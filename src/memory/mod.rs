@@ -17,6 +17,9 @@ use crate::progress::RunControl;
 use crate::train::TaskData;
 use anyhow::{bail, Result};
 
+mod process;
+pub use process::{available_memory, current_rss, peak_rss};
+
 /// The quantities the formulas need.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shape {
@@ -228,23 +231,6 @@ pub fn human(bytes: u64) -> String {
     format!("{bytes} B")
 }
 
-/// A field of `/proc/self/status` in bytes: `VmHWM` (peak resident memory) or `VmRSS`
-/// (current).
-fn proc_status_bytes(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// Memory this machine can still give (MemAvailable in /proc/meminfo), bytes.
-pub fn available_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 /// Float32 training memory of the text model by the table's formulas (parameters, gradients,
 /// Adam's moments, activations) for batches of `batch` x `seq` tokens; in f64, so that absurd
 /// settings give a large number instead of an overflow.
@@ -327,16 +313,6 @@ fn human_f64(bytes: f64) -> String {
     } else {
         format!("{:.1e} bytes", bytes)
     }
-}
-
-/// Peak resident memory of this process so far, bytes.
-pub fn peak_rss() -> Option<u64> {
-    proc_status_bytes("VmHWM:")
-}
-
-/// Current resident memory, bytes.
-pub fn current_rss() -> Option<u64> {
-    proc_status_bytes("VmRSS:")
 }
 
 /// The configured text model: its formula table, the built model's parameter count against
