@@ -81,6 +81,9 @@ fn body(
     title: &str,
 ) -> String {
     let mut s = header(study, title);
+    if let Some(line) = study.and_then(|st| unfinished_runs(st, runs)) {
+        let _ = writeln!(s, "**{line}**\n");
+    }
     for limit in limits(groups) {
         let _ = writeln!(s, "**{limit}**\n");
     }
@@ -123,6 +126,32 @@ fn body(
         s.push_str(&super::paper::setting(runs));
     }
     s
+}
+
+/// How many of the study's runs this report lacks or holds unfinished, said at its top (the
+/// study is rerun to complete them: interrupted runs continue from their checkpoints).
+fn unfinished_runs(study: &Study, runs: &[RunResult]) -> Option<String> {
+    let finished: std::collections::HashSet<String> = runs
+        .iter()
+        .filter(|r| matches!(r.status(), RunStatus::Finished | RunStatus::Diverged))
+        .map(|r| r.config.id())
+        .collect();
+    let open: Vec<String> = study
+        .runs
+        .iter()
+        .map(|c| c.id())
+        .filter(|id| !finished.contains(id))
+        .collect();
+    (!open.is_empty()).then(|| {
+        format!(
+            "{} of the study's {} runs have not ended ({}): this report covers the others; \
+             `ablate run {}` continues them.",
+            open.len(),
+            study.runs.len(),
+            open.join(", "),
+            study.path.display()
+        )
+    })
 }
 
 /// Title, the study's description and how the file was made.
