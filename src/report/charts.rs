@@ -42,6 +42,31 @@ fn has_probe(r: &RunResult, name: &str) -> bool {
     r.probes.values().any(|p| p.contains_key(name))
 }
 
+/// The panels of the oscillation figure: probe, axis label, title (the paper's absolute
+/// distances on top, the scale-free ones below).
+const OSCILLATION_PANELS: [(&str, &str, &str); 4] = [
+    (
+        crate::probe::DIST_MEAN,
+        "||mu_B - mu|| / d",
+        "Distance of the batch mean to the running one",
+    ),
+    (
+        crate::probe::DIST_VAR,
+        "||sigma2_B - sigma2|| / d",
+        "Distance of the batch variance to the running one",
+    ),
+    (
+        crate::probe::REL_DIST_MEAN,
+        "||mu_B - mu|| / ||sqrt(sigma2)||",
+        "Same for the mean, relative (scale-free)",
+    ),
+    (
+        crate::probe::REL_DIST_VAR,
+        "||sigma2_B - sigma2|| / ||sigma2||",
+        "Same for the variance, relative (scale-free)",
+    ),
+];
+
 /// The paper's figure: BN batch-statistics distances, text beside images, by 20 % bucket.
 fn oscillation(runs: &[RunResult], out: &Path, all_layers: bool) -> Result<Option<Chart>> {
     let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
@@ -66,29 +91,7 @@ fn oscillation(runs: &[RunResult], out: &Path, all_layers: bool) -> Result<Optio
     };
     let layer_fn: Option<&dyn Fn(&RunResult) -> Option<String>> =
         if all_layers { None } else { Some(&first_layer) };
-    let specs = [
-        (
-            crate::probe::DIST_MEAN,
-            "||mu_B - mu|| / d",
-            "Distance of the batch mean to the running one",
-        ),
-        (
-            crate::probe::DIST_VAR,
-            "||sigma2_B - sigma2|| / d",
-            "Distance of the batch variance to the running one",
-        ),
-        (
-            crate::probe::REL_DIST_MEAN,
-            "||mu_B - mu|| / ||sqrt(sigma2)||",
-            "Same for the mean, relative (scale-free)",
-        ),
-        (
-            crate::probe::REL_DIST_VAR,
-            "||sigma2_B - sigma2|| / ||sigma2||",
-            "Same for the variance, relative (scale-free)",
-        ),
-    ];
-    let panel_series: Vec<Vec<BoxSeries>> = specs
+    let panel_series: Vec<Vec<BoxSeries>> = OSCILLATION_PANELS
         .iter()
         .map(|(name, _, _)| {
             groups
@@ -111,7 +114,9 @@ fn oscillation(runs: &[RunResult], out: &Path, all_layers: bool) -> Result<Optio
             )
             .map_err(err)?;
         let panels = root.split_evenly((2, 2));
-        for ((panel, (_, axis, what)), series) in panels.iter().zip(specs).zip(&panel_series) {
+        for ((panel, (_, axis, what)), series) in
+            panels.iter().zip(OSCILLATION_PANELS).zip(&panel_series)
+        {
             draw_boxes(panel, what, axis, bucket_axis(), series, None)?;
         }
     });
@@ -203,6 +208,31 @@ fn without_eval_batching(label: &str) -> String {
         .join(", ")
 }
 
+/// Every training step of the runs with a finite positive variance distance in the first layer:
+/// (padding fraction of its batch, that distance).
+fn padding_points(rs: &[&RunResult]) -> Vec<(f64, f64)> {
+    rs.iter()
+        .flat_map(|r| {
+            let pad: std::collections::HashMap<usize, f64> = r
+                .steps
+                .iter()
+                .map(|s| (s.step, s.padding_fraction))
+                .collect();
+            let layer = r.first_layer().unwrap_or_default().to_string();
+            r.probes
+                .get(&layer)
+                .and_then(|p| p.get(crate::probe::DIST_VAR))
+                .map(|v| {
+                    v.iter()
+                        .filter_map(|(s, d)| Some((*pad.get(s)?, *d)))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .filter(|p| p.1 > 0.0 && p.1.is_finite())
+        .collect()
+}
+
 /// Padding fraction of each batch against the first BN layer's variance distance.
 fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
     let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
@@ -218,30 +248,7 @@ fn padding(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
     let palette = GroupColors::of(runs);
     let series: Vec<(String, Vec<(f64, f64)>)> = groups
         .iter()
-        .map(|(label, rs)| {
-            let pts = rs
-                .iter()
-                .flat_map(|r| {
-                    let pad: std::collections::HashMap<usize, f64> = r
-                        .steps
-                        .iter()
-                        .map(|s| (s.step, s.padding_fraction))
-                        .collect();
-                    let layer = r.first_layer().unwrap_or_default().to_string();
-                    r.probes
-                        .get(&layer)
-                        .and_then(|p| p.get(crate::probe::DIST_VAR))
-                        .map(|v| {
-                            v.iter()
-                                .filter_map(|(s, d)| Some((*pad.get(s)?, *d)))
-                                .collect::<Vec<_>>()
-                        })
-                        .unwrap_or_default()
-                })
-                .filter(|p| p.1 > 0.0 && p.1.is_finite())
-                .collect();
-            (label.clone(), pts)
-        })
+        .map(|(label, rs)| (label.clone(), padding_points(rs)))
         .collect();
     // how validation batches are formed does not change training: configurations that differ only
     // in it trained alike, so each such set is drawn once, under a label without it

@@ -6,6 +6,7 @@ use super::stats::spread;
 use super::{by_group, RunResult};
 use crate::config::Task;
 use anyhow::Result;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -22,6 +23,31 @@ fn moving_average(v: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
     out
 }
 
+/// A series of the distance chart: its group, its legend label, its points.
+type Series = (String, String, Vec<(f64, f64)>);
+
+/// The first layer's per-step distance of one run, against the share of its training (runs of
+/// different lengths share the axis); only finite positive values.
+fn first_layer_series(label: &str, r: &RunResult) -> Option<Series> {
+    let layer = r.first_layer()?;
+    let name = crate::probe::dist(r.second_name());
+    // runs of different lengths share the axis as a share of their own training
+    let total = r.config.steps.max(1) as f64;
+    let pts: Vec<(f64, f64)> = r
+        .probes
+        .get(layer)?
+        .get(&name)?
+        .iter()
+        .map(|&(s, v)| (100.0 * s as f64 / total, v))
+        .filter(|p| p.1 > 0.0 && p.1.is_finite())
+        .collect();
+    Some((
+        label.to_string(),
+        format!("{label} (seed {}, {layer})", r.config.seed),
+        pts,
+    ))
+}
+
 /// Per-step distance of the first layer's statistic, raw and smoothed, one line per norm.
 pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
     let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
@@ -33,30 +59,9 @@ pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>
     }
     let file = "dist_timeseries.png";
     let palette = GroupColors::of(runs);
-    // (group, label, points)
-    type Series = (String, String, Vec<(f64, f64)>);
     let series: Vec<Series> = groups
         .iter()
-        .filter_map(|(label, rs)| {
-            let r = rs[0];
-            let layer = r.first_layer()?;
-            let name = crate::probe::dist(r.second_name());
-            // runs of different lengths share the axis as a share of their own training
-            let total = r.config.steps.max(1) as f64;
-            let pts: Vec<(f64, f64)> = r
-                .probes
-                .get(layer)?
-                .get(&name)?
-                .iter()
-                .map(|&(s, v)| (100.0 * s as f64 / total, v))
-                .filter(|p| p.1 > 0.0 && p.1.is_finite())
-                .collect();
-            Some((
-                label.clone(),
-                format!("{label} (seed {}, {layer})", r.config.seed),
-                pts,
-            ))
-        })
+        .filter_map(|(label, rs)| first_layer_series(label, rs[0]))
         .collect();
     let Some((lo, hi)) = log_range(series.iter().flat_map(|(_, _, p)| p.iter().map(|x| x.1)))
     else {
@@ -163,12 +168,11 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
             (label.clone(), pts)
         })
         .collect();
-    let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
     let all: Vec<f64> = per_group
         .iter()
         .flat_map(|(_, p)| {
             p.iter()
-                .filter(|x| finite(&x.1) && finite(&x.2))
+                .filter(|x| all_finite(&x.1) && all_finite(&x.2))
                 .flat_map(|x| x.1.iter().chain(&x.2).copied())
         })
         .collect();
@@ -229,38 +233,7 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
                 y_desc,
                 &y_format,
                 |chart| {
-                    for ((_, pts), entry) in per_group.iter().zip(&legend) {
-                        let color = entry.style.color;
-                        let pts: Vec<_> = pts
-                            .iter()
-                            .filter(|x| finite(&x.1) && finite(&x.2))
-                            .collect();
-                        let mean = |v: &[f64]| to_y(v.iter().sum::<f64>() / v.len() as f64);
-                        if pi == 0 {
-                            let band: Vec<(f64, f64, f64)> = pts
-                                .iter()
-                                .map(|(s, e, _)| {
-                                    let (low, high) = spread(e);
-                                    (*s, to_y(low), to_y(high))
-                                })
-                                .collect();
-                            let line: Vec<(f64, f64)> =
-                                pts.iter().map(|(s, e, _)| (*s, mean(e))).collect();
-                            draw_mean_line(&mut chart, &line, &band, entry.style)?;
-                        } else {
-                            let line: Vec<(f64, f64)> =
-                                pts.iter().map(|(s, _, t)| (*s, mean(t))).collect();
-                            draw_mean_line(&mut chart, &line, &[], entry.style)?;
-                            chart
-                                .draw_series(DashedLineSeries::new(
-                                    pts.iter().map(|(s, e, _)| (*s, mean(e))),
-                                    8,
-                                    5,
-                                    color.stroke_width(2),
-                                ))
-                                .map_err(err)?;
-                        }
-                    }
+                    draw_validation_lines(&mut chart, &per_group, &legend, pi == 0, &to_y)?;
                 }
             );
         }
@@ -278,6 +251,57 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
     }))
 }
 
+fn all_finite(v: &[f64]) -> bool {
+    v.iter().all(|x| x.is_finite())
+}
+
+/// The lines of one panel of the validation chart: in evaluation mode, the mean over seeds with
+/// its min..max band; in training mode, the training-mode mean (solid) against the
+/// evaluation-mode one (dashed). Evaluations where a seed's value is not finite are left out.
+fn draw_validation_lines<'a, DB, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    per_group: &[(String, Vec<AtStep>)],
+    legend: &[LegendEntry],
+    eval_panel: bool,
+    to_y: &dyn Fn(f64) -> f64,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    Y: Ranged<ValueType = f64>,
+{
+    for ((_, pts), entry) in per_group.iter().zip(legend) {
+        let color = entry.style.color;
+        let pts: Vec<_> = pts
+            .iter()
+            .filter(|x| all_finite(&x.1) && all_finite(&x.2))
+            .collect();
+        let mean = |v: &[f64]| to_y(v.iter().sum::<f64>() / v.len() as f64);
+        if eval_panel {
+            let band: Vec<(f64, f64, f64)> = pts
+                .iter()
+                .map(|(s, e, _)| {
+                    let (low, high) = spread(e);
+                    (*s, to_y(low), to_y(high))
+                })
+                .collect();
+            let line: Vec<(f64, f64)> = pts.iter().map(|(s, e, _)| (*s, mean(e))).collect();
+            draw_mean_line(chart, &line, &band, entry.style)?;
+        } else {
+            let line: Vec<(f64, f64)> = pts.iter().map(|(s, _, t)| (*s, mean(t))).collect();
+            draw_mean_line(chart, &line, &[], entry.style)?;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    pts.iter().map(|(s, e, _)| (*s, mean(e))),
+                    8,
+                    5,
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
 /// Image classification accuracy on the validation split: evaluation mode (running statistics,
 /// solid, band = min..max over seeds) and training mode (batch statistics, dashed), linear axis.
 pub(super) fn accuracy(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
@@ -292,24 +316,7 @@ pub(super) fn accuracy(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> 
         return Ok(None);
     }
     let palette = GroupColors::of(runs);
-    let lines: Vec<(&String, usize, Vec<AtStep>)> = groups
-        .iter()
-        .map(|(label, rs)| {
-            let finite = |v: Vec<f64>| v.into_iter().filter(|a| a.is_finite()).collect();
-            let rows: Vec<AtStep> =
-                at_evaluations(rs, &|e| (e.eval_accuracy, e.train_mode_accuracy))
-                    .into_iter()
-                    .map(|(s, ev, tr)| (s, finite(ev), finite(tr)))
-                    .filter(|(_, ev, _): &AtStep| !ev.is_empty())
-                    .collect();
-            let seeds = rs
-                .iter()
-                .filter(|r| r.eval.iter().any(|e| e.eval_accuracy.is_some()))
-                .count();
-            (label, seeds, rows)
-        })
-        .collect();
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let lines = accuracy_lines(&groups);
     let max_step = lines
         .iter()
         .flat_map(|(_, _, r)| r.iter().map(|x| x.0))
@@ -350,29 +357,7 @@ pub(super) fn accuracy(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> 
             .axis_desc_style(font(19))
             .draw()
             .map_err(err)?;
-        for ((_, seeds, rows), entry) in lines.iter().zip(&legend) {
-            let color = entry.style.color;
-            let band: Vec<(f64, f64, f64)> = if *seeds > 1 {
-                rows.iter()
-                    .map(|(s, e, _)| {
-                        let (low, high) = spread(e);
-                        (*s, low, high)
-                    })
-                    .collect()
-            } else {
-                vec![]
-            };
-            let line: Vec<(f64, f64)> = rows.iter().map(|(s, e, _)| (*s, mean(e))).collect();
-            draw_mean_line(&mut chart, &line, &band, entry.style)?;
-            let train: Vec<(f64, f64)> = rows
-                .iter()
-                .filter(|r| !r.2.is_empty())
-                .map(|(s, _, t)| (*s, mean(t)))
-                .collect();
-            chart
-                .draw_series(DashedLineSeries::new(train, 8, 5, color.stroke_width(2)))
-                .map_err(err)?;
-        }
+        draw_accuracy_lines(&mut chart, &lines, &legend)?;
         draw_legend_strip(&strip, &common, &legend)?;
     });
     Ok(Some(Chart {
@@ -382,4 +367,65 @@ pub(super) fn accuracy(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> 
                   over seeds with the min..max band) and the same images in training mode (batch statistics; dashed)."
             .into(),
     }))
+}
+
+/// One line of the accuracy chart: its group, how many seeds reached an evaluation with an
+/// accuracy, and per evaluation step the seeds' finite accuracies in both modes.
+type AccuracyLine<'a> = (&'a String, usize, Vec<AtStep>);
+
+fn accuracy_lines<'a>(groups: &'a [(String, Vec<&RunResult>)]) -> Vec<AccuracyLine<'a>> {
+    groups
+        .iter()
+        .map(|(label, rs)| {
+            let finite = |v: Vec<f64>| v.into_iter().filter(|a| a.is_finite()).collect();
+            let rows: Vec<AtStep> =
+                at_evaluations(rs, &|e| (e.eval_accuracy, e.train_mode_accuracy))
+                    .into_iter()
+                    .map(|(s, ev, tr)| (s, finite(ev), finite(tr)))
+                    .filter(|(_, ev, _): &AtStep| !ev.is_empty())
+                    .collect();
+            let seeds = rs
+                .iter()
+                .filter(|r| r.eval.iter().any(|e| e.eval_accuracy.is_some()))
+                .count();
+            (label, seeds, rows)
+        })
+        .collect()
+}
+
+fn mean_of(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// Evaluation-mode accuracy (solid, with the min..max band over seeds where there are several)
+/// and training-mode accuracy (dashed), one pair of lines per group.
+fn draw_accuracy_lines<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    lines: &[AccuracyLine],
+    legend: &[LegendEntry],
+) -> Result<()> {
+    for ((_, seeds, rows), entry) in lines.iter().zip(legend) {
+        let color = entry.style.color;
+        let band: Vec<(f64, f64, f64)> = if *seeds > 1 {
+            rows.iter()
+                .map(|(s, e, _)| {
+                    let (low, high) = spread(e);
+                    (*s, low, high)
+                })
+                .collect()
+        } else {
+            vec![]
+        };
+        let line: Vec<(f64, f64)> = rows.iter().map(|(s, e, _)| (*s, mean_of(e))).collect();
+        draw_mean_line(chart, &line, &band, entry.style)?;
+        let train: Vec<(f64, f64)> = rows
+            .iter()
+            .filter(|r| !r.2.is_empty())
+            .map(|(s, _, t)| (*s, mean_of(t)))
+            .collect();
+        chart
+            .draw_series(DashedLineSeries::new(train, 8, 5, color.stroke_width(2)))
+            .map_err(err)?;
+    }
+    Ok(())
 }

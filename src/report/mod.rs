@@ -70,28 +70,7 @@ pub fn load_inputs_with(
     for input in inputs {
         if input.extension().is_some_and(|e| e == "toml") && input.is_file() {
             let s = Study::load_with(input, overrides)?;
-            let mut missing = Vec::new();
-            for run in &s.runs {
-                match planned_run_dir(run, results) {
-                    Some(dir) => dirs.push(dir),
-                    None => missing.push(run.id()),
-                }
-            }
-            if !missing.is_empty() {
-                eprintln!(
-                    "warning: {} of the {} runs of {} have no results in {}: {}",
-                    missing.len(),
-                    s.runs.len(),
-                    input.display(),
-                    results
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    missing.join(", ")
-                );
-            }
-            all_missing |= missing.len() == s.runs.len();
+            all_missing |= study_run_dirs(&s, input, results, &mut dirs);
             study = Some(s);
         } else if input.is_dir() {
             dirs.extend(find_run_dirs(input)?);
@@ -109,6 +88,43 @@ pub fn load_inputs_with(
             );
         }
     }
+    let runs = load_run_dirs(dirs, study.is_some());
+    if runs.is_empty() {
+        return Err(no_runs_error(inputs, results, all_missing));
+    }
+    Ok((study, runs))
+}
+
+/// The result folders of a study's planned runs in `results`, pushed to `dirs`; says on stderr
+/// which planned runs have none. True when none of them has one.
+fn study_run_dirs(s: &Study, input: &Path, results: &[PathBuf], dirs: &mut Vec<PathBuf>) -> bool {
+    let mut missing = Vec::new();
+    for run in &s.runs {
+        match planned_run_dir(run, results) {
+            Some(dir) => dirs.push(dir),
+            None => missing.push(run.id()),
+        }
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "warning: {} of the {} runs of {} have no results in {}: {}",
+            missing.len(),
+            s.runs.len(),
+            input.display(),
+            results
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            missing.join(", ")
+        );
+    }
+    missing.len() == s.runs.len()
+}
+
+/// The runs in `dirs`, each once (the first folder of a run id wins); a damaged folder is named
+/// on stderr and left out; in a study, a run without a finished result is named there too.
+fn load_run_dirs(dirs: Vec<PathBuf>, in_study: bool) -> Vec<RunResult> {
     let mut runs = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for dir in dirs {
@@ -123,7 +139,7 @@ pub fn load_inputs_with(
         for w in &run.warnings {
             eprintln!("warning: {w}");
         }
-        if study.is_some() && !matches!(run.status(), RunStatus::Finished | RunStatus::Diverged) {
+        if in_study && !matches!(run.status(), RunStatus::Finished | RunStatus::Diverged) {
             eprintln!(
                 "warning: {} has no finished result ({}, {} of {} steps)",
                 dir.display(),
@@ -137,33 +153,36 @@ pub fn load_inputs_with(
             runs.push(run);
         }
     }
-    if runs.is_empty() {
-        // runs of the study made under other settings (`ablate run STUDY --set ...`) have other
-        // ids: say how to reach them
-        let other_runs = results
-            .iter()
-            .filter_map(|r| find_run_dirs(r).ok())
-            .any(|d| !d.is_empty());
-        if all_missing && other_runs {
-            bail!(
-                "none of the study's runs are in {}, which holds other runs: if they were made with `ablate run ... --set KEY=VALUE`, pass the same --set to report",
-                results
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        bail!(
-            "no runs found in {}",
-            inputs
+    runs
+}
+
+/// Why a report found no runs: when none of a study's runs is in `results` but other runs are,
+/// the likely cause is a `--set` the study was run with.
+fn no_runs_error(inputs: &[PathBuf], results: &[PathBuf], all_missing: bool) -> anyhow::Error {
+    // runs of the study made under other settings (`ablate run STUDY --set ...`) have other
+    // ids: say how to reach them
+    let other_runs = results
+        .iter()
+        .filter_map(|r| find_run_dirs(r).ok())
+        .any(|d| !d.is_empty());
+    if all_missing && other_runs {
+        return anyhow::anyhow!(
+            "none of the study's runs are in {}, which holds other runs: if they were made with `ablate run ... --set KEY=VALUE`, pass the same --set to report",
+            results
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         );
     }
-    Ok((study, runs))
+    anyhow::anyhow!(
+        "no runs found in {}",
+        inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// The result folder of a planned run in `results`: `<id>` (or an earlier build's name for it),

@@ -8,6 +8,7 @@ use super::{mean_std, RunResult};
 use crate::config::Task;
 use crate::results::RunStatus;
 use anyhow::Result;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -72,21 +73,9 @@ pub fn chart(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
     if sweeps.is_empty() {
         return Ok(None);
     }
-    let interval = |r: &Rate| -> Option<(f64, f64, f64)> {
-        if r.losses.is_empty() {
-            return None;
-        }
-        Some(match one_sample(&r.losses) {
-            Some(i) => (i.value, i.lo, i.hi),
-            None => {
-                let m = mean_std(&r.losses).0;
-                (m, m, m)
-            }
-        })
-    };
     let ys: Vec<f64> = sweeps
         .iter()
-        .flat_map(|(_, rs)| rs.iter().filter_map(interval))
+        .flat_map(|(_, rs)| rs.iter().filter_map(rate_interval))
         .flat_map(|(m, lo, hi)| [m, lo, hi])
         .filter(|y| y.is_finite())
         .collect();
@@ -131,39 +120,7 @@ pub fn chart(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
             .axis_desc_style(font(19))
             .draw()
             .map_err(err)?;
-        for (k, (name, rates)) in sweeps.iter().enumerate() {
-            let c = COLORS[k % COLORS.len()];
-            let pts: Vec<(f64, (f64, f64, f64))> = rates
-                .iter()
-                .filter_map(|r| Some((r.lr, interval(r)?)))
-                .collect();
-            chart
-                .draw_series(LineSeries::new(
-                    pts.iter().map(|(x, (m, _, _))| (*x, *m)),
-                    c.stroke_width(2),
-                ))
-                .map_err(err)?
-                .label(name.clone())
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.stroke_width(2)));
-            for (x, (m, lo, hi)) in &pts {
-                chart
-                    .draw_series([PathElement::new([(*x, *lo), (*x, *hi)], c.stroke_width(2))])
-                    .map_err(err)?;
-                chart
-                    .draw_series([Circle::new((*x, *m), 5, c.filled())])
-                    .map_err(err)?;
-            }
-            // a rate whose runs all diverged: a cross at the top, one row per norm
-            let top = y1 - (y1 - y0) * 0.03 * (k + 1) as f64;
-            for r in rates
-                .iter()
-                .filter(|r| r.losses.is_empty() && r.diverged > 0)
-            {
-                chart
-                    .draw_series([Cross::new((r.lr, top), 7, c.stroke_width(2))])
-                    .map_err(err)?;
-            }
-        }
+        draw_sweep_lines(&mut chart, &sweeps, (y0, y1))?;
         draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     });
     Ok(Some(Chart {
@@ -174,6 +131,66 @@ pub fn chart(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
                   counts as worse than any finished rate. A norm's best rate is bracketed when a worse rate lies on both sides."
             .into(),
     }))
+}
+
+/// A rate's mean final loss with its 95 % interval between seeds (the mean alone for one seed);
+/// none when all its runs diverged.
+fn rate_interval(r: &Rate) -> Option<(f64, f64, f64)> {
+    if r.losses.is_empty() {
+        return None;
+    }
+    Some(match one_sample(&r.losses) {
+        Some(i) => (i.value, i.lo, i.hi),
+        None => {
+            let m = mean_std(&r.losses).0;
+            (m, m, m)
+        }
+    })
+}
+
+type SweepChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<LogCoord<f64>, RangedCoordf64>>;
+
+/// One line per norm through its rates' means, with interval bars, and a cross at the top for a
+/// rate whose runs all diverged (one row of crosses per norm).
+fn draw_sweep_lines<DB: DrawingBackend>(
+    chart: &mut SweepChart<'_, DB>,
+    sweeps: &[(String, Vec<Rate>)],
+    (y0, y1): (f64, f64),
+) -> Result<()> {
+    for (k, (name, rates)) in sweeps.iter().enumerate() {
+        let c = COLORS[k % COLORS.len()];
+        let pts: Vec<(f64, (f64, f64, f64))> = rates
+            .iter()
+            .filter_map(|r| Some((r.lr, rate_interval(r)?)))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(
+                pts.iter().map(|(x, (m, _, _))| (*x, *m)),
+                c.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.stroke_width(2)));
+        for (x, (m, lo, hi)) in &pts {
+            chart
+                .draw_series([PathElement::new([(*x, *lo), (*x, *hi)], c.stroke_width(2))])
+                .map_err(err)?;
+            chart
+                .draw_series([Circle::new((*x, *m), 5, c.filled())])
+                .map_err(err)?;
+        }
+        // a rate whose runs all diverged: a cross at the top, one row per norm
+        let top = y1 - (y1 - y0) * 0.03 * (k + 1) as f64;
+        for r in rates
+            .iter()
+            .filter(|r| r.losses.is_empty() && r.diverged > 0)
+        {
+            chart
+                .draw_series([Cross::new((r.lr, top), 7, c.stroke_width(2))])
+                .map_err(err)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

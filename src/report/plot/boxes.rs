@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::report::BoxStats;
+use plotters::coord::types::RangedCoordf64;
 
 /// One series of a box chart: label, and for each x category (a 20 % bucket of training, a
 /// layer) the values.
@@ -51,23 +52,7 @@ pub(in crate::report) fn draw_boxes<DB: DrawingBackend>(
         return Ok(());
     };
     let hi = legend_room(lo, hi, series.len());
-    // layer names too long for their slot (about 10 px a character) are abbreviated, and the
-    // axis title says how
-    let slot = (area.dim_in_pixel().0.saturating_sub(130)) as usize / categories.len().max(1);
-    let longest = categories
-        .iter()
-        .map(|c| c.chars().count())
-        .max()
-        .unwrap_or(0);
-    let (categories, x_desc) = if longest * 10 > slot {
-        let short: Vec<String> = categories.iter().map(|c| abbreviate_layer(c)).collect();
-        (
-            short,
-            format!("{x_desc}; b = block, n = norm, sc = shortcut"),
-        )
-    } else {
-        (categories, x_desc.to_string())
-    };
+    let (categories, x_desc) = fit_categories(area, categories, x_desc);
     let x_desc = x_desc.as_str();
     // room for the last x label, centred half a category from the axis end (about 10 px a
     // character at this size)
@@ -113,50 +98,7 @@ pub(in crate::report) fn draw_boxes<DB: DrawingBackend>(
                 continue;
             };
             let center = bi as f64 - 0.4 + width * (si as f64 + 0.5);
-            let (x0, x1) = (center - width * 0.4, center + width * 0.4);
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(x0, b.q1), (x1, b.q3)],
-                    color.mix(0.35).filled(),
-                )))
-                .map_err(err)?;
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(x0, b.q1), (x1, b.q3)],
-                    color.stroke_width(1),
-                )))
-                .map_err(err)?;
-            let lines = vec![
-                vec![(x0, b.median), (x1, b.median)],
-                vec![(center, b.q3), (center, b.high)],
-                vec![(center, b.q1), (center, b.low)],
-                vec![
-                    (center - width * 0.2, b.high),
-                    (center + width * 0.2, b.high),
-                ],
-                vec![(center - width * 0.2, b.low), (center + width * 0.2, b.low)],
-            ];
-            for (i, l) in lines.into_iter().enumerate() {
-                let style = if i == 0 {
-                    color.stroke_width(3)
-                } else {
-                    color.stroke_width(1)
-                };
-                chart
-                    .draw_series(std::iter::once(PathElement::new(l, style)))
-                    .map_err(err)?;
-            }
-            // outliers one per 1/500 of a decade (well under a pixel): thousands of identical
-            // dots would only swell the SVG
-            let mut seen = std::collections::HashSet::new();
-            chart
-                .draw_series(
-                    b.outliers
-                        .iter()
-                        .filter(|y| seen.insert((y.log10() * 500.0).round() as i64))
-                        .map(|&y| Circle::new((center, y), 2, color.mix(0.6).filled())),
-                )
-                .map_err(err)?;
+            draw_box(&mut chart, &b, center, width, color)?;
         }
         chart
             .draw_series(std::iter::once(Rectangle::new(
@@ -170,5 +112,86 @@ pub(in crate::report) fn draw_boxes<DB: DrawingBackend>(
             });
     }
     draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    Ok(())
+}
+
+/// Layer names too long for their slot (about 10 px a character) are abbreviated, and the axis
+/// title says how.
+fn fit_categories<DB: DrawingBackend>(
+    area: &Area<DB>,
+    categories: Vec<String>,
+    x_desc: &str,
+) -> (Vec<String>, String) {
+    let slot = (area.dim_in_pixel().0.saturating_sub(130)) as usize / categories.len().max(1);
+    let longest = categories
+        .iter()
+        .map(|c| c.chars().count())
+        .max()
+        .unwrap_or(0);
+    if longest * 10 > slot {
+        let short: Vec<String> = categories.iter().map(|c| abbreviate_layer(c)).collect();
+        (
+            short,
+            format!("{x_desc}; b = block, n = norm, sc = shortcut"),
+        )
+    } else {
+        (categories, x_desc.to_string())
+    }
+}
+
+type BoxChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, LogCoord<f64>>>;
+
+/// One box at `center`: the quartile box, the median (thick), whiskers with caps, outliers.
+fn draw_box<DB: DrawingBackend>(
+    chart: &mut BoxChart<'_, DB>,
+    b: &BoxStats,
+    center: f64,
+    width: f64,
+    color: RGBColor,
+) -> Result<()> {
+    let (x0, x1) = (center - width * 0.4, center + width * 0.4);
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(x0, b.q1), (x1, b.q3)],
+            color.mix(0.35).filled(),
+        )))
+        .map_err(err)?;
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(x0, b.q1), (x1, b.q3)],
+            color.stroke_width(1),
+        )))
+        .map_err(err)?;
+    let lines = vec![
+        vec![(x0, b.median), (x1, b.median)],
+        vec![(center, b.q3), (center, b.high)],
+        vec![(center, b.q1), (center, b.low)],
+        vec![
+            (center - width * 0.2, b.high),
+            (center + width * 0.2, b.high),
+        ],
+        vec![(center - width * 0.2, b.low), (center + width * 0.2, b.low)],
+    ];
+    for (i, l) in lines.into_iter().enumerate() {
+        let style = if i == 0 {
+            color.stroke_width(3)
+        } else {
+            color.stroke_width(1)
+        };
+        chart
+            .draw_series(std::iter::once(PathElement::new(l, style)))
+            .map_err(err)?;
+    }
+    // outliers one per 1/500 of a decade (well under a pixel): thousands of identical
+    // dots would only swell the SVG
+    let mut seen = std::collections::HashSet::new();
+    chart
+        .draw_series(
+            b.outliers
+                .iter()
+                .filter(|y| seen.insert((y.log10() * 500.0).round() as i64))
+                .map(|&y| Circle::new((center, y), 2, color.mix(0.6).filled())),
+        )
+        .map_err(err)?;
     Ok(())
 }
