@@ -3,6 +3,7 @@
 use crate::config::{BackendKind, MatmulPrecision, RunConfig, Task};
 use crate::data::EvalBatching;
 use crate::model::NormPosition;
+use crate::norm::composed::decl::read_norm_file;
 use crate::norm::{BackwardDivisor, BackwardMeans, NormKind};
 use anyhow::Result;
 use clap::Args;
@@ -30,9 +31,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub quiet: bool,
 
-    /// Normalization in every norm slot of the model. [default: layer for text, batch for images]
-    #[arg(long, value_enum, help_heading = "Run")]
-    pub norm: Option<NormKind>,
+    /// Normalization in every norm slot of the model: a built-in norm, or one declared in
+    /// --norm-file. [default: layer for text, batch for images]
+    #[arg(long, value_parser = NormParser, help_heading = "Run")]
+    pub norm: Option<NormChoice>,
+    /// TOML file of declared norms ([norms.NAME] tables, as in a study file; see
+    /// experiments/norms.toml): --norm NAME then picks one.
+    #[arg(long, value_name = "FILE", help_heading = "Run")]
+    pub norm_file: Option<PathBuf>,
     /// Text: transformer LM on padded sentences. Images: ResNet on Fashion-MNIST. [default: text]
     #[arg(long, value_enum, help_heading = "Run")]
     pub task: Option<Task>,
@@ -244,8 +250,17 @@ impl RunArgs {
         macro_rules! set {
             ($($field:ident),*) => { $( if let Some(v) = &self.$field { c.$field = v.clone(); } )* };
         }
+        if let Some(choice) = &self.norm {
+            self.apply_norm(&mut c, choice)?;
+        } else if let Some(file) = &self.norm_file {
+            let names: Vec<String> = read_norm_file(file)?.into_keys().collect();
+            anyhow::bail!(
+                "--norm-file needs --norm NAME to pick a declared norm ({} declares {})",
+                file.display(),
+                names.join(", ")
+            );
+        }
         set!(
-            norm,
             task,
             steps,
             seed,
@@ -355,5 +370,82 @@ impl RunArgs {
         c.validate()?;
         c.record_file_digests()?;
         Ok(c)
+    }
+}
+
+impl RunArgs {
+    /// Puts the norm `choice` names into `c`: a norm declared in `--norm-file` under that name,
+    /// else the built-in norm.
+    pub fn apply_norm(&self, c: &mut RunConfig, choice: &NormChoice) -> Result<()> {
+        let name = choice.name();
+        if let Some(file) = &self.norm_file {
+            let mut declared = read_norm_file(file)?;
+            if let Some(decl) = declared.remove(name) {
+                c.set_declared_norm(name, decl);
+                return Ok(());
+            }
+            if NormKind::from_name(name).is_none() {
+                let names: Vec<&str> = declared.keys().map(|k| k.as_str()).collect();
+                anyhow::bail!(
+                    "--norm {name}: {} declares no such norm (it declares {}) and no built-in norm has that name",
+                    file.display(),
+                    names.join(", ")
+                );
+            }
+        }
+        match NormKind::from_name(name) {
+            Some(kind) => c.norm = kind,
+            None => {
+                let names = NormKind::ALL.iter().map(|k| k.name());
+                let hint = crate::errors::closest(name, names)
+                    .map(|n| format!(" (a similar value exists: '{n}')"))
+                    .unwrap_or_default();
+                anyhow::bail!(
+                    "--norm {name}: not a built-in norm, and no --norm-file FILE declares it{hint}"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `--norm NAME`: a built-in norm or a declared one, resolved with `--norm-file` in
+/// [`RunArgs::to_config`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NormChoice(pub String);
+
+impl NormChoice {
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Parses `--norm`: any name (a declared norm's is checked against `--norm-file`), with the
+/// built-in norms listed in `--help`.
+#[derive(Debug, Clone, Copy)]
+pub struct NormParser;
+
+impl clap::builder::TypedValueParser for NormParser {
+    type Value = NormChoice;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> std::result::Result<NormChoice, clap::Error> {
+        match value.to_str() {
+            Some(s) if !s.is_empty() => Ok(NormChoice(s.to_string())),
+            _ => Err(clap::Error::new(clap::error::ErrorKind::InvalidValue).with_cmd(cmd)),
+        }
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        use clap::ValueEnum;
+        Some(Box::new(
+            NormKind::ALL.iter().filter_map(|k| k.to_possible_value()),
+        ))
     }
 }

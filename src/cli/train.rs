@@ -30,7 +30,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         bail!(
             "--{} does not apply to --norm {} (it reads {}): the run would be the one without it",
             key.replace('_', "-"),
-            config.norm.name(),
+            config.norm_label(),
             if reads.is_empty() {
                 "no option".to_string()
             } else {
@@ -67,7 +67,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     eprintln!(
         "ablate: training {} with {} norm{precision} -> {}",
         config.task.name(),
-        config.norm.name(),
+        config.norm_label(),
         dir.display()
     );
     let control = run_control(args, &config);
@@ -168,7 +168,7 @@ fn resume(args: &RunArgs, dir: &Path) -> Result<i32> {
 fn run_control(args: &RunArgs, config: &crate::config::RunConfig) -> RunControl {
     let mut control = RunControl::new(
         args.quiet,
-        format!("{}/{}", config.task.name(), config.norm.name()),
+        format!("{}/{}", config.task.name(), config.norm_label()),
         config.steps,
         install_stop_handler(),
     );

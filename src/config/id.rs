@@ -83,6 +83,8 @@ impl RunConfig {
         let mut c = self.clone();
         let d = RunConfig::default();
         (c.eval_every, c.probes, c.checkpoint_every) = (d.eval_every, d.probes, d.checkpoint_every);
+        // a declared norm's name labels it; its declaration is what it is
+        c.norm_name = None;
         c.pin_image_keys();
         c
     }

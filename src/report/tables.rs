@@ -105,7 +105,7 @@ pub fn oscillation(groups: &Groups) -> String {
     let mut s = String::new();
     let stat_groups: Vec<_> = groups
         .iter()
-        .filter(|(_, rs)| rs[0].config.norm.has_batch_stats())
+        .filter(|(_, rs)| rs[0].config.norm_info().statistic.is_some())
         .collect();
     // a group none of whose runs finished has no last 20 % to take medians over
     let (stat_groups, unfinished): (Vec<_>, Vec<_>) = stat_groups
