@@ -169,3 +169,27 @@ pub fn charts(charts: &[Chart]) -> String {
     }
     s
 }
+
+/// The norms the study declared (`[norms.NAME]`): each name with its declaration, resolved.
+pub fn declared_norms(groups: &Groups) -> String {
+    let mut rows: Vec<(String, String)> = groups
+        .iter()
+        .filter_map(|(_, rs)| {
+            let c = &rs[0].config;
+            Some((c.norm_label(), c.norm_decl.as_ref()?.inline()))
+        })
+        .collect();
+    rows.sort();
+    rows.dedup();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "\n## Declared norms\n\nComposed from parts in the study file (`[norms.NAME]`; the parts and their formulas: \
+         `docs/composed-norms.md`); a run's id hashes the declaration, not the name.\n\n| norm | declaration |\n|---|---|\n",
+    );
+    for (name, decl) in rows {
+        let _ = writeln!(s, "| `{name}` | `{decl}` |");
+    }
+    s
+}
