@@ -252,13 +252,6 @@ impl RunArgs {
         }
         if let Some(choice) = &self.norm {
             self.apply_norm(&mut c, choice)?;
-        } else if let Some(file) = &self.norm_file {
-            let names: Vec<String> = read_norm_file(file)?.into_keys().collect();
-            anyhow::bail!(
-                "--norm-file needs --norm NAME to pick a declared norm ({} declares {})",
-                file.display(),
-                names.join(", ")
-            );
         }
         set!(
             task,
@@ -374,6 +367,19 @@ impl RunArgs {
 }
 
 impl RunArgs {
+    /// Refuses `--norm-file` without `--norm NAME` (a run trains one norm).
+    pub fn refuse_unpicked_norm_file(&self) -> Result<()> {
+        if let (Some(file), None) = (&self.norm_file, &self.norm) {
+            let names: Vec<String> = read_norm_file(file)?.into_keys().collect();
+            anyhow::bail!(
+                "--norm-file needs --norm NAME to pick a declared norm ({} declares {})",
+                file.display(),
+                names.join(", ")
+            );
+        }
+        Ok(())
+    }
+
     /// Puts the norm `choice` names into `c`: a norm declared in `--norm-file` under that name,
     /// else the built-in norm.
     pub fn apply_norm(&self, c: &mut RunConfig, choice: &NormChoice) -> Result<()> {

@@ -18,6 +18,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     if let Some(dir) = &args.resume {
         return resume(args, dir);
     }
+    args.refuse_unpicked_norm_file()?;
     let config = args.to_config()?;
     if let Some(key) = config.inapplicable_norm_options().first() {
         let reads: Vec<String> = config
@@ -31,7 +32,9 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             "--{} does not apply to --norm {} (it reads {}): the run would be the one without it",
             key.replace('_', "-"),
             config.norm_label(),
-            if reads.is_empty() {
+            if config.norm_decl.is_some() {
+                "no option: its declaration sets eps, momentum and the rest".to_string()
+            } else if reads.is_empty() {
                 "no option".to_string()
             } else {
                 reads.join(", ")

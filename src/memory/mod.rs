@@ -188,7 +188,7 @@ pub fn differences(config: &RunConfig, vocab: u64) -> Vec<(String, i64)> {
         d.push((
             format!(
                 "{} norms have {per_norm} parameters, not 2H ({} norm layers)",
-                config.norm,
+                config.norm_label(),
                 2 * l
             ),
             2 * l * (per_norm - 2 * h),
@@ -353,7 +353,7 @@ pub fn config_report(config: &RunConfig, vocab: usize) -> Result<String> {
     let _ = writeln!(
         out,
         "norm state besides parameters ({}): {} floats a layer ({what}), {} in all",
-        config.norm,
+        config.norm_label(),
         buffers,
         human(4 * buffers * norm_layers as u64)
     );
