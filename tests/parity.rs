@@ -149,7 +149,7 @@ fn parity(other: &str) {
     let mut declared = String::new();
     for file in ["experiments/composed.toml", "experiments/norms.toml"] {
         let text = std::fs::read_to_string(root.join(file)).unwrap();
-        let start = text.find("[norms.").unwrap();
+        let start = text.find("\n[norms.").unwrap() + 1;
         let end = text[start..]
             .find("[[grid]]")
             .map_or(text.len(), |e| start + e);
