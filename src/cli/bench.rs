@@ -8,8 +8,8 @@ use clap::Args;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Norms to time, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_values = ["layer", "batch", "power"])]
+    /// Norms to time, comma-separated. [default: layer,batch,power; none with --declared]
+    #[arg(long, value_enum, value_delimiter = ',')]
     pub norms: Vec<NormKind>,
     /// Norms declared in --norm-file to time after --norms, comma-separated, e.g.
     /// `--norms layer --declared layer-twin --norm-file experiments/norms.toml`.
@@ -22,6 +22,9 @@ pub struct BenchArgs {
     pub run: RunArgs,
 }
 
+/// The norms timed when neither `--norms` nor `--declared` is given.
+const DEFAULT_NORMS: [NormKind; 3] = [NormKind::Layer, NormKind::Batch, NormKind::Power];
+
 pub fn run(args: &BenchArgs) -> Result<i32> {
     args.run.refuse_run_folder_options("bench")?;
     if args.run.norm.is_some() {
@@ -30,8 +33,11 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         );
     }
     let config = args.run.to_config()?;
-    let mut norms: Vec<RunConfig> = args
-        .norms
+    let builtin = match (args.norms.is_empty(), args.declared.is_empty()) {
+        (true, true) => DEFAULT_NORMS.to_vec(),
+        _ => args.norms.clone(),
+    };
+    let mut norms: Vec<RunConfig> = builtin
         .iter()
         .map(|&norm| RunConfig {
             norm,
