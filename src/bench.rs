@@ -2,30 +2,30 @@
 //! each phase, and the cost of the probes (the same run with probes off).
 
 use crate::config::RunConfig;
-use crate::norm::NormKind;
 use crate::progress::RunControl;
 use crate::results::Summary;
 use crate::train;
 use anyhow::Result;
 
 pub struct BenchRow {
-    pub norm: NormKind,
+    /// The norm's name (a declared norm's own).
+    pub norm: String,
     pub probes: bool,
     pub summary: Summary,
 }
 
-/// Trains `steps` steps of `base` for every norm, with probes on and (if `probe_overhead`) off;
-/// with probes off only when `base` has them off (`--no-probes`).
-/// Timings are medians over the second half of the steps (the first half is warm-up).
-pub fn run(
-    base: &RunConfig,
-    norms: &[NormKind],
-    steps: usize,
-    probe_overhead: bool,
-) -> Result<Vec<BenchRow>> {
+/// Trains `steps` steps of each configuration of `norms` (one per norm, in order), with probes
+/// on and (if `probe_overhead`) off; with probes off only when they have them off
+/// (`--no-probes`). Timings are medians over the second half of the steps (the first half is
+/// warm-up).
+pub fn run(norms: &[RunConfig], steps: usize, probe_overhead: bool) -> Result<Vec<BenchRow>> {
+    let Some(base) = norms.first() else {
+        return Ok(vec![]);
+    };
     let data = train::load_data(base)?;
     let mut rows = Vec::new();
-    for &norm in norms {
+    for base in norms {
+        let norm = base.norm_label();
         for probes in [true, false] {
             let wanted = if probes {
                 base.probes
@@ -36,7 +36,6 @@ pub fn run(
                 continue;
             }
             let config = RunConfig {
-                norm,
                 probes,
                 steps,
                 eval_every: steps,
@@ -48,7 +47,7 @@ pub fn run(
             let dir = std::env::temp_dir().join(format!(
                 "ablate-bench-{}-{}-{probes}",
                 std::process::id(),
-                norm.name()
+                norm
             ));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir)?;
@@ -64,12 +63,12 @@ pub fn run(
                     .unwrap_or_default();
                 anyhow::bail!(
                     "{} {}{why} during the benchmark, so its step times would not be a speed; use a smaller --lr or fewer --steps",
-                    norm.name(),
+                    norm,
                     format!("{:?}", summary.status).to_lowercase()
                 );
             }
             rows.push(BenchRow {
-                norm,
+                norm: norm.clone(),
                 probes,
                 summary,
             });
@@ -113,7 +112,7 @@ pub fn table(rows: &[BenchRow]) -> String {
         };
         out += &format!(
             "{:<13} {:>6} {:>9.1} {:>8.2} {:>9.0}   {:>8} {:>8} {:>8} {:>8} {:>8}   {}\n",
-            r.norm.name(),
+            r.norm,
             if r.probes { "on" } else { "off" },
             ms,
             1e3 / ms,

@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn train(backend: &str, norm: &str, task: &str, out: &Path) -> PathBuf {
+    train_with(backend, norm, task, out, &[])
+}
+
+fn train_with(backend: &str, norm: &str, task: &str, out: &Path, extra: &[&str]) -> PathBuf {
     let out = out.join(format!("{backend}-{norm}-{task}"));
     let mut args = vec![
         "--quiet",
@@ -33,6 +37,7 @@ fn train(backend: &str, norm: &str, task: &str, out: &Path) -> PathBuf {
         "--results",
         out.to_str().unwrap(),
     ];
+    args.extend_from_slice(extra);
     if task == "text" {
         args.extend_from_slice(common::TINY_TEXT);
     } else {
@@ -138,6 +143,38 @@ fn parity(other: &str) {
     let a = train("ndarray", "batch", "images", &out);
     let b = train(other, "batch", "images", &out);
     compare(&a, &b, &format!("images batch ndarray vs {other}"));
+    // norms declared in TOML: the worked example's (fitted to the tiny model's 2 heads and
+    // 3 warm-up steps) and PowerNorm's twin, with its approximate backward
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut declared = String::new();
+    for file in ["experiments/composed.toml", "experiments/norms.toml"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let start = text.find("\n[norms.").unwrap() + 1;
+        let end = text[start..]
+            .find("[[grid]]")
+            .map_or(text.len(), |e| start + e);
+        declared += &text[start..end]
+            .replace("groups = 4", "groups = 2")
+            .replace("warmup = 100", "warmup = 3");
+    }
+    let file = out.join("declared.toml");
+    std::fs::write(&file, declared).unwrap();
+    let extra = ["--norm-file", file.to_str().unwrap()];
+    for norm in [
+        "group-bn",
+        "scaled-rms-bn",
+        "power-autodiff",
+        "power-twin",
+        "position-batch-twin",
+    ] {
+        let a = train_with("ndarray", norm, "text", &out, &extra);
+        let b = train_with(other, norm, "text", &out, &extra);
+        compare(
+            &a,
+            &b,
+            &format!("text {norm} (declared) ndarray vs {other}"),
+        );
+    }
 }
 
 #[test]

@@ -403,3 +403,20 @@ fn saving_checkpoints_changes_no_number_of_the_run() {
         );
     }
 }
+
+#[test]
+fn a_declared_norm_resumes_across_its_warmup_boundary() {
+    let dir = temp_dir("resume-declared-file");
+    let file = dir.join("n.toml");
+    std::fs::write(
+        &file,
+        "[norms.pn]\npre-scale = \"group-rms\"\ngroups = 2\naxes = \"batch\"\ncentre = false\n\
+         scale = \"quadratic-mean\"\nforward = \"warmup-then-running\"\nwarmup = 12\n\
+         running = \"cumulative-then-ema\"\nbackward = \"approximate\"\n",
+    )
+    .unwrap();
+    let norm = ["--norm-file", file.to_str().unwrap(), "--norm", "pn"];
+    let args = args_with(&args_with(TINY_TEXT, STEPS), &norm);
+    // either side of its warm-up (nu, the running quadratic mean), and late
+    resume_matches("resume-declared", &args, &[11, 13, 27]);
+}

@@ -1,5 +1,6 @@
 //! The options of one run, shared by the single-run command, `bench` and `memory`.
 
+pub use super::norm_choice::{NormChoice, NormParser};
 use crate::config::{BackendKind, MatmulPrecision, RunConfig, Task};
 use crate::data::EvalBatching;
 use crate::model::NormPosition;
@@ -30,9 +31,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub quiet: bool,
 
-    /// Normalization in every norm slot of the model. [default: layer for text, batch for images]
-    #[arg(long, value_enum, help_heading = "Run")]
-    pub norm: Option<NormKind>,
+    /// Normalization in every norm slot of the model: a built-in norm, or one declared in
+    /// --norm-file. [default: layer for text, batch for images]
+    #[arg(long, value_parser = NormParser, help_heading = "Run")]
+    pub norm: Option<NormChoice>,
+    /// TOML file of declared norms ([norms.NAME] tables, as in a study file; see
+    /// experiments/norms.toml): --norm NAME then picks one.
+    #[arg(long, value_name = "FILE", help_heading = "Run")]
+    pub norm_file: Option<PathBuf>,
     /// Text: transformer LM on padded sentences. Images: ResNet on Fashion-MNIST. [default: text]
     #[arg(long, value_enum, help_heading = "Run")]
     pub task: Option<Task>,
@@ -244,8 +250,10 @@ impl RunArgs {
         macro_rules! set {
             ($($field:ident),*) => { $( if let Some(v) = &self.$field { c.$field = v.clone(); } )* };
         }
+        if let Some(choice) = &self.norm {
+            self.apply_norm(&mut c, choice)?;
+        }
         set!(
-            norm,
             task,
             steps,
             seed,

@@ -1,6 +1,6 @@
 //! `ablate bench`: the training step's time per norm.
 
-use super::args::RunArgs;
+use super::args::{NormChoice, RunArgs};
 use crate::config::RunConfig;
 use crate::norm::NormKind;
 use anyhow::Result;
@@ -8,15 +8,22 @@ use clap::Args;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Norms to time, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_values = ["layer", "batch", "power"])]
+    /// Norms to time, comma-separated. [default: layer,batch,power; none with --declared]
+    #[arg(long, value_enum, value_delimiter = ',')]
     pub norms: Vec<NormKind>,
+    /// Norms declared in --norm-file to time after --norms, comma-separated, e.g.
+    /// `--norms layer --declared layer-twin --norm-file experiments/norms.toml`.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub declared: Vec<String>,
     /// Also time each norm with probes off, to measure the probes' overhead.
     #[arg(long)]
     pub probe_overhead: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
+
+/// The norms timed when neither `--norms` nor `--declared` is given.
+const DEFAULT_NORMS: [NormKind; 3] = [NormKind::Layer, NormKind::Batch, NormKind::Power];
 
 pub fn run(args: &BenchArgs) -> Result<i32> {
     args.run.refuse_run_folder_options("bench")?;
@@ -26,15 +33,29 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         );
     }
     let config = args.run.to_config()?;
+    let builtin = match (args.norms.is_empty(), args.declared.is_empty()) {
+        (true, true) => DEFAULT_NORMS.to_vec(),
+        _ => args.norms.clone(),
+    };
+    let mut norms: Vec<RunConfig> = builtin
+        .iter()
+        .map(|&norm| RunConfig {
+            norm,
+            ..config.clone()
+        })
+        .collect();
+    for name in &args.declared {
+        let mut c = config.clone();
+        args.run.apply_norm(&mut c, &NormChoice(name.clone()))?;
+        if c.norm != NormKind::DECLARED {
+            anyhow::bail!("--declared {name}: a built-in norm; give it in --norms");
+        }
+        c.validate()?;
+        norms.push(c);
+    }
     // it trains every norm: the same memory check as a run, before any allocation
-    for &norm in &args.norms {
-        crate::memory::check_fits(
-            &RunConfig {
-                norm,
-                ..config.clone()
-            },
-            None,
-        )?;
+    for c in &norms {
+        crate::memory::check_fits(c, None)?;
     }
     let steps = args.run.steps.unwrap_or(40);
     if steps > crate::memory::MAX_MEASURED_STEPS {
@@ -52,7 +73,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     if let Some(warning) = config.precision_warning() {
         eprintln!("{warning}");
     }
-    let rows = crate::bench::run(&config, &args.norms, steps, args.probe_overhead)?;
+    let rows = crate::bench::run(&norms, steps, args.probe_overhead)?;
     crate::progress::say_raw!("{}", crate::bench::table(&rows));
     Ok(0)
 }

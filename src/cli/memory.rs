@@ -46,6 +46,7 @@ pub fn run(args: &MemoryArgs) -> Result<i32> {
         crate::progress::say_raw!("{}", memory::table(&shape));
         return Ok(0);
     }
+    args.run.refuse_unpicked_norm_file()?;
     let mut config = args.run.to_config()?;
     if config.task != Task::Text {
         anyhow::bail!(

@@ -4,6 +4,7 @@
 mod args;
 mod bench;
 mod memory;
+mod norm_choice;
 mod report;
 mod study;
 mod train;

@@ -136,7 +136,7 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
                 "  {:<40} {:<7} {:<13} seed {:<3} {}",
                 r.id(),
                 r.task.name(),
-                r.norm.name(),
+                r.norm_label(),
                 r.seed,
                 state
             );

@@ -18,6 +18,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     if let Some(dir) = &args.resume {
         return resume(args, dir);
     }
+    args.refuse_unpicked_norm_file()?;
     let config = args.to_config()?;
     if let Some(key) = config.inapplicable_norm_options().first() {
         let reads: Vec<String> = config
@@ -30,8 +31,10 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         bail!(
             "--{} does not apply to --norm {} (it reads {}): the run would be the one without it",
             key.replace('_', "-"),
-            config.norm.name(),
-            if reads.is_empty() {
+            config.norm_label(),
+            if config.norm_decl.is_some() {
+                "no option: its declaration sets eps, momentum and the rest".to_string()
+            } else if reads.is_empty() {
                 "no option".to_string()
             } else {
                 reads.join(", ")
@@ -67,7 +70,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     eprintln!(
         "ablate: training {} with {} norm{precision} -> {}",
         config.task.name(),
-        config.norm.name(),
+        config.norm_label(),
         dir.display()
     );
     let control = run_control(args, &config);
@@ -168,7 +171,7 @@ fn resume(args: &RunArgs, dir: &Path) -> Result<i32> {
 fn run_control(args: &RunArgs, config: &crate::config::RunConfig) -> RunControl {
     let mut control = RunControl::new(
         args.quiet,
-        format!("{}/{}", config.task.name(), config.norm.name()),
+        format!("{}/{}", config.task.name(), config.norm_label()),
         config.steps,
         install_stop_handler(),
     );

@@ -83,6 +83,8 @@ impl RunConfig {
         let mut c = self.clone();
         let d = RunConfig::default();
         (c.eval_every, c.probes, c.checkpoint_every) = (d.eval_every, d.probes, d.checkpoint_every);
+        // a declared norm's name labels it; its declaration is what it is
+        c.norm_name = None;
         c.pin_image_keys();
         c
     }
@@ -197,9 +199,15 @@ pub fn varying_keys(configs: &[&RunConfig]) -> Vec<String> {
 
 impl RunConfig {
     /// The value of `key` as config.toml writes it (`None`: an unset option left out), except
-    /// that float32 products and the word tokenizer, which config.toml leaves out, read as `f32`
+    /// that a declared norm reads as its name (`norm`) and its declaration as one line, and float32 products and the word tokenizer, which config.toml leaves out, read as `f32`
     /// beside `bf16` and `word` beside `bpe`.
     pub fn value_of(&self, key: &str) -> Option<toml::Value> {
+        // a declared norm reads as its name, and its declaration as one line
+        match key {
+            "norm" => return Some(toml::Value::String(self.norm_label())),
+            "norm_decl" => return self.norm_decl.as_ref().map(|d| d.inline().into()),
+            _ => {}
+        }
         toml::from_str::<toml::Table>(&self.to_toml())
             .ok()
             .and_then(|mut t| t.remove(key))

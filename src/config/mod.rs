@@ -6,7 +6,9 @@ pub use crate::data::TokenizerKind;
 use crate::data::{BatchPlan, EvalBatching};
 use crate::errors::{friendly, one_line};
 use crate::model::{CnnConfig, LmConfig, NormPosition};
-use crate::norm::{BackwardDivisor, BackwardMeans, NormConfig, NormKind, PowerConfig};
+use crate::norm::{
+    BackwardDivisor, BackwardMeans, NormConfig, NormDecl, NormInfo, NormKind, PowerConfig,
+};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -87,6 +89,10 @@ const ID_LABELS: &str = "data/t10k-labels-idx1-ubyte.gz";
 pub struct RunConfig {
     pub task: Task,
     pub norm: NormKind,
+    /// A declared norm's name (with `norm = "composed"`): labels reports, left out of the run
+    /// id (which hashes the declaration, `norm_decl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub norm_name: Option<String>,
     pub backend: BackendKind,
     /// GPU index for the wgpu backend (0: the default adapter).
     pub device: usize,
@@ -208,8 +214,12 @@ pub struct RunConfig {
     /// Per-layer batch-statistics probes every step.
     pub probes: bool,
     /// Save the complete training state every N steps (0: never; a stop by Ctrl-C or SIGTERM
-    /// saves it too unless 0). Last field: config.toml files from before it lack its line.
+    /// saves it too unless 0). Config.toml files from before it lack its line.
     pub checkpoint_every: usize,
+    /// A declared norm's parts (with `norm = "composed"`), resolved: hashed into the run id.
+    /// Last, as it is a table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub norm_decl: Option<NormDecl>,
 }
 
 /// Keys that change what is logged but not the training trajectory: recorded in config.toml,
@@ -221,6 +231,7 @@ impl Default for RunConfig {
         Self {
             task: Task::Text,
             norm: NormKind::Layer,
+            norm_name: None,
             backend: BackendKind::Flex,
             device: 0,
             matmul_precision: None,
@@ -274,6 +285,7 @@ impl Default for RunConfig {
             eval_batching: None,
             probes: true,
             checkpoint_every: 1000,
+            norm_decl: None,
         }
     }
 }
@@ -298,7 +310,28 @@ impl RunConfig {
                 backward_means: self.backward_means(),
             },
             max_positions: (self.task == Task::Text).then_some(self.max_len),
+            decl: self.norm_decl.clone(),
         }
+    }
+
+    /// The norm's facts (a declared norm's from its declaration).
+    pub fn norm_info(&self) -> NormInfo {
+        self.norm_config().info()
+    }
+
+    /// The norm's name in labels: a declared norm's own name, else the registry's.
+    pub fn norm_label(&self) -> String {
+        match &self.norm_name {
+            Some(name) if self.norm == NormKind::DECLARED => name.clone(),
+            _ => self.norm.name().to_string(),
+        }
+    }
+
+    /// Makes this run's norm the declared one, `name` with `decl`.
+    pub fn set_declared_norm(&mut self, name: &str, decl: NormDecl) {
+        self.norm = NormKind::DECLARED;
+        self.norm_name = Some(name.to_string());
+        self.norm_decl = Some(decl);
     }
 
     /// How training batches are cut (text).

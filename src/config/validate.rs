@@ -113,6 +113,24 @@ impl RunConfig {
             Task::Text => vec![self.d_model],
             Task::Images => self.cnn_channels.clone(),
         };
+        match (&self.norm_decl, self.norm == NormKind::DECLARED) {
+            (Some(_), false) => bail!(
+                "a norm declaration (norm_decl) goes with norm = \"{}\", not norm = \"{}\"",
+                NormKind::DECLARED,
+                self.norm
+            ),
+            (None, true) => bail!("norm {} is declared in TOML: give --norm-file F --norm NAME, or a [norms.NAME] table in a study file", self.norm),
+            _ => {}
+        }
+        if let Some(decl) = &self.norm_decl {
+            let resolved = decl
+                .clone()
+                .resolve()
+                .map_err(|e| anyhow::anyhow!("norm {}: {e}", self.norm_label()))?;
+            if &resolved != decl {
+                bail!("norm {}: the declaration in norm_decl is not resolved (write it as [norms.NAME] in a study file or --norm-file)", self.norm_label());
+            }
+        }
         for d in widths {
             self.norm_config().validate(d)?;
         }

@@ -2,9 +2,11 @@
 
 use crate::config::RunConfig;
 use crate::errors::one_line;
-use crate::norm::NormKind;
+use crate::norm::composed::decl::parse_norm_tables;
+use crate::norm::{NormDecl, NormKind};
 use anyhow::{anyhow, bail, Result};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Deserialize)]
@@ -19,6 +21,25 @@ struct StudyFile {
     grid: Vec<toml::Table>,
     /// The norm every other configuration of the report's first section is compared with.
     baseline: Option<String>,
+    /// Declared norms (`[norms.NAME]`), usable by name in `norm = ...`.
+    #[serde(default)]
+    norms: toml::Table,
+}
+
+/// `table` with a declared norm's name in `norm` replaced by the declaration (`norm =
+/// "composed"`, `norm_name`, `norm_decl`); other tables unchanged.
+fn with_declared(mut table: toml::Table, declared: &BTreeMap<String, NormDecl>) -> toml::Table {
+    let decl = match table.get("norm") {
+        Some(toml::Value::String(name)) => declared.get(name).map(|d| (name.clone(), d)),
+        _ => None,
+    };
+    if let Some((name, decl)) = decl {
+        let value = toml::Value::try_from(decl).expect("a declaration always serializes");
+        table.insert("norm".into(), NormKind::DECLARED.name().into());
+        table.insert("norm_name".into(), name.into());
+        table.insert("norm_decl".into(), value);
+    }
+    table
 }
 
 /// An expanded study.
@@ -183,8 +204,10 @@ impl Study {
             }
             anyhow!("{file}: {context}{line}: {msg}")
         };
+        let declared = parse_norm_tables(&study.norms).map_err(|e| anyhow!("{file}: {e}"))?;
         // the base alone must already be a valid configuration
-        RunConfig::from_table(study.base.clone()).map_err(|e| config_error(e, "[base]"))?;
+        RunConfig::from_table(with_declared(study.base.clone(), &declared))
+            .map_err(|e| config_error(e, "[base]"))?;
         if study.grid.is_empty() {
             bail!("{file}: the study has no [[grid]] table, so it has no runs");
         }
@@ -234,7 +257,8 @@ impl Study {
                     .collect();
             }
             for combo in combos {
-                let config = RunConfig::from_table(combo).map_err(|e| config_error(e, &context))?;
+                let config = RunConfig::from_table(with_declared(combo, &declared))
+                    .map_err(|e| config_error(e, &context))?;
                 config.validate().map_err(|e| config_error(e, &context))?;
                 if ids.insert(config.id()) {
                     runs.push(config);

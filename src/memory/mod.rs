@@ -12,7 +12,6 @@
 
 use crate::config::{BackendKind, RunConfig};
 use crate::model::NormPosition;
-use crate::norm::NormKind;
 use crate::progress::RunControl;
 use crate::train::TaskData;
 use anyhow::{bail, Result};
@@ -159,7 +158,7 @@ pub fn terms(s: &Shape) -> Vec<Term> {
 
 /// Extra state a norm keeps besides parameters: running buffers (floats per norm layer).
 pub fn norm_buffers_per_layer(config: &RunConfig) -> (u64, &'static str) {
-    let info = config.norm.info();
+    let info = config.norm_info();
     let per_position = if info.buffers_per_position {
         config.max_len as u64
     } else {
@@ -172,8 +171,8 @@ pub fn norm_buffers_per_layer(config: &RunConfig) -> (u64, &'static str) {
 }
 
 /// Parameters of one norm layer of width `h`.
-pub fn norm_params(kind: NormKind, h: u64) -> u64 {
-    kind.info().params_per_feature * h
+pub fn norm_params(config: &RunConfig, h: u64) -> u64 {
+    config.norm_info().params_per_feature * h
 }
 
 /// How the built model's parameter count differs from the formula, item by item.
@@ -184,12 +183,12 @@ pub fn differences(config: &RunConfig, vocab: u64) -> Vec<(String, i64)> {
         format!("learned positions ({} x {h})", config.max_len),
         config.max_len as i64 * h,
     )];
-    let per_norm = norm_params(config.norm, h as u64) as i64;
+    let per_norm = norm_params(config, h as u64) as i64;
     if per_norm != 2 * h {
         d.push((
             format!(
                 "{} norms have {per_norm} parameters, not 2H ({} norm layers)",
-                config.norm,
+                config.norm_label(),
                 2 * l
             ),
             2 * l * (per_norm - 2 * h),
@@ -354,7 +353,7 @@ pub fn config_report(config: &RunConfig, vocab: usize) -> Result<String> {
     let _ = writeln!(
         out,
         "norm state besides parameters ({}): {} floats a layer ({what}), {} in all",
-        config.norm,
+        config.norm_label(),
         buffers,
         human(4 * buffers * norm_layers as u64)
     );
@@ -442,6 +441,7 @@ pub fn table(s: &Shape) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::norm::NormKind;
 
     #[test]
     fn gpt3_preset_reproduces_the_published_figures() {

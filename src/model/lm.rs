@@ -315,6 +315,7 @@ mod tests {
                 backward_means: BackwardMeans::All,
             },
             max_positions: Some(cfg.max_len),
+            decl: None,
         };
         (cfg.init(&norm, &device), device)
     }

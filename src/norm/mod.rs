@@ -31,6 +31,7 @@
 
 mod stats;
 
+pub use composed::NormDecl;
 pub use power::{BackwardDivisor, BackwardMeans, PowerConfig};
 pub use stats::{BatchStats, GradStats, PowerGrad, PowerStats, StatKind};
 
@@ -73,7 +74,7 @@ pub trait Norm {
 }
 
 /// What a norm publishes about itself.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct NormInfo {
     /// Its name on the command line, in study files and in run ids.
     pub name: &'static str,
@@ -116,48 +117,59 @@ pub fn no_note(_: &NormConfig) -> Option<&'static str> {
 
 /// The registry: one line per norm file, `file::LayerType { Kind => DEF, ... }`. It declares
 /// the modules, the selectable [`NormKind`]s and the [`NormLayer`] that models hold.
+/// After the `;`, the declared norm: a kind like the others (config files and run ids name it),
+/// but not selectable by name alone and not in [`NormKind::ALL`], since it needs a declaration.
 macro_rules! norms {
-    ($($module:ident :: $layer:ident { $($kind:ident => $def:ident),+ })*) => {
+    ($($module:ident :: $layer:ident { $($kind:ident => $def:ident),+ })*
+     ; declared $dmodule:ident :: $dlayer:ident { $dkind:ident => $ddef:ident }) => {
         $(mod $module; pub use $module::$layer;)*
+        pub mod $dmodule;
+        pub use $dmodule::$dlayer;
 
-        /// The norms selectable by name (`--norm`, study files).
+        /// The norms selectable by name (`--norm`, study files), and the declared norm.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum NormKind { $($($kind,)+)* }
+        pub enum NormKind { $($($kind,)+)* $dkind }
 
         impl NormKind {
-            /// Every norm, in registry order.
+            /// Every built-in norm, in registry order (the declared norm is not among them).
             pub const ALL: &'static [NormKind] = &[$($(NormKind::$kind,)+)*];
             const NAMES: &'static [&'static str] = &[$($($module::$def.info.name,)+)*];
+            /// The kind of every norm declared in TOML.
+            pub const DECLARED: NormKind = NormKind::$dkind;
 
-            /// The facts the norm publishes about itself.
+            /// The facts the norm publishes about itself (a declared norm's depend on its
+            /// declaration: [`NormConfig::info`]).
             pub fn info(&self) -> &'static NormInfo {
-                match self { $($(NormKind::$kind => &$module::$def.info,)+)* }
+                match self { $($(NormKind::$kind => &$module::$def.info,)+)* NormKind::$dkind => &$dmodule::$ddef.info }
             }
 
             fn build(&self, config: &NormConfig, d: usize, device: &Device) -> NormLayer {
-                match self { $($(NormKind::$kind => NormLayer::$kind(($module::$def.build)(config, d, device)),)+)* }
+                match self {
+                    $($(NormKind::$kind => NormLayer::$kind(($module::$def.build)(config, d, device)),)+)*
+                    NormKind::$dkind => NormLayer::$dkind(($dmodule::$ddef.build)(config, d, device)),
+                }
             }
 
             fn validate(&self, config: &NormConfig, d: usize) -> Result<()> {
-                match self { $($(NormKind::$kind => ($module::$def.validate)(config, d),)+)* }
+                match self { $($(NormKind::$kind => ($module::$def.validate)(config, d),)+)* NormKind::$dkind => ($dmodule::$ddef.validate)(config, d) }
             }
 
             fn note(&self, config: &NormConfig) -> Option<&'static str> {
-                match self { $($(NormKind::$kind => ($module::$def.note)(config),)+)* }
+                match self { $($(NormKind::$kind => ($module::$def.note)(config),)+)* NormKind::$dkind => ($dmodule::$ddef.note)(config) }
             }
         }
 
         /// A norm chosen at run time. Models hold this and use it through [`Norm`] only.
         #[derive(Module, Debug)]
-        pub enum NormLayer { $($($kind($layer),)+)* }
+        pub enum NormLayer { $($($kind($layer),)+)* $dkind($dlayer) }
 
         impl Norm for NormLayer {
             fn forward(&self, x: Tensor<3>, ctx: &NormCtx) -> (Tensor<3>, Option<BatchStats>) {
-                match self { $($(NormLayer::$kind(n) => n.forward(x, ctx),)+)* }
+                match self { $($(NormLayer::$kind(n) => n.forward(x, ctx),)+)* NormLayer::$dkind(n) => n.forward(x, ctx) }
             }
 
             fn after_backward(&self, grads: &Gradients, stats: &BatchStats, ctx: &NormCtx) -> Option<GradStats> {
-                match self { $($(NormLayer::$kind(n) => n.after_backward(grads, stats, ctx),)+)* }
+                match self { $($(NormLayer::$kind(n) => n.after_backward(grads, stats, ctx),)+)* NormLayer::$dkind(n) => n.after_backward(grads, stats, ctx) }
             }
         }
     };
@@ -172,6 +184,8 @@ norms! {
     position_batch :: PositionBatchNorm { PositionBatch => POSITION_BATCH, RandomGroupBatch => RANDOM_GROUP_BATCH, PositionBatchPooledFirst => POSITION_BATCH_POOLED_FIRST }
     pnv :: PnVNorm { PnV => PN_V }
     power :: PowerNorm { Power => POWER }
+    ;
+    declared composed :: ComposedNorm { Composed => COMPOSED }
 }
 
 impl NormKind {
@@ -179,7 +193,7 @@ impl NormKind {
         self.info().name
     }
 
-    /// The norm called `name`, if there is one.
+    /// The built-in norm called `name`, if there is one.
     pub fn from_name(name: &str) -> Option<NormKind> {
         NormKind::ALL.iter().copied().find(|k| k.name() == name)
     }
@@ -206,6 +220,7 @@ impl<'de> serde::Deserialize<'de> for NormKind {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let name = String::deserialize(d)?;
         NormKind::from_name(&name)
+            .or_else(|| (name == NormKind::DECLARED.name()).then_some(NormKind::DECLARED))
             .ok_or_else(|| serde::de::Error::unknown_variant(&name, NormKind::NAMES))
     }
 }
@@ -232,6 +247,8 @@ pub struct NormConfig {
     /// The longest sequence a text model sees (`None` for images): norms that keep
     /// statistics per position size their buffers by it.
     pub max_positions: Option<usize>,
+    /// A declared norm's declaration (with [`NormKind::DECLARED`]).
+    pub decl: Option<NormDecl>,
 }
 
 impl NormConfig {
@@ -245,6 +262,14 @@ impl NormConfig {
     /// Builds a norm over `d` features.
     pub fn init(&self, d: usize, device: &Device) -> NormLayer {
         self.kind.build(self, d, device)
+    }
+
+    /// The norm's facts: the registry's, or a declared norm's from its declaration.
+    pub fn info(&self) -> NormInfo {
+        match (&self.decl, self.kind == NormKind::DECLARED) {
+            (Some(decl), true) => composed::info(decl),
+            _ => self.kind.info().clone(),
+        }
     }
 
     /// A few words for labels when the norm runs with an unusual setting.

@@ -66,14 +66,7 @@ impl Norm for PnVNorm {
                 (running.clone().mul_scalar(1.0 - m) + psi2_d.clone().mul_scalar(m)).detach(),
             );
         }
-        let stats = BatchStats {
-            kind: StatKind::QuadraticMean,
-            mean: None,
-            second: psi2_d.inner(),
-            running_mean: None,
-            running_second: running.inner(),
-            power: None,
-        };
+        let stats = BatchStats::quadratic_mean(psi2_d.inner(), running.inner(), None);
         (self.apply(x, psi2), Some(stats))
     }
 

@@ -188,18 +188,12 @@ impl Norm for PowerNorm {
             r = r.mul_scalar(a) + psi2.clone().mul_scalar(1.0 - a);
             self.running_psi2.update(r.detach());
         }
-        let stats = BatchStats {
-            kind: StatKind::QuadraticMean,
-            mean: None,
-            second: psi2.inner(),
-            running_mean: None,
-            running_second: running.inner(),
-            power: Some(PowerStats {
-                gamma_stat: gamma_stat.inner(),
-                warmup,
-                positions,
-            }),
+        let power = PowerStats {
+            gamma_stat: gamma_stat.inner(),
+            warmup,
+            positions,
         };
+        let stats = BatchStats::quadratic_mean(psi2.inner(), running.inner(), Some(power));
         (z * gamma + beta, Some(stats))
     }
 
@@ -212,25 +206,37 @@ impl Norm for PowerNorm {
         stats: &BatchStats,
         ctx: &NormCtx,
     ) -> Option<GradStats> {
-        let power = stats.power.as_ref()?;
-        let gamma = self.gamma.val();
-        let dgamma = gamma.grad(grads)?;
-        let lambda = (gamma.inner() * dgamma).div_scalar(power.positions as f64);
-        let nu = self.nu.value_sync().inner();
-        let nu_new = nu.clone()
-            + (lambda.clone() - nu * power.gamma_stat.clone())
-                .mul_scalar(1.0 - self.config.alpha_bkw);
-        if ctx.update_running {
-            self.nu.update(nu_new.clone());
-        }
-        Some(GradStats {
-            d_mean: None,
-            d_second: None,
-            power: Some(PowerGrad {
-                nu: nu_new,
-                gamma_stat: power.gamma_stat.clone(),
-                lambda,
-            }),
-        })
+        let m = 1.0 - self.config.alpha_bkw;
+        update_nu(&self.gamma, &self.nu, m, grads, stats, ctx)
     }
+}
+
+/// `nu <- nu + m (Lambda - nu Gamma)` (on real training steps) with `Lambda = mean(g z) =
+/// gamma dL/dgamma / N`; returns the backward probes' values.
+pub(super) fn update_nu(
+    gamma: &Param<Tensor<1>>,
+    nu: &RunningState<Tensor<1>>,
+    m: f64,
+    grads: &Gradients,
+    stats: &BatchStats,
+    ctx: &NormCtx,
+) -> Option<GradStats> {
+    let power = stats.power.as_ref()?;
+    let gamma = gamma.val();
+    let dgamma = gamma.grad(grads)?;
+    let lambda = (gamma.inner() * dgamma).div_scalar(power.positions as f64);
+    let old = nu.value_sync().inner();
+    let nu_new = old.clone() + (lambda.clone() - old * power.gamma_stat.clone()).mul_scalar(m);
+    if ctx.update_running {
+        nu.update(nu_new.clone());
+    }
+    Some(GradStats {
+        d_mean: None,
+        d_second: None,
+        power: Some(PowerGrad {
+            nu: nu_new,
+            gamma_stat: power.gamma_stat.clone(),
+            lambda,
+        }),
+    })
 }

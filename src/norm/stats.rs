@@ -47,6 +47,21 @@ impl BatchStats {
     }
 }
 
+impl BatchStats {
+    /// The statistics of a layer that divides by a quadratic mean (PN-V, PowerNorm), detached:
+    /// the batch's and the running value from before this call's update.
+    pub fn quadratic_mean(psi2: Tensor<1>, running: Tensor<1>, power: Option<PowerStats>) -> Self {
+        Self {
+            kind: StatKind::QuadraticMean,
+            mean: None,
+            second: psi2,
+            running_mean: None,
+            running_second: running,
+            power,
+        }
+    }
+}
+
 /// `(1 - momentum) running + momentum batch`, detached: a running-statistic update.
 pub fn moving_average<const D: usize>(
     running: Tensor<D>,

@@ -35,7 +35,7 @@ pub(super) fn first_layer(r: &RunResult) -> Option<String> {
 
 /// BatchNorm-like: the norm keeps a batch variance (the paper's BN measures apply).
 fn keeps_variance(r: &RunResult) -> bool {
-    r.config.norm.info().statistic == Some(StatKind::Variance)
+    r.config.norm_info().statistic == Some(StatKind::Variance)
 }
 
 fn has_probe(r: &RunResult, name: &str) -> bool {
@@ -137,7 +137,7 @@ fn bn_vs_pn(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
     let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
         .into_iter()
         .filter(|(_, rs)| rs[0].config.task == Task::Text)
-        .filter(|(_, rs)| rs[0].config.norm.has_batch_stats())
+        .filter(|(_, rs)| rs[0].config.norm_info().statistic.is_some())
         .collect();
     let has = |k: NormKind| groups.iter().any(|(_, r)| r[0].config.norm == k);
     if !(has(NormKind::Batch) && (has(NormKind::PnV) || has(NormKind::Power))) {

@@ -52,7 +52,7 @@ fn first_layer_series(label: &str, r: &RunResult) -> Option<Series> {
 pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
     let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
         .into_iter()
-        .filter(|(_, rs)| rs[0].config.norm.has_batch_stats() && !rs[0].probes.is_empty())
+        .filter(|(_, rs)| rs[0].config.norm_info().statistic.is_some() && !rs[0].probes.is_empty())
         .collect();
     if groups.is_empty() {
         return Ok(None);

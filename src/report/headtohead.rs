@@ -24,6 +24,7 @@ fn settings_key(c: &RunConfig, other: NormKind) -> String {
         toml::from_str(&c.identity().to_toml()).expect("a run config's TOML reads back");
     t.remove("seed");
     t.remove("norm");
+    t.remove("norm_decl");
     let (mine, theirs) = (c.norm.info().options, other.info().options);
     for kind in NormKind::ALL {
         for option in kind.info().options {
@@ -51,7 +52,7 @@ fn baseline_norm(groups: &[Group], task: Task, named: Option<NormKind>) -> Optio
 /// "0.0512 / 0.0774": the batch statistic's relative distance to its running value, median over
 /// the last 20 % of training, first layer / all layers.
 fn distances(rs: &[&RunResult]) -> String {
-    if !rs[0].config.norm.has_batch_stats() || finished(rs).is_empty() {
+    if rs[0].config.norm_info().statistic.is_none() || finished(rs).is_empty() {
         return "—".into();
     }
     let name = crate::probe::rel_dist(rs[0].second_name());

@@ -118,6 +118,7 @@ fn body(
             study.is_none_or(|st| st.overrides.is_empty()),
         ));
     }
+    s.push_str(&tables::declared_norms(groups));
     s.push_str(&tables::final_metrics(groups));
     s.push_str(&tables::oscillation(groups));
     s.push_str(&tables::charts(charts));

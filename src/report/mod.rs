@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 /// Label of a run group (the configuration without its seed).
 pub fn group_label(c: &RunConfig) -> String {
-    let mut s = format!("{} {}", c.task.name(), c.norm.name());
+    let mut s = format!("{} {}", c.task.name(), c.norm_label());
     if c.task == Task::Text && c.bucket_pool > 0 {
         s.push_str(" bucketed");
     }

@@ -23,7 +23,7 @@ struct Rate {
 fn sweeps(runs: &[RunResult]) -> Vec<(String, Vec<Rate>)> {
     let mut out: Vec<(String, Vec<Rate>)> = Vec::new();
     for r in runs.iter().filter(|r| r.config.task == Task::Text) {
-        let name = r.config.norm.name().to_string();
+        let name = r.config.norm_label();
         let idx = match out.iter().position(|(n, _)| *n == name) {
             Some(i) => i,
             None => {

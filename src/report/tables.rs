@@ -105,7 +105,7 @@ pub fn oscillation(groups: &Groups) -> String {
     let mut s = String::new();
     let stat_groups: Vec<_> = groups
         .iter()
-        .filter(|(_, rs)| rs[0].config.norm.has_batch_stats())
+        .filter(|(_, rs)| rs[0].config.norm_info().statistic.is_some())
         .collect();
     // a group none of whose runs finished has no last 20 % to take medians over
     let (stat_groups, unfinished): (Vec<_>, Vec<_>) = stat_groups
@@ -166,6 +166,30 @@ pub fn charts(charts: &[Chart]) -> String {
                 c.svg()
             );
         }
+    }
+    s
+}
+
+/// The norms the study declared (`[norms.NAME]`): each name with its declaration, resolved.
+pub fn declared_norms(groups: &Groups) -> String {
+    let mut rows: Vec<(String, String)> = groups
+        .iter()
+        .filter_map(|(_, rs)| {
+            let c = &rs[0].config;
+            Some((c.norm_label(), c.norm_decl.as_ref()?.inline()))
+        })
+        .collect();
+    rows.sort();
+    rows.dedup();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "\n## Declared norms\n\nComposed from parts in the study file (`[norms.NAME]`; the parts and their formulas: \
+         `docs/composed-norms.md`); a run's id hashes the declaration, not the name.\n\n| norm | declaration |\n|---|---|\n",
+    );
+    for (name, decl) in rows {
+        let _ = writeln!(s, "| `{name}` | `{decl}` |");
     }
     s
 }

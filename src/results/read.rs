@@ -214,8 +214,7 @@ impl RunResult {
     /// The name of the second-order statistic's probes: `var` (BN) or `psi2` (PN-V, PN).
     pub fn second_name(&self) -> &'static str {
         self.config
-            .norm
-            .info()
+            .norm_info()
             .statistic
             .map_or("var", |s| s.probe_name())
     }

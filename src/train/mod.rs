@@ -151,7 +151,7 @@ fn fresh_summary(config: &RunConfig, base_device: &Device) -> Summary {
         run_id: config.id(),
         status: RunStatus::Running,
         task: config.task.name().into(),
-        norm: config.norm.name().into(),
+        norm: config.norm_label(),
         seed: config.seed,
         steps_planned: config.steps,
         steps_completed: 0,

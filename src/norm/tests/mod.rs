@@ -354,6 +354,7 @@ fn test_config(kind: NormKind) -> NormConfig {
             backward_means: BackwardMeans::All,
         },
         max_positions: Some(T),
+        decl: None,
     }
 }
 
@@ -818,6 +819,7 @@ fn invalid_norm_options_are_rejected() {
             backward_means: BackwardMeans::All,
         },
         max_positions: Some(T),
+        decl: None,
     };
     assert!(cfg.validate(6).unwrap_err().to_string().contains("groups"));
     cfg.power.groups = 3;
@@ -833,5 +835,6 @@ fn invalid_norm_options_are_rejected() {
     assert!(cfg.validate(6).is_err());
 }
 
+mod composed;
 mod position_batch;
 mod scaled_batch;

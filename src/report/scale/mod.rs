@@ -188,7 +188,7 @@ impl Point<'_> {
 }
 
 fn keeps_variance(r: &RunResult) -> bool {
-    r.config.norm.info().statistic == Some(StatKind::Variance)
+    r.config.norm_info().statistic == Some(StatKind::Variance)
 }
 
 fn finished(r: &RunResult) -> bool {
