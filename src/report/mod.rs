@@ -111,11 +111,7 @@ fn study_run_dirs(s: &Study, input: &Path, results: &[PathBuf], dirs: &mut Vec<P
             missing.len(),
             s.runs.len(),
             input.display(),
-            results
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            joined(results),
             missing.join(", ")
         );
     }
@@ -168,21 +164,19 @@ fn no_runs_error(inputs: &[PathBuf], results: &[PathBuf], all_missing: bool) -> 
     if all_missing && other_runs {
         return anyhow::anyhow!(
             "none of the study's runs are in {}, which holds other runs: if they were made with `ablate run ... --set KEY=VALUE`, pass the same --set to report",
-            results
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            joined(results)
         );
     }
-    anyhow::anyhow!(
-        "no runs found in {}",
-        inputs
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
+    anyhow::anyhow!("no runs found in {}", joined(inputs))
+}
+
+/// Paths as one comma-separated line.
+fn joined(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The result folder of a planned run in `results`: `<id>` (or an earlier build's name for it),
