@@ -20,6 +20,9 @@ parse_args() {
         esac
         shift
     done
+    # absolute: the steps run from the repository's root
+    DEST=$(realpath -m "$DEST")
+    [ -n "$BINARY" ] && BINARY=$(realpath -m "$BINARY")
     case $BUDGET in '' | *[!0-9]*) echo "gpu-check: --budget expects whole seconds, got '$BUDGET'" >&2; exit 2 ;; esac
     if [ "$BUDGET" -lt 30 ] || [ "$BUDGET" -gt 3600 ]; then
         echo "gpu-check: --budget must be 30 to 3600 seconds, got $BUDGET" >&2
@@ -156,6 +159,7 @@ main() {
     local start
     start=$(date +%s)
     DEADLINE=$((start + BUDGET)) RESERVE=30 REFUSED=0 PARITY_FAILED=0
+    cd "$ROOT" || exit 1
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")
     SUMMARY="$WORK/gpu-check.md"
     export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"

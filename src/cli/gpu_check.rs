@@ -45,25 +45,35 @@ struct Options {
 
 /// The parity runs' configurations: the smallest text model of the tests and a small image batch.
 fn configs(steps: usize) -> Result<(RunConfig, RunConfig)> {
-    let common = [
+    let (n, warmup) = (steps.to_string(), (steps / 2).max(1).to_string());
+    let common: [&str; 12] = [
         "--steps",
-        &steps.to_string(),
+        &n,
         "--warmup-steps",
-        &(steps / 2).max(1).to_string(),
+        &warmup,
         "--dropout",
         "0",
         "--eval-every",
-        &steps.to_string(),
+        &n,
         "--eval-batches",
         "1",
         "--checkpoint-every",
         "0",
-    ]
-    .map(String::from);
-    let images = ["--task", "images", "--batch-size", "16"];
+    ];
+    // the shipped test split: the training split may be neither installed nor downloadable there
+    let images = [
+        "--task",
+        "images",
+        "--batch-size",
+        "16",
+        "--images",
+        crate::config::DEFAULT_VALID_IMAGES,
+        "--labels",
+        crate::config::DEFAULT_VALID_LABELS,
+    ];
     let parse = |extra: &[&str]| -> Result<RunConfig> {
         let args = std::iter::once("ablate".to_string())
-            .chain(common.iter().cloned())
+            .chain(common.iter().map(|s| s.to_string()))
             .chain(extra.iter().map(|s| s.to_string()));
         Options::try_parse_from(args)
             .map_err(|e| anyhow::anyhow!(super::clap_error_line(&e)))?
