@@ -28,6 +28,9 @@ pub struct GpuCheckArgs {
     /// Only name the adapter (and refuse a software one); no parity runs.
     #[arg(long)]
     pub adapter_only: bool,
+    /// Norms to check, comma-separated [default: every norm, and the image model's BatchNorm].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub norms: Vec<crate::norm::NormKind>,
     /// Training steps of each parity run.
     #[arg(long, default_value_t = 6)]
     pub steps: usize,
@@ -134,7 +137,10 @@ pub fn run(args: &GpuCheckArgs) -> Result<i32> {
 /// The parity table, printed row by row (and written to `--out`); its exit code.
 fn parity(args: &GpuCheckArgs) -> Result<i32> {
     let (text, images) = configs(args.steps)?;
-    let cases = crate::gpucheck::cases(&text, &images);
+    let mut cases = crate::gpucheck::cases(&text, &images);
+    if !args.norms.is_empty() {
+        cases.retain(|c| c.task == crate::config::Task::Text && args.norms.contains(&c.norm));
+    }
     let work = std::env::temp_dir().join(format!("ablate-gpu-check-{}", std::process::id()));
     let mut table = format!(
         "| task | norm | steps | probes | worst loss/grad-norm rel. dev. | worst probe rel. dev. | ms/step ndarray | ms/step {} | agrees |\n|---|---|---|---|---|---|---|---|---|\n",
