@@ -85,6 +85,10 @@ def torch_worker(cfg):
     import torch.nn.functional as F
 
     torch.set_num_threads(cfg["threads"])
+    # cpu here; "cuda" from benches/compare_pytorch_gpu.py, in plain float32 (no TF32), as ablate
+    device = torch.device(cfg.get("device", "cpu"))
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
     class MaskedBatchNorm(nn.Module):
         """BatchNorm over all batch x time positions, padding included (ablate's `batch`)."""
@@ -128,9 +132,9 @@ def torch_worker(cfg):
 
         def forward(self, tokens, targets, real):
             b, t = tokens.shape
-            x = self.tok(tokens) * self.scale + self.pos(torch.arange(t)).unsqueeze(0)
+            x = self.tok(tokens) * self.scale + self.pos(torch.arange(t, device=device)).unsqueeze(0)
             x = self.drop(x)
-            causal = torch.triu(torch.ones(t, t, dtype=torch.bool), 1)
+            causal = torch.triu(torch.ones(t, t, dtype=torch.bool, device=device), 1)
             for blk in self.blocks:
                 x = blk(x, causal, ~real)
             h = self.final(x)[real]
@@ -139,7 +143,7 @@ def torch_worker(cfg):
 
     torch.manual_seed(1)
     c = cfg
-    model = LM(c["norm"], c["vocab"], c["d"], c["layers"], c["heads"], c["ff"], c["max_len"])
+    model = LM(c["norm"], c["vocab"], c["d"], c["layers"], c["heads"], c["ff"], c["max_len"]).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.98), eps=1e-8)
     rng = random.Random(1)
     times = []
@@ -151,8 +155,9 @@ def torch_worker(cfg):
         for i, n in enumerate(ls):
             real[i, :n] = True
         tokens, targets = tokens.masked_fill(~real, 0), torch.roll(tokens, -1, 1)
+        tokens, targets, real = tokens.to(device), targets.to(device), real.to(device)
         t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.get("autocast", False)):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=c.get("autocast", False)):
             loss = model(tokens, targets, real)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! main -> cli -> report -> experiment -> train -> results -> config -> model -> norm -> ops
-//!             -> bench, memory            -> probe                      -> data
+//!             -> bench, memory, gpucheck  -> probe                      -> data
 //! ```
 //!
 //! - `ops`: every custom autodiff op (matrix product, GELU, softmax, dropout, cross-entropy,
@@ -19,6 +19,7 @@
 //! - `experiment`: study files -> run configurations, and the runner (jobs, shards, locks).
 //! - `report`: result files -> charts and REPORT.md.
 //! - `bench`, `memory`: step timing and memory accounting.
+//! - `gpucheck`: a GPU backend's runs against the CPU reference, with the parity tolerances.
 //! - `cli`: one module per command. `progress`, `errors` and `backend` are leaves every
 //!   layer may use.
 
@@ -29,6 +30,7 @@ pub mod config;
 pub mod data;
 pub mod errors;
 pub mod experiment;
+pub mod gpucheck;
 pub mod memory;
 pub mod model;
 pub mod norm;

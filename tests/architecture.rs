@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["results", "probe"],
     &["train"],
-    &["experiment", "bench", "memory"],
+    &["experiment", "bench", "memory", "gpucheck"],
     &["report"],
     &["cli"],
 ];

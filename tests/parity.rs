@@ -1,12 +1,11 @@
 //! Backend parity: the same configuration and seed on two backends start from the same weights
 //! and batches, so after a few training steps their losses, gradient norms and probes agree
 //! within float32 tolerance: loss and gradient norm to 1e-3 relative, probe values to 1e-2
-//! (5e-2 for gradients of statistics and PowerNorm's nu and Lambda). ndarray against flex here; with `--features wgpu`, ndarray
-//! against wgpu as well.
+//! (5e-2 for gradients of statistics and PowerNorm's nu and Lambda; `ablate::gpucheck::parity`
+//! states them). ndarray against flex here; with `--features wgpu`, ndarray against wgpu as well.
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -60,75 +59,14 @@ fn train_with(backend: &str, norm: &str, task: &str, out: &Path, extra: &[&str])
         .path()
 }
 
-/// column name -> values, from a CSV file.
-fn columns(path: &Path) -> Vec<HashMap<String, String>> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
-    lines
-        .map(|l| {
-            header
-                .iter()
-                .cloned()
-                .zip(l.split(',').map(String::from))
-                .collect()
-        })
-        .collect()
-}
-
-fn close(a: f64, b: f64, rel: f64, abs: f64) -> bool {
-    (a - b).abs() <= abs + rel * a.abs().max(b.abs())
-}
-
+/// The tolerances are `ablate::gpucheck::parity`'s, the ones `ablate gpu-check` applies.
 fn compare(reference: &Path, other: &Path, what: &str) {
-    let (ra, rb) = (
-        columns(&reference.join("steps.csv")),
-        columns(&other.join("steps.csv")),
+    let c = ablate::gpucheck::parity::compare_runs(reference, other).unwrap();
+    assert!(
+        c.steps > 0 && c.mismatches.is_empty(),
+        "{what}: {:?}",
+        c.mismatches
     );
-    assert_eq!(ra.len(), rb.len(), "{what}: steps");
-    for (a, b) in ra.iter().zip(&rb) {
-        for col in ["loss", "grad_norm"] {
-            let (x, y): (f64, f64) = (a[col].parse().unwrap(), b[col].parse().unwrap());
-            assert!(
-                close(x, y, 1e-3, 1e-5),
-                "{what} step {}: {col} {x} vs {y}",
-                a["step"]
-            );
-        }
-        assert_eq!(a["tokens"], b["tokens"], "{what}: same batches");
-    }
-    let (pa, pb) = (
-        columns(&reference.join("probes.csv")),
-        columns(&other.join("probes.csv")),
-    );
-    assert_eq!(pa.len(), pb.len(), "{what}: probe rows");
-    for (a, b) in pa.iter().zip(&pb) {
-        assert_eq!(
-            (&a["step"], &a["layer"], &a["name"]),
-            (&b["step"], &b["layer"], &b["name"])
-        );
-        let (x, y): (f64, f64) = (a["value"].parse().unwrap(), b["value"].parse().unwrap());
-        // distances are differences of nearly equal statistics, and gradients of statistics
-        // small sums of large terms: float32 rounding differences between backends, grown over
-        // a few Adam steps, move them more than the loss; a per-feature median is one feature's
-        // difference, not a norm over all of them, so it moves more than the L2 distances
-        let rel = if a["name"].starts_with("grad_")
-            || a["name"].starts_with("med_rel_")
-            || a["name"].starts_with("pn_lambda")
-            || a["name"].starts_with("nu_")
-        {
-            5e-2
-        } else {
-            1e-2
-        };
-        assert!(
-            close(x, y, rel, 1e-7),
-            "{what} step {} {} {}: {x} vs {y}",
-            a["step"],
-            a["layer"],
-            a["name"]
-        );
-    }
 }
 
 fn parity(other: &str) {

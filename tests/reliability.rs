@@ -137,6 +137,26 @@ fn bad_inputs_each_give_one_line_and_a_nonzero_exit() {
             vec!["--backend", "wgpu", "--results", out_s],
             "rebuild with the wgpu feature",
         ),
+        (
+            vec!["--backend", "cuda", "--results", out_s],
+            "this build has no CUDA backend",
+        ),
+        (
+            vec!["bench", "--backend", "cuda", "--steps", "2"],
+            "this build has no CUDA backend",
+        ),
+        (
+            vec!["gpu-check", "--backend", "cuda"],
+            "this build has no CUDA backend",
+        ),
+        (
+            vec!["gpu-check", "--backend", "flex"],
+            "checks a GPU backend (wgpu), not flex",
+        ),
+        (
+            vec!["gpu-check", "--steps", "1"],
+            "--steps must be 2 to 100",
+        ),
         (vec!["run", &syntax], "syntax.toml: "),
         (
             vec!["run", &unknown],

@@ -3,6 +3,7 @@
 
 mod args;
 mod bench;
+mod gpu_check;
 mod memory;
 mod norm_choice;
 mod report;
@@ -11,6 +12,7 @@ mod train;
 
 pub use args::RunArgs;
 pub use bench::BenchArgs;
+pub use gpu_check::{GpuCheckArgs, EXIT_PARITY, EXIT_SOFTWARE_ADAPTER};
 pub use memory::MemoryArgs;
 pub use report::ReportArgs;
 pub use study::{StatusArgs, StudyArgs};
@@ -69,6 +71,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Where each run of a study stands: state, steps, last loss, ETA.
     Status(StatusArgs),
+    /// Name the GPU adapter (refusing a software one) and check every norm on it against the CPU.
+    GpuCheck(GpuCheckArgs),
 }
 
 /// Runs the CLI; returns the process exit code.
@@ -80,6 +84,7 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         Some(Command::Memory(args)) => memory::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),
         Some(Command::Status(args)) => study::status(&args),
+        Some(Command::GpuCheck(args)) => gpu_check::run(&args),
     }
 }
 

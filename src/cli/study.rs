@@ -106,9 +106,7 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
         .unwrap_or(1);
     // Measured on 2 cores: two runs at a time finish a study 17 % sooner than one run at a
     // time using both cores (benches/RESULTS.md). One GPU serves one run at a time.
-    let on_gpu = runs
-        .iter()
-        .any(|r| r.backend == crate::config::BackendKind::Wgpu);
+    let on_gpu = runs.iter().any(|r| r.backend.is_gpu());
     let jobs = args.jobs.unwrap_or(if on_gpu { 1 } else { cores });
     crate::progress::say!(
         "study {} ({}): {} runs{}",

@@ -79,17 +79,15 @@ impl RunConfig {
                 self.grad_clip
             );
         }
-        if self.device != 0 && self.backend != BackendKind::Wgpu {
+        if self.device != 0 && !self.backend.is_gpu() {
             bail!(
                 "device {} selects a GPU, but the backend is {} (the CPU); use --backend wgpu or leave --device out",
                 self.device,
                 self.backend.name()
             );
         }
-        if self.backend == BackendKind::Wgpu && !cfg!(feature = "wgpu") {
-            bail!(
-                "this build has no GPU backend: rebuild with the wgpu feature, e.g. `cargo run --features wgpu --bin ablate -- --backend wgpu ...`"
-            );
+        if let Some(why) = self.backend.missing_from_build() {
+            bail!("{why}");
         }
         if self.matmul_precision() == MatmulPrecision::Bf16 && self.backend != BackendKind::Flex {
             bail!(

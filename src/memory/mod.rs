@@ -10,7 +10,7 @@
 //! - activations kept for backward, per layer, half precision: `34*B*S*H + 5*B*N*S^2` bytes
 //!   (Korthikanti et al. 2022); twice that in float32.
 
-use crate::config::{BackendKind, RunConfig};
+use crate::config::RunConfig;
 use crate::model::NormPosition;
 use crate::progress::RunControl;
 use crate::train::TaskData;
@@ -259,7 +259,7 @@ pub fn check_fits(config: &RunConfig, data: Option<&TaskData>) -> Result<()> {
             .max(),
         _ => None,
     };
-    if config.task != crate::config::Task::Text || config.backend == BackendKind::Wgpu {
+    if config.task != crate::config::Task::Text || config.backend.is_gpu() {
         return Ok(());
     }
     let Some(available) = available_memory() else {

@@ -5,22 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// The smallest text model the end-to-end tests train (seconds per run): model and data shape.
-pub const TINY_TEXT: &[&str] = &[
-    "--d-model",
-    "16",
-    "--layers",
-    "1",
-    "--heads",
-    "2",
-    "--d-ff",
-    "32",
-    "--vocab-size",
-    "200",
-    "--batch-size",
-    "8",
-    "--max-len",
-    "12",
-];
+pub const TINY_TEXT: &[&str] = ablate::gpucheck::TINY_TEXT;
 
 /// The same configuration as study-file keys.
 pub const TINY_TEXT_TOML: &str =

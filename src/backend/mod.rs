@@ -1,8 +1,18 @@
 //! The compute backends (`--backend`) and turning one into a Burn device.
 
+mod adapter;
+
+pub use adapter::{adapter_info, software_reason, vendor_name, AdapterInfo};
+
 use anyhow::Result;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
+
+/// What `--backend cuda` says: burn-cuda is not part of any build of this tool (see docs/gpu.md).
+pub const NO_CUDA: &str = "this build has no CUDA backend: burn-cuda 0.22 downloads a prebuilt LLVM while it compiles (cubecl-llvm), which the build machine cannot; on an NVIDIA GPU use --backend wgpu (Vulkan) from a build with the wgpu feature";
+
+/// What `--backend wgpu` says in a build without the `wgpu` feature.
+pub const NO_WGPU: &str = "this build has no GPU backend: rebuild with the wgpu feature, e.g. `cargo run --features wgpu --bin ablate -- --backend wgpu ...`";
 
 /// Which Burn backend computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -14,6 +24,8 @@ pub enum BackendKind {
     Flex,
     /// GPU through burn-wgpu (build with `--features wgpu`).
     Wgpu,
+    /// NVIDIA GPU through burn-cuda: not in any build of this tool (it says why).
+    Cuda,
 }
 
 impl BackendKind {
@@ -22,6 +34,21 @@ impl BackendKind {
             BackendKind::Ndarray => "ndarray",
             BackendKind::Flex => "flex",
             BackendKind::Wgpu => "wgpu",
+            BackendKind::Cuda => "cuda",
+        }
+    }
+
+    /// Whether it computes on a GPU (and `--device` selects one).
+    pub fn is_gpu(&self) -> bool {
+        matches!(self, BackendKind::Wgpu | BackendKind::Cuda)
+    }
+
+    /// Why this build cannot compute on it, if it cannot.
+    pub fn missing_from_build(&self) -> Option<&'static str> {
+        match self {
+            BackendKind::Wgpu if !cfg!(feature = "wgpu") => Some(NO_WGPU),
+            BackendKind::Cuda => Some(NO_CUDA),
+            _ => None,
         }
     }
 }
@@ -37,6 +64,7 @@ pub fn device(kind: BackendKind, index: usize) -> Result<Device> {
         }
         BackendKind::Flex => Ok(Device::flex()),
         BackendKind::Wgpu => wgpu_device(index),
+        BackendKind::Cuda => anyhow::bail!(NO_CUDA),
     }
 }
 
@@ -70,9 +98,7 @@ fn wgpu_adapter(_device: &Device) -> String {
 
 #[cfg(not(feature = "wgpu"))]
 fn wgpu_device(_index: usize) -> Result<Device> {
-    anyhow::bail!(
-        "this build has no GPU backend: rebuild with the wgpu feature, e.g. `cargo run --features wgpu --bin ablate -- --backend wgpu ...`"
-    )
+    anyhow::bail!(NO_WGPU)
 }
 
 /// A human-readable name of the adapter a device runs on.
@@ -82,5 +108,6 @@ pub fn adapter_name(kind: BackendKind, device: &Device) -> String {
             format!("cpu ({} threads)", rayon::current_num_threads())
         }
         BackendKind::Wgpu => wgpu_adapter(device),
+        BackendKind::Cuda => unreachable!("no build has a CUDA device"),
     }
 }
