@@ -137,6 +137,23 @@ impl Norm for BatchNorm {
     }
 }
 
+/// The gradient of the loss with respect to a batch's second statistic s (variance or ψ²) where
+/// `y = gamma x / sqrt(s + eps) (+ beta)`: `dL/ds = -gamma dgamma / (2 (s + eps))`.
+pub(super) fn second_statistic_gradient(
+    gamma: &Param<Tensor<1>>,
+    grads: &Gradients,
+    stats: &BatchStats,
+    eps: f64,
+) -> Option<Tensor<1>> {
+    let gamma = gamma.val();
+    let dgamma = gamma.grad(grads)?;
+    Some(
+        (gamma.inner() * dgamma)
+            .div(stats.second.clone().add_scalar(eps))
+            .mul_scalar(-0.5),
+    )
+}
+
 /// The gradients of the loss with respect to a batch-normalizing layer's mean and variance,
 /// from its parameters' gradients. With `g = gamma * dL/dy`, `xhat = (x - mu)/sqrt(var + eps)` at
 /// every position: `dL/dvar = -sum(g xhat) / (2 (var + eps)) = -gamma dgamma / (2 (var + eps))`
@@ -149,15 +166,10 @@ pub(super) fn statistic_gradients(
     stats: &BatchStats,
     eps: f64,
 ) -> Option<GradStats> {
-    let gamma = gamma.val();
-    let dgamma = gamma.grad(grads)?;
+    let d_second = second_statistic_gradient(gamma, grads, stats, eps)?;
     let dbeta = beta.val().grad(grads)?;
-    let gamma = gamma.inner();
     let var_eps = stats.second.clone().add_scalar(eps);
-    let d_second = (gamma.clone() * dgamma)
-        .div(var_eps.clone())
-        .mul_scalar(-0.5);
-    let d_mean = (gamma * dbeta).div(var_eps.sqrt()).neg();
+    let d_mean = (gamma.val().inner() * dbeta).div(var_eps.sqrt()).neg();
     Some(GradStats {
         d_mean: Some(d_mean),
         d_second: Some(d_second),

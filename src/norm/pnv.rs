@@ -77,11 +77,7 @@ impl Norm for PnVNorm {
         stats: &BatchStats,
         _ctx: &NormCtx,
     ) -> Option<GradStats> {
-        let gamma = self.gamma.val();
-        let dgamma = gamma.grad(grads)?;
-        let d_second = (gamma.inner() * dgamma)
-            .div(stats.second.clone().add_scalar(self.eps))
-            .mul_scalar(-0.5);
+        let d_second = super::batch::second_statistic_gradient(&self.gamma, grads, stats, self.eps)?;
         Some(GradStats {
             d_mean: None,
             d_second: Some(d_second),

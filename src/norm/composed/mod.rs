@@ -259,10 +259,7 @@ impl Norm for ComposedNorm {
                 super::batch::statistic_gradients(gamma, beta, grads, stats, self.decl.eps)
             }
             _ => {
-                let dgamma = gamma.val().grad(grads)?;
-                let d_second = (gamma.val().inner() * dgamma)
-                    .div(stats.second.clone().add_scalar(self.decl.eps))
-                    .mul_scalar(-0.5);
+                let d_second = super::batch::second_statistic_gradient(gamma, grads, stats, self.decl.eps)?;
                 Some(GradStats { d_mean: None, d_second: Some(d_second), power: None })
             }
         }
