@@ -58,21 +58,7 @@ pub struct Comparison {
 
 /// Rows of a CSV file as column name -> value.
 fn rows(path: &Path) -> Result<Vec<HashMap<String, String>>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let header: Vec<String> = reader.headers()?.iter().map(String::from).collect();
-    let mut out = Vec::new();
-    for record in reader.records() {
-        let record = record.with_context(|| format!("{}", path.display()))?;
-        out.push(
-            header
-                .iter()
-                .cloned()
-                .zip(record.iter().map(String::from))
-                .collect(),
-        );
-    }
-    Ok(out)
+    crate::results::read_csv(path)
 }
 
 fn number(row: &HashMap<String, String>, col: &str, file: &str) -> Result<f64> {
