@@ -1,10 +1,11 @@
 //! The options of one run, shared by the single-run command, `bench` and `memory`.
 
 pub use super::norm_choice::{NormChoice, NormParser};
+use super::norm_option_args::NormOptionArgs;
 use crate::config::{BackendKind, MatmulPrecision, RunConfig, Task};
 use crate::data::EvalBatching;
 use crate::model::NormPosition;
-use crate::norm::{BackwardDivisor, BackwardMeans, NormKind};
+use crate::norm::NormKind;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -174,30 +175,9 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Optimization")]
     pub adam_eps: Option<f64>,
 
-    /// BatchNorm / PN-V running-statistics momentum. [default: 0.1]
-    #[arg(long, help_heading = "Norms")]
-    pub norm_momentum: Option<f64>,
-    /// Added to the variance (or mean square) inside every norm's square root. [default: 1e-5]
-    #[arg(long, help_heading = "Norms")]
-    pub norm_eps: Option<f64>,
-    /// PowerNorm warm-up steps (batch statistics before running ones). [default: --warmup-steps]
-    #[arg(long, help_heading = "Norms")]
-    pub pn_warmup: Option<usize>,
-    /// PowerNorm GroupScaling groups, 0 = off. [default: --heads]
-    #[arg(long, help_heading = "Norms")]
-    pub pn_groups: Option<usize>,
-    /// PowerNorm forward momentum of the running quadratic mean. [default: 0.9]
-    #[arg(long, help_heading = "Norms")]
-    pub pn_alpha_fwd: Option<f64>,
-    /// PowerNorm backward momentum of nu. [default: 0.9]
-    #[arg(long, help_heading = "Norms")]
-    pub pn_alpha_bkw: Option<f64>,
-    /// PowerNorm backward divisor: batch (authors' code) or running (paper's algorithm). [default: batch]
-    #[arg(long, value_enum, help_heading = "Norms")]
-    pub pn_backward_divisor: Option<BackwardDivisor>,
-    /// PowerNorm backward means (Gamma, Lambda, nu) over real tokens, or over all positions as the authors' code does (diverges under heavy padding). [default: real]
-    #[arg(long, value_enum, help_heading = "Norms")]
-    pub pn_backward_means: Option<BackwardMeans>,
+    /// The options of the norms, a flag each (declared in the norms' files).
+    #[command(flatten)]
+    pub norm_options: NormOptionArgs,
 
     /// Evaluate on the validation split every N steps (and at the end). [default: 100]
     #[arg(long, help_heading = "Logging")]
@@ -277,12 +257,7 @@ impl RunArgs {
             adam_beta1,
             adam_beta2,
             adam_eps,
-            norm_eps,
             cnn_channels,
-            norm_momentum,
-            pn_alpha_fwd,
-            pn_alpha_bkw,
-            pn_backward_divisor,
             eval_every,
             eval_batches,
             bucket_pool,
@@ -330,15 +305,7 @@ impl RunArgs {
         if self.schedule.is_some() {
             c.schedule = self.schedule;
         }
-        if self.pn_backward_means.is_some() {
-            c.pn_backward_means = self.pn_backward_means;
-        }
-        if self.pn_warmup.is_some() {
-            c.pn_warmup = self.pn_warmup;
-        }
-        if self.pn_groups.is_some() {
-            c.pn_groups = self.pn_groups;
-        }
+        c.norm_options.extend(&self.norm_options.given);
         if self.untied_embeddings {
             c.tie_embeddings = false;
         }

@@ -26,7 +26,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             .info()
             .options
             .iter()
-            .map(|k| format!("--{}", k.replace('_', "-")))
+            .map(|o| format!("--{}", o.flag()))
             .collect();
         bail!(
             "--{} does not apply to --norm {} (it reads {}): the run would be the one without it",

@@ -2,6 +2,7 @@
 //! name (with the ids of earlier builds still found).
 
 use super::*;
+use crate::norm::{all_options, find_option, Written};
 
 impl RunConfig {
     /// The configuration as TOML; this text is what the run id hashes.
@@ -13,29 +14,7 @@ impl RunConfig {
     /// defaults or (for the ids of builds before that rule) as set.
     fn to_toml_resetting(&self, reset_inapplicable: bool) -> String {
         let mut c = self.clone();
-        // a norm option the chosen norm does not read is written at its default, so it leaves
-        // the id alone (`--norm layer --norm-momentum 0.5` is the run of `--norm layer`)
-        let d = RunConfig::default();
-        let inapplicable = if reset_inapplicable {
-            self.inapplicable_norm_options()
-        } else {
-            vec![]
-        };
-        for key in inapplicable {
-            match key {
-                "norm_eps" => c.norm_eps = d.norm_eps,
-                "norm_momentum" => c.norm_momentum = d.norm_momentum,
-                "pn_alpha_fwd" => c.pn_alpha_fwd = d.pn_alpha_fwd,
-                "pn_alpha_bkw" => c.pn_alpha_bkw = d.pn_alpha_bkw,
-                "pn_warmup" => c.pn_warmup = d.pn_warmup,
-                "pn_groups" => c.pn_groups = d.pn_groups,
-                "pn_backward_divisor" => c.pn_backward_divisor = d.pn_backward_divisor,
-                _ => {}
-            }
-        }
-        // written (and so hashed into the id) only for the norms that read it
-        let reads_means = self.norm.info().options.contains(&"pn_backward_means");
-        c.pn_backward_means = reads_means.then(|| self.backward_means());
+        c.norm_options = self.written_norm_options(reset_inapplicable);
         c.eval_batching = self.eval_batching.filter(|b| *b != EvalBatching::Plain);
         c.matmul_precision = self.matmul_precision.filter(|p| *p != MatmulPrecision::F32);
         c.weight_decay = self.weight_decay.filter(|w| *w != 0.0);
@@ -44,27 +23,43 @@ impl RunConfig {
         toml::to_string(&c).expect("a run config always serializes")
     }
 
+    /// The norm options config.toml carries, as each one's [`Written`] rule says. A norm option
+    /// the chosen norm does not read is left out or written at its default, so it leaves the
+    /// id alone (`--norm layer --norm-momentum 0.5` is the run of `--norm layer`); builds
+    /// before that rule wrote it as set (`reset_inapplicable` false, for [`Self::legacy_id`]).
+    fn written_norm_options(&self, reset_inapplicable: bool) -> NormOptions {
+        let reads = self.norm.info().options;
+        let mut written = NormOptions::default();
+        for option in all_options() {
+            let read = reads.iter().any(|o| o.key == option.key);
+            let set = self
+                .norm_options
+                .get(option.key)
+                .filter(|_| read || !reset_inapplicable);
+            let value = match option.written {
+                Written::WhenSet => set,
+                Written::Always => set.or(option.default_value()),
+                Written::WhenRead => read.then(|| set.or(option.default_value())).flatten(),
+            };
+            if let Some(v) = value {
+                written.set_written(option, v);
+            }
+        }
+        written
+    }
+
     /// The norm options (keys some norm reads) set away from their defaults although the chosen
     /// norm does not read them. A single run refuses them; a study grid that sets an option for
     /// several norms leaves it out of the ids of the runs whose norm does not read it.
     pub fn inapplicable_norm_options(&self) -> Vec<&'static str> {
-        let d = RunConfig::default();
-        let set: [(&'static str, bool); 7] = [
-            ("norm_eps", self.norm_eps != d.norm_eps),
-            ("norm_momentum", self.norm_momentum != d.norm_momentum),
-            ("pn_alpha_fwd", self.pn_alpha_fwd != d.pn_alpha_fwd),
-            ("pn_alpha_bkw", self.pn_alpha_bkw != d.pn_alpha_bkw),
-            ("pn_warmup", self.pn_warmup != d.pn_warmup),
-            ("pn_groups", self.pn_groups != d.pn_groups),
-            (
-                "pn_backward_divisor",
-                self.pn_backward_divisor != d.pn_backward_divisor,
-            ),
-        ];
         let reads = self.norm.info().options;
-        set.into_iter()
-            .filter(|(key, changed)| *changed && !reads.contains(key))
-            .map(|(key, _)| key)
+        self.norm_options
+            .keys()
+            .filter(|key| {
+                let option = find_option(key).expect("only declared options are set");
+                self.norm_options.get(key) != option.default_value()
+                    && !reads.iter().any(|o| o.key == *key)
+            })
             .collect()
     }
 

@@ -7,7 +7,7 @@ use crate::data::{BatchPlan, EvalBatching};
 use crate::errors::{friendly, one_line};
 use crate::model::{CnnConfig, LmConfig, NormPosition};
 use crate::norm::{
-    BackwardDivisor, BackwardMeans, NormConfig, NormDecl, NormInfo, NormKind, PowerConfig,
+    find_option, NormConfig, NormDecl, NormInfo, NormKind, NormOptions, OptionValue,
 };
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -85,7 +85,7 @@ const ID_IMAGES: &str = "data/t10k-images-idx3-ubyte.gz";
 const ID_LABELS: &str = "data/t10k-labels-idx1-ubyte.gz";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(remote = "Self", deny_unknown_fields, default)]
 pub struct RunConfig {
     pub task: Task,
     pub norm: NormKind,
@@ -168,22 +168,11 @@ pub struct RunConfig {
     pub cnn_channels: Vec<usize>,
 
     // ---- norms
-    pub norm_eps: f64,
-    /// BatchNorm / PN-V running-statistics momentum.
-    pub norm_momentum: f64,
-    pub pn_alpha_fwd: f64,
-    pub pn_alpha_bkw: f64,
-    /// PowerNorm warm-up steps (default: the learning-rate warm-up).
-    pub pn_warmup: Option<usize>,
-    /// GroupScaling groups (default: the number of heads; 0: off).
-    pub pn_groups: Option<usize>,
-    pub pn_backward_divisor: BackwardDivisor,
-    /// Positions PowerNorm's backward means (Gamma, Lambda, nu) average over; unset means
-    /// real tokens. Written to config.toml (and so into the run id) for PowerNorm runs only:
-    /// other norms keep the ids they had before the option existed, and PowerNorm runs from
-    /// before the default changed (all positions, no key) never pass for runs of the new one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pn_backward_means: Option<BackwardMeans>,
+    /// The options of the norms (declared in the norms' files, [`crate::norm::NormOption`]),
+    /// as set; the others are at their defaults. In config.toml each option is a key of its
+    /// own here, as [`crate::norm::Written`] says.
+    #[serde(flatten, skip_deserializing)]
+    pub norm_options: NormOptions,
 
     // ---- optimization
     /// Peak learning rate (reached at the end of warm-up, then inverse-sqrt decay).
@@ -264,14 +253,7 @@ impl Default for RunConfig {
             tie_embeddings: true,
             embed_scale: true,
             cnn_channels: vec![16, 32, 64],
-            norm_eps: 1e-5,
-            norm_momentum: 0.1,
-            pn_alpha_fwd: 0.9,
-            pn_alpha_bkw: 0.9,
-            pn_warmup: None,
-            pn_groups: None,
-            pn_backward_divisor: BackwardDivisor::Batch,
-            pn_backward_means: None,
+            norm_options: NormOptions::default(),
             lr: 1e-3,
             warmup_steps: 100,
             adam_beta1: 0.9,
@@ -291,6 +273,7 @@ impl Default for RunConfig {
 }
 
 mod id;
+mod keys;
 mod validate;
 
 pub use id::{fnv1a, varying_keys};
@@ -299,19 +282,19 @@ impl RunConfig {
     pub fn norm_config(&self) -> NormConfig {
         NormConfig {
             kind: self.norm,
-            eps: self.norm_eps,
-            momentum: self.norm_momentum,
-            power: PowerConfig {
-                alpha_fwd: self.pn_alpha_fwd,
-                alpha_bkw: self.pn_alpha_bkw,
-                warmup: self.pn_warmup.unwrap_or(self.warmup_steps),
-                groups: self.pn_groups.unwrap_or(self.heads),
-                backward_divisor: self.pn_backward_divisor,
-                backward_means: self.backward_means(),
-            },
+            options: self.norm_options.clone(),
+            heads: self.heads,
+            lr_warmup: self.warmup_steps,
             max_positions: (self.task == Task::Text).then_some(self.max_len),
             decl: self.norm_decl.clone(),
         }
+    }
+
+    /// Sets the norm option `key`, which some norm declares (a builder for tests and callers).
+    pub fn with_norm_option(mut self, key: &str, value: OptionValue) -> Self {
+        let option = find_option(key).unwrap_or_else(|| panic!("no norm declares {key}"));
+        self.norm_options.set(option, value);
+        self
     }
 
     /// The norm's facts (a declared norm's from its declaration).
@@ -374,11 +357,6 @@ impl RunConfig {
     /// The matrix products' precision, resolved: float32 unless set.
     pub fn matmul_precision(&self) -> MatmulPrecision {
         self.matmul_precision.unwrap_or_default()
-    }
-
-    /// PowerNorm's backward means, resolved: `BackwardMeans`' default (real tokens) unless set.
-    pub fn backward_means(&self) -> BackwardMeans {
-        self.pn_backward_means.unwrap_or_default()
     }
 }
 

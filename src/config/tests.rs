@@ -1,5 +1,6 @@
 use super::*;
 use crate::errors::closest;
+use crate::norm::{BackwardMeans, PowerConfig};
 
 #[test]
 fn logging_keys_leave_the_id_alone() {
@@ -80,19 +81,18 @@ fn folders_named_by_earlier_builds_are_found() {
 fn config_round_trips_through_toml_and_id_is_stable() {
     let mut c = RunConfig {
         norm: NormKind::Power,
-        pn_groups: Some(2),
         ..Default::default()
-    };
+    }
+    .with_norm_option("pn_groups", OptionValue::Count(2));
     let back = RunConfig::from_toml(&c.to_toml(), "test").unwrap();
     // the written file names PowerNorm's resolved backward means
-    assert_eq!(back.pn_backward_means, Some(BackwardMeans::Real));
     assert_eq!(
-        RunConfig {
-            pn_backward_means: None,
-            ..back.clone()
-        },
-        c
+        back.norm_options.get("pn_backward_means"),
+        Some(OptionValue::Choice("real"))
     );
+    let mut unset = back.clone();
+    unset.norm_options.unset("pn_backward_means");
+    assert_eq!(unset, c);
     assert_eq!(back.id(), c.id());
     c.seed = 2;
     assert_ne!(back.id(), c.id());
@@ -104,16 +104,14 @@ fn powernorm_backward_means_default_to_real_and_enter_only_powernorm_ids() {
         norm: NormKind::Power,
         ..Default::default()
     };
-    assert_eq!(power.backward_means(), BackwardMeans::Real);
     assert_eq!(
-        power.norm_config().power.backward_means,
+        PowerConfig::of(&power.norm_config()).backward_means,
         BackwardMeans::Real
     );
     assert!(power.to_toml().contains("pn_backward_means = \"real\""));
-    let all = RunConfig {
-        pn_backward_means: Some(BackwardMeans::All),
-        ..power.clone()
-    };
+    let all = power
+        .clone()
+        .with_norm_option("pn_backward_means", OptionValue::Choice("all"));
     assert_ne!(all.id(), power.id());
     // a PowerNorm config.toml from before the key existed ran the authors' means: its id
     // (hash of a file without the key) must differ from every run of the new default
@@ -130,10 +128,8 @@ fn powernorm_backward_means_default_to_real_and_enter_only_powernorm_ids() {
     assert_ne!(fnv1a(old_text.as_bytes()), fnv1a(all.to_toml().as_bytes()));
     // other norms ignore the option: same file, same id
     let layer = RunConfig::default();
-    let layer_all = RunConfig {
-        pn_backward_means: Some(BackwardMeans::All),
-        ..Default::default()
-    };
+    let layer_all =
+        RunConfig::default().with_norm_option("pn_backward_means", OptionValue::Choice("all"));
     assert!(!layer.to_toml().contains("pn_backward_means"));
     assert_eq!(layer.id(), layer_all.id());
 }
@@ -321,18 +317,15 @@ fn unknown_keys_and_bad_values_are_rejected() {
         },
         RunConfig {
             norm: NormKind::Power,
-            pn_groups: Some(3),
             ..Default::default()
-        },
-        RunConfig {
-            norm_momentum: -0.1,
-            ..Default::default()
-        },
+        }
+        .with_norm_option("pn_groups", OptionValue::Count(3)),
+        RunConfig::default().with_norm_option("norm_momentum", OptionValue::Number(-0.1)),
         RunConfig {
             norm: NormKind::Power,
-            pn_alpha_bkw: 1.5,
             ..Default::default()
-        },
+        }
+        .with_norm_option("pn_alpha_bkw", OptionValue::Number(1.5)),
     ] {
         assert!(bad.validate().is_err(), "{bad:?}");
     }
@@ -345,11 +338,10 @@ fn norm_options_the_norm_does_not_read_leave_the_id_alone() {
         norm: NormKind::Layer,
         ..Default::default()
     };
-    let changed = RunConfig {
-        norm_momentum: 0.5,
-        pn_alpha_fwd: 0.5,
-        ..layer.clone()
-    };
+    let changed = layer
+        .clone()
+        .with_norm_option("norm_momentum", OptionValue::Number(0.5))
+        .with_norm_option("pn_alpha_fwd", OptionValue::Number(0.5));
     // LayerNorm reads neither: the same run, and the options are named
     assert_eq!(changed.id(), layer.id());
     assert_eq!(
@@ -362,18 +354,16 @@ fn norm_options_the_norm_does_not_read_leave_the_id_alone() {
             norm,
             ..Default::default()
         };
-        let other = RunConfig {
-            norm_momentum: 0.5,
-            pn_alpha_fwd: 0.5,
-            ..base.clone()
-        };
+        let other = base
+            .clone()
+            .with_norm_option("norm_momentum", OptionValue::Number(0.5))
+            .with_norm_option("pn_alpha_fwd", OptionValue::Number(0.5));
         assert_ne!(other.id(), base.id(), "{norm}");
     }
     // an option changed for the norm that reads it is not inapplicable
-    let eps = RunConfig {
-        norm_eps: 1e-3,
-        ..layer.clone()
-    };
+    let eps = layer
+        .clone()
+        .with_norm_option("norm_eps", OptionValue::Number(1e-3));
     assert!(eps.inapplicable_norm_options().is_empty());
     assert_ne!(eps.id(), layer.id());
 }

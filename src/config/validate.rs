@@ -24,8 +24,6 @@ impl RunConfig {
             ("eval-every", self.eval_every as u128),
             ("checkpoint-every", self.checkpoint_every as u128),
             ("eval-batches", self.eval_batches as u128),
-            ("pn-warmup", self.pn_warmup.unwrap_or(0) as u128),
-            ("pn-groups", self.pn_groups.unwrap_or(0) as u128),
             ("device", self.device as u128),
         ];
         for (name, v) in counts {

@@ -285,7 +285,7 @@ mod tests {
     #![allow(deprecated)]
     use super::*;
     use crate::data::batcher::{Example, TextBatch, TextTensors};
-    use crate::norm::{BackwardDivisor, BackwardMeans, NormKind, PowerConfig};
+    use crate::norm::{NormKind, OptionValue};
 
     fn lm(kind: NormKind) -> (LanguageModel, Device) {
         let device = Device::ndarray(); // no autodiff: dropout is off
@@ -303,20 +303,15 @@ mod tests {
             embed_scale: true,
         };
         let norm = NormConfig {
-            kind,
-            eps: 1e-5,
-            momentum: 0.1,
-            power: PowerConfig {
-                alpha_fwd: 0.9,
-                alpha_bkw: 0.9,
-                warmup: 5,
-                groups: 2,
-                backward_divisor: BackwardDivisor::Batch,
-                backward_means: BackwardMeans::All,
-            },
+            heads: 2,
+            lr_warmup: 5,
             max_positions: Some(cfg.max_len),
-            decl: None,
-        };
+            ..NormConfig::new(kind)
+        }
+        .with(
+            crate::norm::find_option("pn_backward_means").unwrap(),
+            OptionValue::Choice("all"),
+        );
         (cfg.init(&norm, &device), device)
     }
 

@@ -6,8 +6,8 @@
 
 use super::stats::moving_average;
 use super::{
-    no_checks, no_note, per_feature, BatchStats, GradStats, Norm, NormCtx, NormDef, NormInfo,
-    StatKind,
+    no_checks, no_note, per_feature, BatchStats, Bound, GradStats, Norm, NormCtx, NormDef,
+    NormInfo, NormOption, OptionKind, StatKind, Written,
 };
 use burn::module::{Module, Param, RunningState};
 use burn::tensor::{Device, Gradients, Tensor};
@@ -75,6 +75,18 @@ pub(super) fn all_position_statistics(x: Tensor<3>) -> (Tensor<1>, Tensor<1>) {
     (mean, var)
 }
 
+/// The running statistics' momentum, `running = (1-m) running + m batch`: read by every
+/// BatchNorm that keeps running statistics, and by PN-V.
+pub const MOMENTUM: NormOption = NormOption {
+    key: "norm_momentum",
+    help: "BatchNorm / PN-V running-statistics momentum.",
+    kind: OptionKind::Number {
+        default: 0.1,
+        bound: Bound::Within(0.0, 1.0),
+    },
+    written: Written::Always,
+};
+
 pub const BATCH: NormDef<BatchNorm> = NormDef {
     info: NormInfo {
         name: "batch",
@@ -84,9 +96,9 @@ pub const BATCH: NormDef<BatchNorm> = NormDef {
         buffers_per_feature: 2,
         buffers_per_position: false,
         buffers: "running mean and variance",
-        options: &["norm_eps", "norm_momentum"],
+        options: &[super::EPS, MOMENTUM],
     },
-    build: |c, d, device| BatchNorm::new(d, c.eps, c.momentum, false, device),
+    build: |c, d, device| BatchNorm::new(d, c.eps(), c.number(&MOMENTUM), false, device),
     validate: no_checks,
     note: no_note,
 };
@@ -97,7 +109,7 @@ pub const MASKED_BATCH: NormDef<BatchNorm> = NormDef {
         help: "BatchNorm with statistics over real (non-pad) tokens only",
         ..BATCH.info
     },
-    build: |c, d, device| BatchNorm::new(d, c.eps, c.momentum, true, device),
+    build: |c, d, device| BatchNorm::new(d, c.eps(), c.number(&MOMENTUM), true, device),
     ..BATCH
 };
 

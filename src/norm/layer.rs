@@ -30,9 +30,9 @@ pub const LAYER: NormDef<LayerNorm> = NormDef {
         buffers_per_feature: 0,
         buffers_per_position: false,
         buffers: "none",
-        options: &["norm_eps"],
+        options: &[super::EPS],
     },
-    build: |c, d, device| LayerNorm::new(d, c.eps, device),
+    build: |c, d, device| LayerNorm::new(d, c.eps(), device),
     validate: no_checks,
     note: no_note,
 };

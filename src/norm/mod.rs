@@ -14,9 +14,13 @@
 //!
 //! 1. Write `src/norm/<file>.rs`: the layer type (`#[derive(Module)]`), its [`Norm`]
 //!    implementation (return [`BatchStats`] when it keeps batch statistics, so the probes and
-//!    reports see them), and a `pub const` [`NormDef`] with its facts. A new option is a
-//!    field of [`NormConfig`] and of `RunConfig` (see `config.rs`), read in the def's `build`
-//!    and checked in its `validate`.
+//!    reports see them), and a `pub const` [`NormDef`] with its facts. An option of its own is
+//!    a `pub const` [`NormOption`] in the same file (key, help, kind with default and range,
+//!    and [`Written::WhenSet`], so earlier runs keep their ids), listed in the def's
+//!    `info.options` and read in its `build` with [`NormConfig::number`], [`NormConfig::count`]
+//!    or [`NormConfig::choice`]. The command line (`--key-with-dashes`), `--help`, config and
+//!    study files, the range check, the refusal of an option the chosen norm does not read and
+//!    the run id all follow from that declaration.
 //! 2. Add one line to the [`norms!`] list below: the file, the layer type, and the name of
 //!    each kind the file defines with its def.
 //! 3. Add its tests as `src/norm/tests/<file>.rs` (and a `mod` line in `tests/mod.rs`, whose
@@ -25,13 +29,14 @@
 //!    backend parity test (`tests/parity.rs`), `--help`, memory accounting and the reports pick
 //!    the norm up from the registry.
 //!
-//! `scaled_batch.rs` and `position_batch.rs` were added this way: each its file, one registry
-//! line, its test file (`position_batch.rs` also needed the model's maximum length, now
-//! [`NormConfig::max_positions`]).
+//! `tests/fixture.rs` is such a norm with one option, registered for the unit tests only
+//! (`#[cfg(test)]` on its registry line); its tests train it through the whole run path.
 
+mod options;
 mod stats;
 
 pub use composed::NormDecl;
+pub use options::{Bound, NormOption, NormOptions, OptionKind, OptionValue, Written};
 pub use power::{BackwardDivisor, BackwardMeans, PowerConfig};
 pub use stats::{BatchStats, GradStats, PowerGrad, PowerStats, StatKind};
 
@@ -90,8 +95,8 @@ pub struct NormInfo {
     /// Whether those buffers are kept for every token position (times the maximum length).
     pub buffers_per_position: bool,
     pub buffers: &'static str,
-    /// The run-configuration keys it reads.
-    pub options: &'static [&'static str],
+    /// The options it reads ([`NormOption`]), each declared once in a norm's file.
+    pub options: &'static [NormOption],
 }
 
 /// A norm's facts and how to build and check it: each norm file defines one per kind.
@@ -117,59 +122,93 @@ pub fn no_note(_: &NormConfig) -> Option<&'static str> {
 
 /// The registry: one line per norm file, `file::LayerType { Kind => DEF, ... }`. It declares
 /// the modules, the selectable [`NormKind`]s and the [`NormLayer`] that models hold.
-/// After the `;`, the declared norm: a kind like the others (config files and run ids name it),
-/// but not selectable by name alone and not in [`NormKind::ALL`], since it needs a declaration.
+/// After the first `;`, the declared norm: a kind like the others (config files and run ids name
+/// it), but not selectable by name alone and not in [`NormKind::ALL`], since it needs a
+/// declaration. After the second, a norm of `tests/` that exists in the unit tests only.
 macro_rules! norms {
     ($($module:ident :: $layer:ident { $($kind:ident => $def:ident),+ })*
-     ; declared $dmodule:ident :: $dlayer:ident { $dkind:ident => $ddef:ident }) => {
+     ; declared $dmodule:ident :: $dlayer:ident { $dkind:ident => $ddef:ident }
+     ; for_tests $tmodule:ident :: $tlayer:ident { $tkind:ident => $tdef:ident }) => {
         $(mod $module; pub use $module::$layer;)*
         pub mod $dmodule;
         pub use $dmodule::$dlayer;
+        #[cfg(test)]
+        #[path = "tests/fixture.rs"]
+        mod $tmodule;
+        #[cfg(test)]
+        use $tmodule::$tlayer;
 
         /// The norms selectable by name (`--norm`, study files), and the declared norm.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum NormKind { $($($kind,)+)* $dkind }
+        pub enum NormKind { $($($kind,)+)* $dkind, #[cfg(test)] $tkind }
 
         impl NormKind {
             /// Every built-in norm, in registry order (the declared norm is not among them).
-            pub const ALL: &'static [NormKind] = &[$($(NormKind::$kind,)+)*];
-            const NAMES: &'static [&'static str] = &[$($($module::$def.info.name,)+)*];
+            pub const ALL: &'static [NormKind] = &[$($(NormKind::$kind,)+)* #[cfg(test)] NormKind::$tkind];
+            const NAMES: &'static [&'static str] = &[$($($module::$def.info.name,)+)* #[cfg(test)] $tmodule::$tdef.info.name];
             /// The kind of every norm declared in TOML.
             pub const DECLARED: NormKind = NormKind::$dkind;
 
             /// The facts the norm publishes about itself (a declared norm's depend on its
             /// declaration: [`NormConfig::info`]).
             pub fn info(&self) -> &'static NormInfo {
-                match self { $($(NormKind::$kind => &$module::$def.info,)+)* NormKind::$dkind => &$dmodule::$ddef.info }
+                match self {
+                    $($(NormKind::$kind => &$module::$def.info,)+)*
+                    NormKind::$dkind => &$dmodule::$ddef.info,
+                    #[cfg(test)]
+                    NormKind::$tkind => &$tmodule::$tdef.info,
+                }
             }
 
             fn build(&self, config: &NormConfig, d: usize, device: &Device) -> NormLayer {
                 match self {
                     $($(NormKind::$kind => NormLayer::$kind(($module::$def.build)(config, d, device)),)+)*
                     NormKind::$dkind => NormLayer::$dkind(($dmodule::$ddef.build)(config, d, device)),
+                    #[cfg(test)]
+                    NormKind::$tkind => NormLayer::$tkind(($tmodule::$tdef.build)(config, d, device)),
                 }
             }
 
             fn validate(&self, config: &NormConfig, d: usize) -> Result<()> {
-                match self { $($(NormKind::$kind => ($module::$def.validate)(config, d),)+)* NormKind::$dkind => ($dmodule::$ddef.validate)(config, d) }
+                match self {
+                    $($(NormKind::$kind => ($module::$def.validate)(config, d),)+)*
+                    NormKind::$dkind => ($dmodule::$ddef.validate)(config, d),
+                    #[cfg(test)]
+                    NormKind::$tkind => ($tmodule::$tdef.validate)(config, d),
+                }
             }
 
             fn note(&self, config: &NormConfig) -> Option<&'static str> {
-                match self { $($(NormKind::$kind => ($module::$def.note)(config),)+)* NormKind::$dkind => ($dmodule::$ddef.note)(config) }
+                match self {
+                    $($(NormKind::$kind => ($module::$def.note)(config),)+)*
+                    NormKind::$dkind => ($dmodule::$ddef.note)(config),
+                    #[cfg(test)]
+                    NormKind::$tkind => ($tmodule::$tdef.note)(config),
+                }
             }
         }
 
         /// A norm chosen at run time. Models hold this and use it through [`Norm`] only.
         #[derive(Module, Debug)]
-        pub enum NormLayer { $($($kind($layer),)+)* $dkind($dlayer) }
+        pub enum NormLayer { $($($kind($layer),)+)* $dkind($dlayer), #[cfg(test)] $tkind($tlayer) }
 
         impl Norm for NormLayer {
             fn forward(&self, x: Tensor<3>, ctx: &NormCtx) -> (Tensor<3>, Option<BatchStats>) {
-                match self { $($(NormLayer::$kind(n) => n.forward(x, ctx),)+)* NormLayer::$dkind(n) => n.forward(x, ctx) }
+                match self {
+                    $($(NormLayer::$kind(n) => n.forward(x, ctx),)+)*
+                    NormLayer::$dkind(n) => n.forward(x, ctx),
+                    #[cfg(test)]
+                    NormLayer::$tkind(n) => n.forward(x, ctx),
+                }
             }
 
             fn after_backward(&self, grads: &Gradients, stats: &BatchStats, ctx: &NormCtx) -> Option<GradStats> {
-                match self { $($(NormLayer::$kind(n) => n.after_backward(grads, stats, ctx),)+)* NormLayer::$dkind(n) => n.after_backward(grads, stats, ctx) }
+                match self {
+                    $($(NormLayer::$kind(n) => n.after_backward(grads, stats, ctx),)+)*
+                    NormLayer::$dkind(n) => n.after_backward(grads, stats, ctx),
+                    #[cfg(test)]
+                    NormLayer::$tkind(n) => n.after_backward(grads, stats, ctx),
+                }
             }
         }
     };
@@ -186,6 +225,42 @@ norms! {
     power :: PowerNorm { Power => POWER }
     ;
     declared composed :: ComposedNorm { Composed => COMPOSED }
+    ;
+    for_tests fixture :: ShiftedLayerNorm { ShiftedLayer => SHIFTED_LAYER }
+}
+
+/// `eps`, added to the variance (or mean square) inside the square root: read by every norm
+/// that divides by a statistic.
+pub const EPS: NormOption = NormOption {
+    key: "norm_eps",
+    help: "Added to the variance (or mean square) inside every norm's square root.",
+    kind: OptionKind::Number {
+        default: 1e-5,
+        bound: Bound::Positive,
+    },
+    written: Written::Always,
+};
+
+/// Every option some norm reads, in registry order (each once), which is also the order of
+/// their keys in `config.toml`.
+pub fn all_options() -> &'static [NormOption] {
+    static ALL: std::sync::OnceLock<Vec<NormOption>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| {
+        let mut all: Vec<NormOption> = Vec::new();
+        for kind in NormKind::ALL {
+            for option in kind.info().options {
+                if !all.iter().any(|o| o.key == option.key) {
+                    all.push(*option);
+                }
+            }
+        }
+        all
+    })
+}
+
+/// The option some norm reads under `key`.
+pub fn find_option(key: &str) -> Option<&'static NormOption> {
+    all_options().iter().find(|o| o.key == key)
 }
 
 impl NormKind {
@@ -239,11 +314,12 @@ impl clap::ValueEnum for NormKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NormConfig {
     pub kind: NormKind,
-    /// Added to the variance / mean square inside the square root.
-    pub eps: f64,
-    /// Running-statistics momentum of BN and PN-V: `running = (1-m) running + m batch`.
-    pub momentum: f64,
-    pub power: PowerConfig,
+    /// The norm options set; the others read their defaults ([`NormConfig::number`], ...).
+    pub options: NormOptions,
+    /// The run's attention heads and learning-rate warm-up steps, for options whose default
+    /// the run derives (PowerNorm's GroupScaling groups and warm-up).
+    pub heads: usize,
+    pub lr_warmup: usize,
     /// The longest sequence a text model sees (`None` for images): norms that keep
     /// statistics per position size their buffers by it.
     pub max_positions: Option<usize>,
@@ -252,10 +328,57 @@ pub struct NormConfig {
 }
 
 impl NormConfig {
-    /// Checks the options every norm shares, then the norm's own.
+    /// `kind` with every option at its default, 4 heads, 100 warm-up steps, no positions.
+    pub fn new(kind: NormKind) -> Self {
+        NormConfig {
+            kind,
+            options: NormOptions::default(),
+            heads: 4,
+            lr_warmup: 100,
+            max_positions: None,
+            decl: None,
+        }
+    }
+
+    /// Sets `option` to `value` (builder style, for tests and callers that build norms).
+    pub fn with(mut self, option: &NormOption, value: OptionValue) -> Self {
+        self.options.set(option, value);
+        self
+    }
+
+    /// A number option's value (its default unless set).
+    pub fn number(&self, option: &NormOption) -> f64 {
+        match self.options.get(option.key).or(option.default_value()) {
+            Some(OptionValue::Number(v)) => v,
+            other => panic!("{} is a number option (got {other:?})", option.key),
+        }
+    }
+
+    /// A count option's value: set, else its default, else `None` (the run derives it).
+    pub fn count(&self, option: &NormOption) -> Option<usize> {
+        match self.options.get(option.key).or(option.default_value()) {
+            Some(OptionValue::Count(v)) => Some(v),
+            None => None,
+            other => panic!("{} is a count option (got {other:?})", option.key),
+        }
+    }
+
+    /// A choice option's value (its default unless set).
+    pub fn choice(&self, option: &NormOption) -> &'static str {
+        match self.options.get(option.key).or(option.default_value()) {
+            Some(OptionValue::Choice(v)) => v,
+            other => panic!("{} is a choice option (got {other:?})", option.key),
+        }
+    }
+
+    /// [`EPS`]'s value.
+    pub fn eps(&self) -> f64 {
+        self.number(&EPS)
+    }
+
+    /// Checks the options set, then the norm's own rules.
     pub fn validate(&self, d: usize) -> Result<()> {
-        crate::errors::ensure_positive_number("norm-eps", self.eps)?;
-        crate::errors::ensure_within("norm-momentum", self.momentum, 0.0, 1.0)?;
+        self.options.check()?;
         self.kind.validate(self, d)
     }
 

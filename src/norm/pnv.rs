@@ -45,9 +45,9 @@ pub const PN_V: NormDef<PnVNorm> = NormDef {
         buffers_per_feature: 1,
         buffers_per_position: false,
         buffers: "running quadratic mean",
-        options: &["norm_eps", "norm_momentum"],
+        options: &[super::EPS, super::batch::MOMENTUM],
     },
-    build: |c, d, device| PnVNorm::new(d, c.eps, c.momentum, device),
+    build: |c, d, device| PnVNorm::new(d, c.eps(), c.number(&super::batch::MOMENTUM), device),
     validate: no_checks,
     note: no_note,
 };

@@ -62,10 +62,10 @@ pub const POSITION_BATCH: NormDef<PositionBatchNorm> = NormDef {
         buffers_per_feature: 2,
         buffers_per_position: true,
         buffers: "running mean and variance of every position",
-        options: &["norm_eps", "norm_momentum"],
+        options: &[super::EPS, super::batch::MOMENTUM],
     },
     build: |c, d, device| {
-        PositionBatchNorm::new(d, c.max_positions.unwrap_or(1), c.eps, c.momentum, device)
+        PositionBatchNorm::new(d, c.max_positions.unwrap_or(1), c.eps(), c.number(&super::batch::MOMENTUM), device)
     },
     validate,
     note: no_note,

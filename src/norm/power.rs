@@ -21,8 +21,8 @@
 //! - evaluation: `y = gamma x / sqrt(running + eps) + beta`, nothing updated.
 
 use super::stats::PowerGrad;
-use super::{per_feature, BatchStats, GradStats, Norm, NormCtx, NormDef, NormInfo, PowerStats, StatKind};
-use crate::errors::ensure_within;
+use super::{per_feature, BatchStats, GradStats, Norm, NormConfig, NormCtx, NormDef, NormInfo};
+use super::{Bound, NormOption, OptionKind, PowerStats, StatKind, Written};
 use anyhow::{bail, Result};
 use burn::module::{Module, Param, RunningState};
 use burn::tensor::{Device, Gradients, Tensor};
@@ -69,10 +69,93 @@ pub struct PowerConfig {
     pub backward_means: BackwardMeans,
 }
 
+pub const ALPHA_FWD: NormOption = NormOption {
+    key: "pn_alpha_fwd",
+    help: "PowerNorm forward momentum of the running quadratic mean.",
+    kind: OptionKind::Number {
+        default: 0.9,
+        bound: Bound::Within(0.0, 1.0),
+    },
+    written: Written::Always,
+};
+
+pub const ALPHA_BKW: NormOption = NormOption {
+    key: "pn_alpha_bkw",
+    help: "PowerNorm backward momentum of nu.",
+    kind: OptionKind::Number {
+        default: 0.9,
+        bound: Bound::Within(0.0, 1.0),
+    },
+    written: Written::Always,
+};
+
+pub const WARMUP: NormOption = NormOption {
+    key: "pn_warmup",
+    help: "PowerNorm warm-up steps (batch statistics before running ones).",
+    kind: OptionKind::Count {
+        default: None,
+        derived: "--warmup-steps",
+    },
+    written: Written::WhenSet,
+};
+
+pub const GROUPS: NormOption = NormOption {
+    key: "pn_groups",
+    help: "PowerNorm GroupScaling groups, 0 = off.",
+    kind: OptionKind::Count {
+        default: None,
+        derived: "--heads",
+    },
+    written: Written::WhenSet,
+};
+
+pub const BACKWARD_DIVISOR: NormOption = NormOption {
+    key: "pn_backward_divisor",
+    help: "PowerNorm backward divisor: batch (authors' code) or running (paper's algorithm).",
+    kind: OptionKind::Choice {
+        default: "batch",
+        values: &[
+            ("batch", "sqrt(psi2_B + eps), the batch statistic (the authors' code)"),
+            ("running", "sqrt(running + eps), the running statistic (the paper's Algorithm 1)"),
+        ],
+    },
+    written: Written::Always,
+};
+
+pub const BACKWARD_MEANS: NormOption = NormOption {
+    key: "pn_backward_means",
+    help: "PowerNorm backward means (Gamma, Lambda, nu) over real tokens, or over all positions as the authors' code does (diverges under heavy padding).",
+    kind: OptionKind::Choice {
+        default: "real",
+        values: &[
+            ("all", "every batch x time position, padding included (the authors' code)"),
+            ("real", "real tokens only, like the forward statistic"),
+        ],
+    },
+    written: Written::WhenRead,
+};
+
 impl PowerConfig {
+    /// PowerNorm's settings from its options (warm-up and groups default to the run's
+    /// learning-rate warm-up and heads).
+    pub fn of(c: &NormConfig) -> PowerConfig {
+        PowerConfig {
+            alpha_fwd: c.number(&ALPHA_FWD),
+            alpha_bkw: c.number(&ALPHA_BKW),
+            warmup: c.count(&WARMUP).unwrap_or(c.lr_warmup),
+            groups: c.count(&GROUPS).unwrap_or(c.heads),
+            backward_divisor: match c.choice(&BACKWARD_DIVISOR) {
+                "running" => BackwardDivisor::Running,
+                _ => BackwardDivisor::Batch,
+            },
+            backward_means: match c.choice(&BACKWARD_MEANS) {
+                "all" => BackwardMeans::All,
+                _ => BackwardMeans::Real,
+            },
+        }
+    }
+
     pub fn validate(&self, d: usize) -> Result<()> {
-        ensure_within("pn-alpha-fwd", self.alpha_fwd, 0.0, 1.0)?;
-        ensure_within("pn-alpha-bkw", self.alpha_bkw, 0.0, 1.0)?;
         if self.groups > 0 && !d.is_multiple_of(self.groups) {
             bail!(
                 "PowerNorm groups ({}) must divide the model width d = {d}",
@@ -133,18 +216,18 @@ pub const POWER: NormDef<PowerNorm> = NormDef {
         buffers_per_position: false,
         buffers: "running quadratic mean and nu",
         options: &[
-            "norm_eps",
-            "pn_alpha_fwd",
-            "pn_alpha_bkw",
-            "pn_warmup",
-            "pn_groups",
-            "pn_backward_divisor",
-            "pn_backward_means",
+            super::EPS,
+            ALPHA_FWD,
+            ALPHA_BKW,
+            WARMUP,
+            GROUPS,
+            BACKWARD_DIVISOR,
+            BACKWARD_MEANS,
         ],
     },
-    build: |c, d, device| PowerNorm::new(d, c.eps, c.power.clone(), device),
-    validate: |c, d| c.power.validate(d),
-    note: |c| (c.power.backward_means == BackwardMeans::All).then_some("means over all positions"),
+    build: |c, d, device| PowerNorm::new(d, c.eps(), PowerConfig::of(c), device),
+    validate: |c, d| PowerConfig::of(c).validate(d),
+    note: |c| (c.choice(&BACKWARD_MEANS) == "all").then_some("means over all positions"),
 };
 
 impl Norm for PowerNorm {

@@ -29,9 +29,9 @@ pub const RMS: NormDef<RmsNorm> = NormDef {
         buffers_per_feature: 0,
         buffers_per_position: false,
         buffers: "none",
-        options: &["norm_eps"],
+        options: &[super::EPS],
     },
-    build: |c, d, device| RmsNorm::new(d, c.eps, device),
+    build: |c, d, device| RmsNorm::new(d, c.eps(), device),
     validate: no_checks,
     note: no_note,
 };

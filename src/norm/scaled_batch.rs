@@ -45,9 +45,9 @@ pub const SCALED_BATCH: NormDef<ScaledBatchNorm> = NormDef {
         buffers_per_feature: 2,
         buffers_per_position: false,
         buffers: "running mean and variance",
-        options: &["norm_eps"],
+        options: &[super::EPS],
     },
-    build: |c, d, device| ScaledBatchNorm::new(d, c.eps, device),
+    build: |c, d, device| ScaledBatchNorm::new(d, c.eps(), device),
     validate: no_checks,
     note: no_note,
 };

@@ -26,11 +26,9 @@ fn settings_key(c: &RunConfig, other: NormKind) -> String {
     t.remove("norm");
     t.remove("norm_decl");
     let (mine, theirs) = (c.norm.info().options, other.info().options);
-    for kind in NormKind::ALL {
-        for option in kind.info().options {
-            if !(mine.contains(option) && theirs.contains(option)) {
-                t.remove(*option);
-            }
+    for option in crate::norm::all_options() {
+        if !(mine.contains(option) && theirs.contains(option)) {
+            t.remove(option.key);
         }
     }
     t.to_string()

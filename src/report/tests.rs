@@ -1,5 +1,5 @@
 use super::*;
-use crate::norm::NormKind;
+use crate::norm::{NormKind, OptionValue};
 use crate::results::{Divergence, EvalRow, ProbeRow, RunStatus, RunWriter, StepRow, Summary};
 
 /// Writes a synthetic run whose probe `dist_var` / `dist_psi2` at step s equals `scale * s`.
@@ -747,11 +747,14 @@ fn the_baseline_matches_on_the_norm_options_both_norms_read() {
                     steps: 50,
                     warmup_steps: 10,
                     eval_every: 10,
-                    norm_eps: eps,
-                    // BatchNorm's momentum: an option LayerNorm does not read
-                    norm_momentum: if norm == NormKind::Batch { 0.05 } else { 0.1 },
                     ..Default::default()
-                };
+                }
+                .with_norm_option("norm_eps", OptionValue::Number(eps))
+                // BatchNorm's momentum: an option LayerNorm does not read
+                .with_norm_option(
+                    "norm_momentum",
+                    OptionValue::Number(if norm == NormKind::Batch { 0.05 } else { 0.1 }),
+                );
                 synthetic_run_of(&results, config, 1e-2, RunStatus::Finished);
             }
         }

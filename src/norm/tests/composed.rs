@@ -37,10 +37,9 @@ fn declared(decl: NormDecl) -> NormLayer {
 
 /// PowerNorm as its twin declares it, at the tests' size.
 fn power_twin_config() -> NormConfig {
-    let mut cfg = test_config(NormKind::Power);
-    cfg.power.groups = 2;
-    cfg.power.backward_means = BackwardMeans::Real;
-    cfg
+    test_config(NormKind::Power)
+        .with(&power::GROUPS, OptionValue::Count(2))
+        .with(&power::BACKWARD_MEANS, OptionValue::Choice("real"))
 }
 
 fn builtin(kind: NormKind) -> NormLayer {

@@ -342,20 +342,13 @@ fn set_affine(n: NormLayer, g: &[f64], be: &[f64]) -> NormLayer {
 /// with a 3-step warm-up, no GroupScaling and the authors' all-positions means.
 fn test_config(kind: NormKind) -> NormConfig {
     NormConfig {
-        kind,
-        eps: EPS,
-        momentum: 0.1,
-        power: PowerConfig {
-            alpha_fwd: 0.9,
-            alpha_bkw: 0.9,
-            warmup: 3,
-            groups: 0,
-            backward_divisor: BackwardDivisor::Batch,
-            backward_means: BackwardMeans::All,
-        },
         max_positions: Some(T),
-        decl: None,
+        ..NormConfig::new(kind)
     }
+    .with(&super::EPS, OptionValue::Number(EPS))
+    .with(&power::WARMUP, OptionValue::Count(3))
+    .with(&power::GROUPS, OptionValue::Count(0))
+    .with(&power::BACKWARD_MEANS, OptionValue::Choice("all"))
 }
 
 fn with_params(kind: NormKind) -> NormLayer {
@@ -806,33 +799,22 @@ fn padding_values_do_not_change_masked_statistics_or_real_outputs() {
 
 #[test]
 fn invalid_norm_options_are_rejected() {
-    let mut cfg = NormConfig {
-        kind: NormKind::Power,
-        eps: 1e-5,
-        momentum: 0.1,
-        power: PowerConfig {
-            alpha_fwd: 0.9,
-            alpha_bkw: 0.9,
-            warmup: 3,
-            groups: 4,
-            backward_divisor: BackwardDivisor::Batch,
-            backward_means: BackwardMeans::All,
-        },
-        max_positions: Some(T),
-        decl: None,
-    };
+    let cfg = test_config(NormKind::Power).with(&power::GROUPS, OptionValue::Count(4));
     assert!(cfg.validate(6).unwrap_err().to_string().contains("groups"));
-    cfg.power.groups = 3;
+    let cfg = cfg.with(&power::GROUPS, OptionValue::Count(3));
     cfg.validate(6).unwrap();
-    cfg.momentum = -0.5;
-    assert!(cfg
+    let momentum = cfg
+        .clone()
+        .with(&batch::MOMENTUM, OptionValue::Number(-0.5));
+    assert!(momentum
         .validate(6)
         .unwrap_err()
         .to_string()
         .contains("momentum"));
-    cfg.momentum = 0.1;
-    cfg.eps = 0.0;
-    assert!(cfg.validate(6).is_err());
+    assert!(cfg
+        .with(&super::EPS, OptionValue::Number(0.0))
+        .validate(6)
+        .is_err());
 }
 
 mod composed;
