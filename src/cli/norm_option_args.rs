@@ -13,11 +13,13 @@ pub struct NormOptionArgs {
 }
 
 fn arg(option: &'static NormOption) -> Arg {
-    // clap keeps flag names as `&'static str`; a dashed key is made once per command built
+    // clap keeps names as `&'static str`; the dashed and upper-case keys are made once per
+    // command built
     let flag: &'static str = Box::leak(option.flag().into_boxed_str());
+    let value_name: &'static str = Box::leak(option.key.to_uppercase().into_boxed_str());
     let arg = Arg::new(option.key)
         .long(flag)
-        .value_name(option.key.to_uppercase())
+        .value_name(value_name)
         .help(option.help_text())
         .help_heading("Norms")
         .required(false);
