@@ -57,7 +57,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     for c in &norms {
         crate::memory::check_fits(c, None)?;
     }
-    let steps = args.run.steps.unwrap_or(40);
+    let steps = args.run.given_count("steps").unwrap_or(40);
     if steps > crate::memory::MAX_MEASURED_STEPS {
         anyhow::bail!(
             "ablate bench times at most {} steps per norm (the median settles within a few dozen); got --steps {steps}",

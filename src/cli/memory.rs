@@ -24,13 +24,16 @@ pub fn run(args: &MemoryArgs) -> Result<i32> {
     args.run.refuse_run_folder_options("memory")?;
     if let Some(name) = &args.preset {
         // the preset is the model: other options would be left out of the table unsaid
-        let shape_only = RunArgs {
-            batch_size: args.run.batch_size,
-            max_len: args.run.max_len,
+        let mut shape_only = RunArgs {
             results: args.run.results.clone(),
             quiet: args.run.quiet,
             ..RunArgs::default()
         };
+        for key in ["batch_size", "max_len"] {
+            if let Some(v) = args.run.given(key) {
+                shape_only.options.given.insert(key.into(), v.clone());
+            }
+        }
         if args.measure {
             anyhow::bail!("--measure trains the configured model, not a preset: leave out --preset {name} (or --measure)");
         }
@@ -39,8 +42,8 @@ pub fn run(args: &MemoryArgs) -> Result<i32> {
         }
         let shape = Shape::preset(
             name,
-            args.run.batch_size.unwrap_or(1) as u64,
-            args.run.max_len.unwrap_or(1024) as u64,
+            args.run.given_count("batch_size").unwrap_or(1) as u64,
+            args.run.given_count("max_len").unwrap_or(1024) as u64,
         )?;
         shape.check()?;
         crate::progress::say_raw!("{}", memory::table(&shape));
@@ -53,7 +56,7 @@ pub fn run(args: &MemoryArgs) -> Result<i32> {
             "ablate memory accounts for the text model (a GPT-style transformer); use --task text"
         );
     }
-    if args.run.steps.is_none() {
+    if args.run.given("steps").is_none() {
         config.steps = 5;
     }
     if args.measure && config.steps > memory::MAX_MEASURED_STEPS {

@@ -6,7 +6,7 @@ mod bench;
 mod gpu_check;
 mod memory;
 mod norm_choice;
-mod norm_option_args;
+mod option_args;
 mod report;
 mod study;
 mod train;

@@ -15,11 +15,7 @@ impl RunConfig {
     fn to_toml_resetting(&self, reset_inapplicable: bool) -> String {
         let mut c = self.clone();
         c.norm_options = self.written_norm_options(reset_inapplicable);
-        c.eval_batching = self.eval_batching.filter(|b| *b != EvalBatching::Plain);
-        c.matmul_precision = self.matmul_precision.filter(|p| *p != MatmulPrecision::F32);
-        c.weight_decay = self.weight_decay.filter(|w| *w != 0.0);
-        c.schedule = self.schedule.filter(|s| *s != Schedule::InverseSqrt);
-        c.tokenizer = self.tokenizer.filter(|t| *t != TokenizerKind::Word);
+        c.drop_unchanged();
         toml::to_string(&c).expect("a run config always serializes")
     }
 
@@ -70,16 +66,14 @@ impl RunConfig {
         same(&self.valid_images, &self.images) && same(&self.valid_labels, &self.labels)
     }
 
-    /// The configuration as the run id hashes it: the logging keys ([`LOGGING_KEYS`]) at their
+    /// The configuration as the run id hashes it: the logging keys ([`logging_keys`]) at their
     /// defaults and, for a text run, the image keys at the values they had when ids began.
     /// Reports group and compare runs by it, so a run written before a default changed still
     /// matches a run of the same trajectory written after.
     pub fn identity(&self) -> RunConfig {
         let mut c = self.clone();
-        let d = RunConfig::default();
-        (c.eval_every, c.probes, c.checkpoint_every) = (d.eval_every, d.probes, d.checkpoint_every);
-        // a declared norm's name labels it; its declaration is what it is
-        c.norm_name = None;
+        // the logging keys and a declared norm's name (its declaration is what it is)
+        c.reset_unhashed();
         c.pin_image_keys();
         c
     }
@@ -115,7 +109,7 @@ impl RunConfig {
     }
 
     /// Stable identity from what changes the training trajectory: the same trajectory always
-    /// gets the same id, whatever the logging keys ([`LOGGING_KEYS`]) say.
+    /// gets the same id, whatever the logging keys ([`logging_keys`]) say.
     pub fn id(&self) -> String {
         self.id_of(&self.identity().to_toml())
     }

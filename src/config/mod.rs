@@ -5,7 +5,7 @@ pub use crate::backend::BackendKind;
 pub use crate::data::TokenizerKind;
 use crate::data::{BatchPlan, EvalBatching};
 use crate::errors::{friendly, one_line};
-use crate::model::{CnnConfig, LmConfig, NormPosition};
+use crate::model::{CnnConfig, LmConfig};
 use crate::norm::{
     find_option, NormConfig, NormDecl, NormInfo, NormKind, NormOptions, OptionValue,
 };
@@ -84,199 +84,23 @@ pub const DEFAULT_VALID_LABELS: &str = "data/t10k-labels-idx1-ubyte.gz";
 const ID_IMAGES: &str = "data/t10k-images-idx3-ubyte.gz";
 const ID_LABELS: &str = "data/t10k-labels-idx1-ubyte.gz";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(remote = "Self", deny_unknown_fields, default)]
-pub struct RunConfig {
-    pub task: Task,
-    pub norm: NormKind,
-    /// A declared norm's name (with `norm = "composed"`): labels reports, left out of the run
-    /// id (which hashes the declaration, `norm_decl`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub norm_name: Option<String>,
-    pub backend: BackendKind,
-    /// GPU index for the wgpu backend (0: the default adapter).
-    pub device: usize,
-    /// Precision of the dense layers' and LM head's matrix products; unset means float32.
-    /// Written to config.toml (and so into the run id) only when bfloat16, so float32 runs keep
-    /// the ids they had before the option existed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub matmul_precision: Option<MatmulPrecision>,
-    pub seed: u64,
-    pub steps: usize,
-
-    // ---- data
-    /// One-sentence-per-line text file (words separated by spaces), split into train, valid and
-    /// test every 20 lines; unused when `train_file` is set.
-    pub corpus: PathBuf,
-    /// Text: the training split as a file of its own (one sentence per line, blank lines
-    /// skipped) in place of `corpus`; needs `valid_file`. The three files and their SHA-256
-    /// (`*_sha256`, filled in by [`RunConfig::record_file_digests`]) are in config.toml, and so
-    /// in the run id, only when set: single-corpus runs keep their ids.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub train_file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub train_file_sha256: Option<String>,
-    /// Text: the validation split's file (with `train_file`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub valid_file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub valid_file_sha256: Option<String>,
-    /// Text: the test split's file (optional, with `train_file`): read and checked, not
-    /// evaluated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test_file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test_file_sha256: Option<String>,
-    /// Images: the training IDX files.
-    pub images: PathBuf,
-    pub labels: PathBuf,
-    /// Images: the validation IDX files; when they are the training files, every 10th training
-    /// image is held out instead (what builds before the 60,000-image default did). A config
-    /// file without them means the test split. In the run id only when they differ from the
-    /// training files (so the ids of earlier image runs stay).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub valid_images: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub valid_labels: Option<PathBuf>,
-    pub lowercase: bool,
-    /// Vocabulary cap, special tokens included.
-    pub vocab_size: usize,
-    /// Text: words or BPE subwords (a vocabulary of `vocab_size` trained on the training split);
-    /// unset means words. In config.toml (and the id) only when BPE, so word runs keep their
-    /// ids.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tokenizer: Option<TokenizerKind>,
-    /// Longest input sequence in tokens; longer sentences are truncated.
-    pub max_len: usize,
-    /// Sentences (text) or images per batch.
-    pub batch_size: usize,
-    /// Text: padded-token budget per batch instead of a sentence count.
-    pub max_tokens: Option<usize>,
-    /// Text: 0 = random batches; k > 0 = length-bucketed within pools of k batches.
-    pub bucket_pool: usize,
-
-    // ---- model
-    pub d_model: usize,
-    pub layers: usize,
-    pub heads: usize,
-    pub d_ff: usize,
-    pub dropout: f64,
-    pub norm_position: NormPosition,
-    pub tie_embeddings: bool,
-    pub embed_scale: bool,
-    /// Images: channels of the stem and each stage.
-    pub cnn_channels: Vec<usize>,
-
-    // ---- norms
-    /// The options of the norms (declared in the norms' files, [`crate::norm::NormOption`]),
-    /// as set; the others are at their defaults. In config.toml each option is a key of its
-    /// own here, as [`crate::norm::Written`] says.
-    #[serde(flatten, skip_deserializing)]
-    pub norm_options: NormOptions,
-
-    // ---- optimization
-    /// Peak learning rate (reached at the end of warm-up, then inverse-sqrt decay).
-    pub lr: f64,
-    pub warmup_steps: usize,
-    pub adam_beta1: f64,
-    pub adam_beta2: f64,
-    pub adam_eps: f64,
-    /// Global gradient-norm clip (0: off).
-    pub grad_clip: f64,
-    /// Decoupled weight decay (AdamW): every parameter times `1 - lr * weight_decay` before
-    /// Adam's update; unset means none. In config.toml (and the id) only when set and nonzero.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weight_decay: Option<f64>,
-    /// The schedule after warm-up; unset means inverse-sqrt. In config.toml (and the id) only
-    /// when another one is chosen, so earlier runs keep their ids.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schedule: Option<Schedule>,
-
-    // ---- evaluation and logging
-    pub eval_every: usize,
-    /// Validation batches per evaluation (0: the whole split).
-    pub eval_batches: usize,
-    /// Text: how validation batches are formed; unset means plain. Written to config.toml (and
-    /// so into the run id) only when bucketed, so runs from before the option keep their ids.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eval_batching: Option<EvalBatching>,
-    /// Per-layer batch-statistics probes every step.
-    pub probes: bool,
-    /// Save the complete training state every N steps (0: never; a stop by Ctrl-C or SIGTERM
-    /// saves it too unless 0). Config.toml files from before it lack its line.
-    pub checkpoint_every: usize,
-    /// A declared norm's parts (with `norm = "composed"`), resolved: hashed into the run id.
-    /// Last, as it is a table.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub norm_decl: Option<NormDecl>,
-}
-
 /// Keys that change what is logged but not the training trajectory: recorded in config.toml,
 /// left out of the run id (so changing them does not retrain a study).
-pub const LOGGING_KEYS: [&str; 3] = ["eval_every", "probes", "checkpoint_every"];
-
-impl Default for RunConfig {
-    fn default() -> Self {
-        Self {
-            task: Task::Text,
-            norm: NormKind::Layer,
-            norm_name: None,
-            backend: BackendKind::Flex,
-            device: 0,
-            matmul_precision: None,
-            seed: 1,
-            steps: 400,
-            corpus: DEFAULT_CORPUS.into(),
-            train_file: None,
-            train_file_sha256: None,
-            valid_file: None,
-            valid_file_sha256: None,
-            test_file: None,
-            test_file_sha256: None,
-            images: DEFAULT_IMAGES.into(),
-            labels: DEFAULT_LABELS.into(),
-            valid_images: Some(DEFAULT_VALID_IMAGES.into()),
-            valid_labels: Some(DEFAULT_VALID_LABELS.into()),
-            lowercase: true,
-            vocab_size: 5000,
-            tokenizer: None,
-            max_len: 64,
-            batch_size: 32,
-            max_tokens: None,
-            bucket_pool: 0,
-            d_model: 128,
-            layers: 2,
-            heads: 4,
-            d_ff: 512,
-            dropout: 0.1,
-            norm_position: NormPosition::Pre,
-            tie_embeddings: true,
-            embed_scale: true,
-            cnn_channels: vec![16, 32, 64],
-            norm_options: NormOptions::default(),
-            lr: 1e-3,
-            warmup_steps: 100,
-            adam_beta1: 0.9,
-            adam_beta2: 0.98,
-            adam_eps: 1e-8,
-            grad_clip: 1.0,
-            weight_decay: None,
-            schedule: None,
-            eval_every: 100,
-            eval_batches: 20,
-            eval_batching: None,
-            probes: true,
-            checkpoint_every: 1000,
-            norm_decl: None,
-        }
-    }
+pub fn logging_keys() -> impl Iterator<Item = &'static str> {
+    RUN_OPTIONS
+        .iter()
+        .filter(|o| o.identity == Identity::Logging)
+        .map(|o| o.key)
 }
 
 mod id;
 mod keys;
+mod options;
 mod validate;
 
 pub use id::{fnv1a, varying_keys};
+pub use options::{add_run_flags, given_run_flags, help_text, Identity, RunConfig, RunOption};
+pub use options::{FlagValue, RUN_OPTIONS};
 
 impl RunConfig {
     pub fn norm_config(&self) -> NormConfig {

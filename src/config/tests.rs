@@ -5,7 +5,7 @@ use crate::norm::{BackwardMeans, PowerConfig};
 #[test]
 fn logging_keys_leave_the_id_alone() {
     let c = RunConfig::default();
-    for key in LOGGING_KEYS {
+    for key in logging_keys() {
         assert!(c.value_of(key).is_some(), "{key} is not a config key");
     }
     let logged = RunConfig {
@@ -366,4 +366,120 @@ fn norm_options_the_norm_does_not_read_leave_the_id_alone() {
         .with_norm_option("norm_eps", OptionValue::Number(1e-3));
     assert!(eps.inapplicable_norm_options().is_empty());
     assert_ne!(eps.id(), layer.id());
+}
+
+/// A value for `key` other than its default that a run accepts, as a flag's text and as
+/// TOML: twice the default for numbers (one for a zero count), another named value for enums,
+/// and files that exist for paths.
+fn sample_value(key: &str, corpus: &str) -> (String, toml::Value) {
+    use clap::CommandFactory;
+    let defaults = toml::Table::try_from(RunConfig::default()).unwrap();
+    let path = |p: &str| (p.to_string(), toml::Value::String(p.into()));
+    match key {
+        "corpus" | "train_file" | "valid_file" | "test_file" => return path(corpus),
+        "images" | "valid_images" => return path(DEFAULT_VALID_IMAGES),
+        "labels" | "valid_labels" => return path(DEFAULT_VALID_LABELS),
+        "max_tokens" => return ("2048".into(), toml::Value::Integer(2048)),
+        "weight_decay" => return ("0.01".into(), toml::Value::Float(0.01)),
+        _ => {}
+    }
+    match defaults.get(key) {
+        Some(toml::Value::Integer(0)) => ("1".into(), toml::Value::Integer(1)),
+        Some(toml::Value::Integer(n)) => ((2 * n).to_string(), toml::Value::Integer(2 * n)),
+        Some(toml::Value::Float(f)) => ((f / 2.0).to_string(), toml::Value::Float(f / 2.0)),
+        Some(toml::Value::Boolean(b)) => (String::new(), toml::Value::Boolean(!b)),
+        Some(toml::Value::Array(_)) => (
+            "8,16".into(),
+            toml::Value::Array(vec![toml::Value::Integer(8), toml::Value::Integer(16)]),
+        ),
+        _ => {
+            // a named value: the first the flag offers that is not the default
+            let cmd = crate::cli::Cli::command();
+            let arg = cmd.get_arguments().find(|a| a.get_id() == key).unwrap();
+            let default = defaults.get(key).and_then(|v| v.as_str().map(String::from));
+            let name = arg
+                .get_possible_values()
+                .into_iter()
+                .map(|v| v.get_name().to_string())
+                .find(|n| Some(n) != default.as_ref() && n != "f32" && n != "word" && n != "plain" && n != "inverse-sqrt")
+                .unwrap_or_else(|| panic!("{key}: no other value"));
+            (name.clone(), toml::Value::String(name))
+        }
+    }
+}
+
+#[test]
+fn every_option_reaches_the_config_from_the_command_line_and_a_study_file() {
+    use clap::Parser;
+    let dir = std::env::temp_dir().join(format!("ablate-every-option-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let corpus = dir.join("corpus.txt");
+    std::fs::write(&corpus, "a b c\n".repeat(60)).unwrap();
+    let corpus = corpus.to_str().unwrap().to_string();
+    let flagged: Vec<&RunOption> = RUN_OPTIONS.iter().filter(|o| o.flag.is_some()).collect();
+    assert!(flagged.len() > 40, "{}", flagged.len());
+    let norm_flags = crate::norm::all_options().iter().map(|o| (o.key, o.flag()));
+    let flags = flagged.iter().map(|o| (o.key, o.flag.unwrap().to_string()));
+    for (key, flag) in flags.chain(norm_flags) {
+        let (text, value) = match crate::norm::find_option(key) {
+            Some(o) => match o.kind {
+                crate::norm::OptionKind::Number { .. } => ("0.5".into(), toml::Value::Float(0.5)),
+                crate::norm::OptionKind::Count { .. } => ("2".into(), toml::Value::Integer(2)),
+                crate::norm::OptionKind::Choice { values, default } => {
+                    let other = values.iter().find(|(n, _)| *n != default).unwrap().0;
+                    (other.to_string(), toml::Value::String(other.into()))
+                }
+            },
+            None => sample_value(key, &corpus),
+        };
+        // the options a sample needs beside it (PowerNorm reads the norm options; a training
+        // file needs a validation file)
+        let mut companions: Vec<(&str, toml::Value)> =
+            vec![("norm", toml::Value::String("power".into()))];
+        if ["train_file", "test_file", "valid_file"].contains(&key) {
+            for k in ["train_file", "valid_file"] {
+                companions.push((k, toml::Value::String(corpus.clone())));
+            }
+        }
+        // (the command line's rules for images: own training files hold out validation images
+        // unless validation files are given, and the image task's batch is 64 unless given)
+        if ["images", "labels"].contains(&key) {
+            companions.push(("valid_images", DEFAULT_VALID_IMAGES.into()));
+            companions.push(("valid_labels", DEFAULT_VALID_LABELS.into()));
+        }
+        if key == "task" {
+            companions.push(("batch_size", toml::Value::Integer(32)));
+        }
+        // the command line
+        let mut argv = vec!["ablate".to_string(), format!("--{flag}")];
+        if !text.is_empty() {
+            argv.push(text.clone());
+        }
+        for (k, v) in &companions {
+            if *k != key {
+                argv.push(format!("--{}", k.replace('_', "-")));
+                argv.push(match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
+            }
+        }
+        let cli = crate::cli::Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        let from_cli = cli.run.to_config().unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        let written: toml::Table = toml::from_str(&from_cli.to_toml()).unwrap();
+        assert_eq!(written.get(key), Some(&value), "{argv:?} did not reach `{key}`");
+        // a study file's [base]
+        let mut base = toml::Table::new();
+        base.insert(key.into(), value.clone());
+        for (k, v) in &companions {
+            base.entry(k.to_string()).or_insert(v.clone());
+        }
+        let study = format!("[base]\n{base}\n[[grid]]\nseed = [1]\n");
+        let study = crate::experiment::Study::parse(&study, &dir.join("s.toml"))
+            .unwrap_or_else(|e| panic!("{key} in a study: {e}"));
+        assert_eq!(study.runs[0].id(), from_cli.id(), "{key}: study and command line differ");
+        assert_eq!(study.runs[0].to_toml(), from_cli.to_toml(), "{key}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

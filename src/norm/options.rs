@@ -85,7 +85,7 @@ impl Serialize for OptionValue {
 impl std::fmt::Display for OptionValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            OptionValue::Number(v) => write!(f, "{v}"),
+            OptionValue::Number(v) => write!(f, "{v:?}"),
             OptionValue::Count(v) => write!(f, "{v}"),
             OptionValue::Choice(v) => f.write_str(v),
         }

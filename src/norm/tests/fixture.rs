@@ -95,7 +95,7 @@ mod tests {
         assert_eq!(layer.id(), config(&["--norm", "layer"]).unwrap().id());
         let help = Cli::try_parse_from(["ablate", "--help"]).unwrap_err().to_string();
         assert!(help.contains("--fixture-shift"), "{help}");
-        assert!(help.contains("shifted-layer: added to every output. [default: 0]"), "{help}");
+        assert!(help.contains("shifted-layer: added to every output. [default: 0.0]"), "{help}");
     }
 
     #[test]

@@ -1,10 +1,41 @@
-//! The norms' options on the command line: one flag per [`NormOption`] the registry declares
-//! (`--` and the key with dashes), its help and default from the declaration. Nothing here
-//! names an option: a norm that declares one gets its flag.
+//! The options on the command line, made from their declarations: the run options' flags from
+//! [`crate::config::RUN_OPTIONS`], and one flag per [`NormOption`] the norm registry declares
+//! (`--` and the key with dashes). Nothing here names an option, except one rule between two.
 
+use crate::config::{add_run_flags, given_run_flags};
 use crate::norm::{all_options, NormOption, NormOptions, OptionKind, OptionValue};
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
+
+/// The run options given on the command line, as TOML values by key.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RunOptionArgs {
+    pub given: toml::Table,
+}
+
+impl FromArgMatches for RunOptionArgs {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(RunOptionArgs {
+            given: given_run_flags(m),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        self.given.extend(given_run_flags(m));
+        Ok(())
+    }
+}
+
+impl Args for RunOptionArgs {
+    fn augment_args(cmd: Command) -> Command {
+        // one rule between two options: a training file replaces the corpus
+        add_run_flags(cmd).mut_arg("train_file", |a| a.conflicts_with("corpus"))
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
 
 /// The norm options given on the command line.
 #[derive(Debug, Default, Clone, PartialEq)]
