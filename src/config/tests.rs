@@ -401,7 +401,13 @@ fn sample_value(key: &str, corpus: &str) -> (String, toml::Value) {
                 .get_possible_values()
                 .into_iter()
                 .map(|v| v.get_name().to_string())
-                .find(|n| Some(n) != default.as_ref() && n != "f32" && n != "word" && n != "plain" && n != "inverse-sqrt")
+                .find(|n| {
+                    Some(n) != default.as_ref()
+                        && n != "f32"
+                        && n != "word"
+                        && n != "plain"
+                        && n != "inverse-sqrt"
+                })
                 .unwrap_or_else(|| panic!("{key}: no other value"));
             (name.clone(), toml::Value::String(name))
         }
@@ -433,10 +439,15 @@ fn every_option_reaches_the_config_from_the_command_line_and_a_study_file() {
             },
             None => sample_value(key, &corpus),
         };
-        // the options a sample needs beside it (PowerNorm reads the norm options; a training
-        // file needs a validation file)
+        // the options a sample needs beside it (a norm that reads the option; a training file
+        // needs a validation file)
+        let norm = NormKind::ALL
+            .iter()
+            .find(|k| k.info().options.iter().any(|o| o.key == key))
+            .unwrap_or(&NormKind::Power)
+            .name();
         let mut companions: Vec<(&str, toml::Value)> =
-            vec![("norm", toml::Value::String("power".into()))];
+            vec![("norm", toml::Value::String(norm.into()))];
         if ["train_file", "test_file", "valid_file"].contains(&key) {
             for k in ["train_file", "valid_file"] {
                 companions.push((k, toml::Value::String(corpus.clone())));
@@ -465,21 +476,62 @@ fn every_option_reaches_the_config_from_the_command_line_and_a_study_file() {
                 });
             }
         }
-        let cli = crate::cli::Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
-        let from_cli = cli.run.to_config().unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        let cli =
+            crate::cli::Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        if key == "device" {
+            // a GPU index needs the GPU backend, which this build may lack: the flag's value
+            // reaches the configuration, which a run without wgpu then refuses
+            let c = RunConfig::from_table(cli.run.options.given.clone()).unwrap();
+            assert_eq!(c.device, 1);
+            assert!(cli
+                .run
+                .to_config()
+                .unwrap_err()
+                .to_string()
+                .contains("--backend wgpu"));
+            continue;
+        }
+        let from_cli = cli
+            .run
+            .to_config()
+            .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         let written: toml::Table = toml::from_str(&from_cli.to_toml()).unwrap();
-        assert_eq!(written.get(key), Some(&value), "{argv:?} did not reach `{key}`");
+        assert_eq!(
+            written.get(key),
+            Some(&value),
+            "{argv:?} did not reach `{key}`"
+        );
         // a study file's [base]
         let mut base = toml::Table::new();
         base.insert(key.into(), value.clone());
         for (k, v) in &companions {
             base.entry(k.to_string()).or_insert(v.clone());
         }
-        let study = format!("[base]\n{base}\n[[grid]]\nseed = [1]\n");
+        let study =
+            format!("name = \"every-option\"\n\n[base]\n{base}\n[[grid]]\nnorm = [\"{norm}\"]\n");
         let study = crate::experiment::Study::parse(&study, &dir.join("s.toml"))
             .unwrap_or_else(|e| panic!("{key} in a study: {e}"));
-        assert_eq!(study.runs[0].id(), from_cli.id(), "{key}: study and command line differ");
+        assert_eq!(
+            study.runs[0].id(),
+            from_cli.id(),
+            "{key}: study and command line differ"
+        );
         assert_eq!(study.runs[0].to_toml(), from_cli.to_toml(), "{key}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// docs/options.md is the table the declarations make (`ABLATE_WRITE_DOCS=1` rewrites it).
+#[test]
+fn options_table_in_the_docs_is_generated_from_the_declarations() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/options.md");
+    let want = super::options::options_markdown();
+    if std::env::var_os("ABLATE_WRITE_DOCS").is_some() {
+        std::fs::write(&path, &want).unwrap();
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "docs/options.md is not the table the declarations make: run ABLATE_WRITE_DOCS=1 cargo test --lib options_table"
+    );
 }

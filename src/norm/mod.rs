@@ -149,6 +149,15 @@ macro_rules! norms {
             /// The kind of every norm declared in TOML.
             pub const DECLARED: NormKind = NormKind::$dkind;
 
+            /// Whether it is the unit tests' fixture (which documentation leaves out).
+            pub fn is_test_fixture(&self) -> bool {
+                match self {
+                    #[cfg(test)]
+                    NormKind::$tkind => true,
+                    _ => false,
+                }
+            }
+
             /// The facts the norm publishes about itself (a declared norm's depend on its
             /// declaration: [`NormConfig::info`]).
             pub fn info(&self) -> &'static NormInfo {
