@@ -93,14 +93,17 @@ pub fn logging_keys() -> impl Iterator<Item = &'static str> {
         .map(|o| o.key)
 }
 
+mod flags;
 mod id;
 mod keys;
 mod options;
+mod options_table;
 mod validate;
 
+pub use flags::{help_text, FlagValue};
 pub use id::{fnv1a, varying_keys};
-pub use options::{add_run_flags, given_run_flags, help_text, Identity, RunConfig, RunOption};
-pub use options::{FlagValue, RUN_OPTIONS};
+pub use options::{add_run_flags, given_run_flags, Identity, RunConfig, RunOption, RUN_OPTIONS};
+pub use options_table::options_markdown;
 
 impl RunConfig {
     pub fn norm_config(&self) -> NormConfig {

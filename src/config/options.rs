@@ -8,13 +8,14 @@
 //! [`Identity`]: an option that changes training and did not exist before must be
 //! `WhenChanged` on an `Option<T>` field, so that every earlier run keeps its id.
 
+use super::flags::{flag_arg, flag_value, FlagValue};
 use super::{BackendKind, MatmulPrecision, Schedule, Task, TokenizerKind};
 use super::{DEFAULT_CORPUS, DEFAULT_IMAGES, DEFAULT_LABELS};
 use super::{DEFAULT_VALID_IMAGES, DEFAULT_VALID_LABELS};
 use crate::data::EvalBatching;
 use crate::model::NormPosition;
 use crate::norm::{NormDecl, NormKind, NormOptions};
-use clap::{Arg, ArgAction, ArgMatches, Command};
+use clap::{ArgMatches, Command};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -50,92 +51,6 @@ pub struct RunOption {
     /// `--help`'s line; the default is appended unless the line states it.
     pub help: &'static str,
     pub identity: Identity,
-}
-
-/// A type a flag can carry: how clap parses it and how it becomes a TOML value.
-pub trait FlagValue {
-    fn arg(arg: Arg) -> Arg;
-    fn given(m: &ArgMatches, id: &str) -> Option<toml::Value>;
-}
-
-/// Counts: parsed as `u64` within what a TOML integer holds, so a config file always reads back.
-macro_rules! count_flag {
-    ($($t:ty),*) => {$(
-        impl FlagValue for $t {
-            fn arg(arg: Arg) -> Arg {
-                arg.value_parser(clap::value_parser!(u64).range(..=i64::MAX as u64))
-            }
-            fn given(m: &ArgMatches, id: &str) -> Option<toml::Value> {
-                m.get_one::<u64>(id).map(|v| toml::Value::Integer(*v as i64))
-            }
-        }
-    )*};
-}
-count_flag!(usize, u64);
-
-/// Numbers, paths and named values: clap's parser for the type, TOML by serde.
-macro_rules! parsed_flag {
-    ($($t:ty),*) => {$(
-        impl FlagValue for $t {
-            fn arg(arg: Arg) -> Arg {
-                arg.value_parser(clap::value_parser!($t))
-            }
-            fn given(m: &ArgMatches, id: &str) -> Option<toml::Value> {
-                m.get_one::<$t>(id)
-                    .map(|v| toml::Value::try_from(v).expect("a flag's value is a TOML value"))
-            }
-        }
-    )*};
-}
-parsed_flag!(
-    f64,
-    Task,
-    BackendKind,
-    MatmulPrecision,
-    TokenizerKind,
-    NormPosition,
-    Schedule,
-    EvalBatching
-);
-
-impl FlagValue for PathBuf {
-    fn arg(arg: Arg) -> Arg {
-        arg.value_parser(clap::value_parser!(PathBuf))
-            .value_name("FILE")
-    }
-    fn given(m: &ArgMatches, id: &str) -> Option<toml::Value> {
-        m.get_one::<PathBuf>(id)
-            .map(|v| toml::Value::String(v.to_string_lossy().into_owned()))
-    }
-}
-
-impl FlagValue for bool {
-    fn arg(arg: Arg) -> Arg {
-        arg.action(ArgAction::SetTrue)
-    }
-    fn given(m: &ArgMatches, id: &str) -> Option<toml::Value> {
-        m.get_flag(id).then_some(toml::Value::Boolean(true))
-    }
-}
-
-impl FlagValue for Vec<usize> {
-    fn arg(arg: Arg) -> Arg {
-        arg.value_parser(clap::value_parser!(u64).range(..=i64::MAX as u64))
-            .value_delimiter(',')
-    }
-    fn given(m: &ArgMatches, id: &str) -> Option<toml::Value> {
-        m.get_many::<u64>(id)
-            .map(|vs| toml::Value::Array(vs.map(|v| toml::Value::Integer(*v as i64)).collect()))
-    }
-}
-
-impl<T: FlagValue> FlagValue for Option<T> {
-    fn arg(arg: Arg) -> Arg {
-        T::arg(arg)
-    }
-    fn given(m: &ArgMatches, id: &str) -> Option<toml::Value> {
-        T::given(m, id)
-    }
 }
 
 /// The flag of an option line: `-` for none.
@@ -251,65 +166,6 @@ macro_rules! run_options {
             table
         }
     };
-}
-
-/// A flag's clap argument: name, help (with the default), heading.
-fn flag_arg(option: &'static RunOption) -> Arg {
-    Arg::new(option.key)
-        .long(option.flag.expect("only options with flags"))
-        .help(help_text(option))
-        .help_heading(option.heading)
-        .value_name(value_name(option))
-}
-
-fn value_name(option: &RunOption) -> &'static str {
-    // clap keeps names as `&'static str`: made once per option
-    static NAMES: std::sync::OnceLock<Vec<(&'static str, &'static str)>> =
-        std::sync::OnceLock::new();
-    let names = NAMES.get_or_init(|| {
-        RUN_OPTIONS
-            .iter()
-            .map(|o| {
-                let name: &'static str = Box::leak(o.key.to_uppercase().into_boxed_str());
-                (o.key, name)
-            })
-            .collect()
-    });
-    names.iter().find(|(k, _)| *k == option.key).unwrap().1
-}
-
-/// `--help`'s text: the line, and the default unless the line states it or the flag is a
-/// switch (a line without a default drops its full stop, as clap does with doc comments).
-pub fn help_text(option: &RunOption) -> String {
-    match default_text(option.key) {
-        Some(d) if !option.help.contains("[default") => format!("{} [default: {d}]", option.help),
-        _ => option.help.trim_end_matches('.').to_string(),
-    }
-}
-
-/// An option's default as a person writes it (`None`: unset, or a switch).
-pub fn default_text(key: &str) -> Option<String> {
-    let table = toml::Table::try_from(RunConfig::default()).expect("the defaults serialize");
-    match table.get(key)? {
-        toml::Value::String(s) => Some(s.clone()),
-        toml::Value::Boolean(_) => None,
-        toml::Value::Float(f) => Some(format!("{f:?}")),
-        toml::Value::Array(vs) => Some(
-            vs.iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        v => Some(v.to_string()),
-    }
-}
-
-/// A switch sets the opposite of its default (`--no-probes`: `probes = false`).
-fn flag_value(given: toml::Value, default: &Option<toml::Value>) -> toml::Value {
-    match (given, default) {
-        (toml::Value::Boolean(_), Some(toml::Value::Boolean(d))) => toml::Value::Boolean(!d),
-        (v, _) => v,
-    }
 }
 
 run_options! {
@@ -435,88 +291,4 @@ run_options! {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     [Run] norm_decl: Option<NormDecl> = None, Trajectory, -,
         "A declared norm's parts, resolved (set by --norm with --norm-file).";
-}
-
-impl Identity {
-    /// What the options table says of it.
-    fn in_id(&self) -> &'static str {
-        match self {
-            Identity::Trajectory => "yes",
-            Identity::WhenChanged => "when not the default",
-            Identity::Logging => "no (logging only)",
-            Identity::Label => "no (a label)",
-            Identity::ImageFile => "image runs only",
-            Identity::NormOptions => "as each option says",
-        }
-    }
-}
-
-/// `docs/options.md`: every option with its flag, key, default and id rule, from the
-/// declarations (a test keeps the file equal to it).
-pub fn options_markdown() -> String {
-    use std::fmt::Write;
-    let cell = |s: &str| s.replace('|', "\\|");
-    let mut md = String::from(
-        "# Options\n\nGenerated from the declarations (`src/config/options.rs` for the run options, \
-         each norm's file for the norm options) by `ABLATE_WRITE_DOCS=1 cargo test --lib \
-         options_table`. Every option is a flag of `ablate`, `ablate bench` and `ablate memory`, \
-         a key of `config.toml`, and a key of a study file's `[base]` and `[[grid]]` tables \
-         (and of `--set`). \"In the run id\": whether two runs that differ only in the option \
-         get different ids (and so different folders).\n\n\
-         Besides these: `--norm NAME` (a built-in norm, or one declared in `--norm-file FILE`), \
-         `--images-dir DIR` (the four Fashion-MNIST files of a folder), and the command's own \
-         options (`--config`, `--resume`, `--stop-at-step`, `--results`, `--quiet`): see \
-         `ablate --help`.\n",
-    );
-    let mut heading = "";
-    for o in RUN_OPTIONS.iter().filter(|o| o.flag.is_some()) {
-        if o.heading != heading {
-            heading = o.heading;
-            write!(md, "\n## {heading}\n\n| flag | key | default | in the run id | meaning |\n|---|---|---|---|---|\n").unwrap();
-        }
-        let flag = o.flag.unwrap();
-        let default = default_text(o.key).unwrap_or_else(|| "—".into());
-        let (help, stated) = match o.help.split_once(" [default: ") {
-            Some((h, d)) => (h.to_string(), Some(d.trim_end_matches(']').to_string())),
-            None => (o.help.to_string(), None),
-        };
-        writeln!(
-            md,
-            "| `--{flag}` | `{}` | {} | {} | {} |",
-            o.key,
-            cell(&stated.unwrap_or(default)),
-            o.identity.in_id(),
-            cell(&help)
-        )
-        .unwrap();
-    }
-    md += "\n## Norms\n\nDeclared in the norms' files; an option the chosen norm does not read is refused by \
-           `ablate` and left out of that run's id in a study grid.\n\n\
-           | flag | key | default | read by | in the run id | meaning |\n|---|---|---|---|---|---|\n";
-    for o in crate::norm::all_options() {
-        let readers: Vec<&str> = NormKind::ALL
-            .iter()
-            .filter(|k| !k.is_test_fixture() && k.info().options.iter().any(|r| r.key == o.key))
-            .map(|k| k.name())
-            .collect();
-        if readers.is_empty() {
-            continue;
-        }
-        let in_id = match o.written {
-            crate::norm::Written::WhenSet => "when set",
-            crate::norm::Written::Always => "yes, for the norms that read it",
-            crate::norm::Written::WhenRead => "yes, for the norms that read it",
-        };
-        writeln!(
-            md,
-            "| `--{}` | `{}` | {} | {} | {in_id} | {} |",
-            o.flag(),
-            o.key,
-            cell(&o.default_text()),
-            readers.join(", "),
-            cell(o.help)
-        )
-        .unwrap();
-    }
-    md
 }

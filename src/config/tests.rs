@@ -525,7 +525,7 @@ fn every_option_reaches_the_config_from_the_command_line_and_a_study_file() {
 #[test]
 fn options_table_in_the_docs_is_generated_from_the_declarations() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/options.md");
-    let want = super::options::options_markdown();
+    let want = super::options_table::options_markdown();
     if std::env::var_os("ABLATE_WRITE_DOCS").is_some() {
         std::fs::write(&path, &want).unwrap();
     }
