@@ -79,7 +79,53 @@ pub fn status(args: &StatusArgs) -> Result<i32> {
 
 /// Runs a study file; the exit code says whether anything failed or was interrupted.
 pub fn run(args: &StudyArgs) -> Result<i32> {
-    use crate::experiment::{self, Outcome, Study};
+    let (study, runs) = load(args)?;
+    // Measured on 2 cores: two runs at a time finish a study 17 % sooner than one run at a
+    // time using both cores (benches/RESULTS.md). One GPU serves one run at a time.
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let on_gpu = runs.iter().any(|r| r.backend.is_gpu());
+    let jobs = args.jobs.unwrap_or(if on_gpu { 1 } else { cores });
+    announce(args, &study, &runs);
+    if args.dry_run {
+        dry_run(args, &runs);
+        return Ok(0);
+    }
+    for r in &runs {
+        crate::memory::check_fits(r, None).with_context(|| format!("run {}", r.id()))?;
+    }
+    std::fs::create_dir_all(&args.results)
+        .with_context(|| format!("cannot create output folder {}", args.results.display()))?;
+    let stop = install_stop_handler();
+    let started = std::time::Instant::now();
+    let outcomes = crate::experiment::run_all(
+        &runs,
+        &args.results,
+        jobs,
+        args.force,
+        args.quiet,
+        stop.clone(),
+    )?;
+    let table = args.results.join(format!("runs-{}.csv", study.name));
+    let rows = crate::experiment::runs_table(&study, &args.results);
+    // unchanged, it is not rewritten (a study over a read-only copy of finished results)
+    if std::fs::read_to_string(&table).ok().as_deref() != Some(rows.as_str()) {
+        crate::results::write_atomic(&table, rows.as_bytes())?;
+    }
+    let stopped = stop.load(Ordering::SeqCst);
+    Ok(summarize(
+        args,
+        &study,
+        &outcomes,
+        stopped,
+        started.elapsed(),
+    ))
+}
+
+/// The study with `--set` applied, and the runs of this shard.
+fn load(args: &StudyArgs) -> Result<(crate::experiment::Study, Vec<crate::config::RunConfig>)> {
+    use crate::experiment::{self, Study};
     let shard = args
         .shard
         .as_deref()
@@ -101,13 +147,11 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
         Some((k, n)) => study.shard(k, n),
         None => study.runs.clone(),
     };
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    // Measured on 2 cores: two runs at a time finish a study 17 % sooner than one run at a
-    // time using both cores (benches/RESULTS.md). One GPU serves one run at a time.
-    let on_gpu = runs.iter().any(|r| r.backend.is_gpu());
-    let jobs = args.jobs.unwrap_or(if on_gpu { 1 } else { cores });
+    Ok((study, runs))
+}
+
+/// The study's first line, and the warnings that concern all its runs (once, not per run).
+fn announce(args: &StudyArgs, study: &crate::experiment::Study, runs: &[crate::config::RunConfig]) {
     crate::progress::say!(
         "study {} ({}): {} runs{}",
         study.name,
@@ -118,50 +162,40 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
             .map(|s| format!(" in shard {s}"))
             .unwrap_or_default()
     );
-    // once for the study, not per run
     if let Some(warning) = runs.iter().find_map(|r| r.precision_warning()) {
         eprintln!("{warning}");
     }
-    if let Some(warning) = warm_up_warning(&runs) {
+    if let Some(warning) = warm_up_warning(runs) {
         eprintln!("{warning}");
     }
-    if args.dry_run {
-        for r in &runs {
-            let state = experiment::existing_status(&r.run_dir(&args.results))
-                .map(|s| format!("{s:?}").to_lowercase())
-                .unwrap_or_else(|| "to run".into());
-            crate::progress::say!(
-                "  {:<40} {:<7} {:<13} seed {:<3} {}",
-                r.id(),
-                r.task.name(),
-                r.norm_label(),
-                r.seed,
-                state
-            );
-        }
-        return Ok(0);
+}
+
+/// `--dry-run`: each run's id, task, norm, seed and state.
+fn dry_run(args: &StudyArgs, runs: &[crate::config::RunConfig]) {
+    for r in runs {
+        let state = crate::experiment::existing_status(&r.run_dir(&args.results))
+            .map(|s| format!("{s:?}").to_lowercase())
+            .unwrap_or_else(|| "to run".into());
+        crate::progress::say!(
+            "  {:<40} {:<7} {:<13} seed {:<3} {}",
+            r.id(),
+            r.task.name(),
+            r.norm_label(),
+            r.seed,
+            state
+        );
     }
-    for r in &runs {
-        crate::memory::check_fits(r, None).with_context(|| format!("run {}", r.id()))?;
-    }
-    std::fs::create_dir_all(&args.results)
-        .with_context(|| format!("cannot create output folder {}", args.results.display()))?;
-    let stop = install_stop_handler();
-    let started = std::time::Instant::now();
-    let outcomes = experiment::run_all(
-        &runs,
-        &args.results,
-        jobs,
-        args.force,
-        args.quiet,
-        stop.clone(),
-    )?;
-    let table = args.results.join(format!("runs-{}.csv", study.name));
-    let rows = experiment::runs_table(&study, &args.results);
-    // unchanged, it is not rewritten (a study over a read-only copy of finished results)
-    if std::fs::read_to_string(&table).ok().as_deref() != Some(rows.as_str()) {
-        crate::results::write_atomic(&table, rows.as_bytes())?;
-    }
+}
+
+/// The closing lines (counts, and how to continue or report) and the exit code.
+fn summarize(
+    args: &StudyArgs,
+    study: &crate::experiment::Study,
+    outcomes: &[crate::experiment::Outcome],
+    stopped: bool,
+    took: std::time::Duration,
+) -> i32 {
+    use crate::experiment::Outcome;
     let count = |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
     let failed = count(&|o| matches!(o, Outcome::Failed(_)));
     let interrupted =
@@ -178,16 +212,17 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
         count(&|o| matches!(o, Outcome::Busy)),
         failed,
         interrupted,
-        started.elapsed().as_secs_f64(),
+        took.as_secs_f64(),
         args.results.display()
     );
     let set: String = args.set.iter().map(|s| format!(" --set '{s}'")).collect();
-    if stop.load(Ordering::SeqCst) || interrupted > 0 {
+    if stopped || interrupted > 0 {
         crate::progress::say!(
             "continue it (interrupted runs resume from their checkpoints): ablate run {} --results {}{set}",
             args.study.display(),
             args.results.display()
         );
+        EXIT_INTERRUPTED
     } else {
         crate::progress::say!(
             "report: ablate report {} --results {}{set} --out reports/{}",
@@ -195,14 +230,12 @@ pub fn run(args: &StudyArgs) -> Result<i32> {
             args.results.display(),
             study.name
         );
+        if failed > 0 {
+            1
+        } else {
+            0
+        }
     }
-    Ok(if stop.load(Ordering::SeqCst) || interrupted > 0 {
-        EXIT_INTERRUPTED
-    } else if failed > 0 {
-        1
-    } else {
-        0
-    })
 }
 
 /// A study (often one shrunk with `--set steps=...`) whose runs end inside their learning-rate

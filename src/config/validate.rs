@@ -7,6 +7,16 @@ use crate::errors::{ensure_positive, ensure_positive_number, ensure_within};
 impl RunConfig {
     /// Checks every setting; the message names the option.
     pub fn validate(&self) -> Result<()> {
+        self.validate_shape()?;
+        self.validate_optimization()?;
+        self.validate_backend()?;
+        self.validate_text_files()?;
+        self.validate_cnn()?;
+        self.validate_norm()
+    }
+
+    /// Counts within what TOML holds, and a model that can be built.
+    fn validate_shape(&self) -> Result<()> {
         // a config file (TOML) holds integers up to i64::MAX
         let counts = [
             ("seed", self.seed as u128),
@@ -53,6 +63,11 @@ impl RunConfig {
                 self.vocab_size
             );
         }
+        Ok(())
+    }
+
+    /// Batching, dropout and the optimizer's settings.
+    fn validate_optimization(&self) -> Result<()> {
         self.batch_plan().validate()?;
         ensure_within("dropout", self.dropout, 0.0, 0.999)?;
         ensure_positive_number("lr", self.lr)?;
@@ -77,6 +92,12 @@ impl RunConfig {
                 self.grad_clip
             );
         }
+        Ok(())
+    }
+
+    /// The backend, the device, the matrix products' precision, and evaluation batching that
+    /// fits the task.
+    fn validate_backend(&self) -> Result<()> {
         if self.device != 0 && !self.backend.is_gpu() {
             bail!(
                 "device {} selects a GPU, but the backend is {} (the CPU); use --backend wgpu or leave --device out",
@@ -96,7 +117,11 @@ impl RunConfig {
         if self.task == Task::Images && self.eval_batching == Some(EvalBatching::Bucketed) {
             bail!("eval-batching bucketed applies to text (sentences of different lengths), not to images");
         }
-        self.validate_text_files()?;
+        Ok(())
+    }
+
+    /// The image model's channels.
+    fn validate_cnn(&self) -> Result<()> {
         if self.cnn_channels.is_empty() || self.cnn_channels.contains(&0) {
             bail!("cnn-channels must list at least one positive channel count");
         }
@@ -105,6 +130,11 @@ impl RunConfig {
         if let Some(&c) = self.cnn_channels.iter().find(|&&c| c > 4096) {
             bail!("cnn-channels must be at most 4096 per stage (got {c})");
         }
+        Ok(())
+    }
+
+    /// The norm: a declaration where it needs one, and its options for every width it sees.
+    fn validate_norm(&self) -> Result<()> {
         let widths: Vec<usize> = match self.task {
             Task::Text => vec![self.d_model],
             Task::Images => self.cnn_channels.clone(),

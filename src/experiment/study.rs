@@ -42,6 +42,128 @@ fn with_declared(mut table: toml::Table, declared: &BTreeMap<String, NormDecl>) 
     table
 }
 
+/// The study's name becomes a file name in the results folder (runs-<name>.csv).
+fn check_name(name: &str, file: &str) -> Result<()> {
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.len() > 100 || name.starts_with('.') || !name.chars().all(valid) {
+        bail!(
+            "{file}: study name {name:?} must be 1-100 letters, digits, '.', '_' or '-' and not start with '.' (it names the runs table runs-<name>.csv in the results folder)"
+        );
+    }
+    Ok(())
+}
+
+/// Says where a configuration error comes from: the file, a table and its line, or `--set`.
+struct Blame<'a> {
+    file: &'a str,
+    text: &'a str,
+    overrides: &'a [(String, toml::Value)],
+}
+
+impl Blame<'_> {
+    fn error(&self, e: anyhow::Error, context: &str) -> anyhow::Error {
+        let (file, text) = (self.file, self.text);
+        let msg = one_line(&e.to_string());
+        let line = unknown_name(&msg)
+            .and_then(|(what, name)| match what {
+                "key" => line_of(text, name),
+                _ => text
+                    .lines()
+                    .position(|l| l.contains(&format!("\"{name}\"")))
+                    .map(|i| i + 1),
+            })
+            .map(|l| format!(" (line {l})"))
+            .unwrap_or_default();
+        // a value put in place by --set is blamed on --set, not on the grid it went into
+        // (an unknown value names only itself: `btach`)
+        let names = |s: &str| msg.contains(&format!("`{s}`"));
+        let names_value = |v: &toml::Value| match v {
+            toml::Value::String(s) => names(s),
+            toml::Value::Array(a) => a.iter().any(|x| x.as_str().is_some_and(names)),
+            _ => false,
+        };
+        if let Some((k, v)) = self
+            .overrides
+            .iter()
+            .find(|(k, v)| mentions(&msg, k) || names_value(v))
+        {
+            return anyhow!("{file}: --set {k}={v}: {msg}");
+        }
+        anyhow!("{file}: {context}{line}: {msg}")
+    }
+}
+
+/// Every combination of one grid's lists over the base (`before`: runs of earlier grids).
+fn combinations(
+    base: &toml::Table,
+    grid: &toml::Table,
+    before: usize,
+    blame: &Blame,
+    context: &str,
+) -> Result<Vec<toml::Table>> {
+    let file = blame.file;
+    let axes: Vec<(String, Vec<toml::Value>)> = grid
+        .iter()
+        .map(|(k, v)| {
+            let values = match v {
+                toml::Value::Array(a) => a.clone(),
+                other => vec![other.clone()],
+            };
+            (k.clone(), values)
+        })
+        .collect();
+    if let Some((k, _)) = axes.iter().find(|(_, v)| v.is_empty()) {
+        let line = line_of(blame.text, k)
+            .map(|l| format!(" (line {l})"))
+            .unwrap_or_default();
+        bail!("{file}: {context}{line}: key `{k}` has an empty list, so the grid has no runs");
+    }
+    let count = axes
+        .iter()
+        .try_fold(1usize, |n, (_, v)| n.checked_mul(v.len()))
+        .filter(|&n| n <= MAX_RUNS);
+    let Some(count) = count else {
+        bail!(
+            "{file}: {context} has more than {MAX_RUNS} combinations of its lists; split the study"
+        );
+    };
+    if before + count > MAX_RUNS {
+        bail!("{file}: the grids have more than {MAX_RUNS} runs together; split the study");
+    }
+    let mut combos: Vec<toml::Table> = vec![base.clone()];
+    for (k, values) in &axes {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                values.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.insert(k.clone(), v.clone());
+                    c
+                })
+            })
+            .collect();
+    }
+    Ok(combos)
+}
+
+/// The study's `baseline`: a norm some run uses.
+fn baseline(name: &str, runs: &[RunConfig], file: &str) -> Result<NormKind> {
+    let kind = NormKind::from_name(name).ok_or_else(|| {
+        anyhow!(
+            "{file}: baseline {name:?} is not a norm (one of: {})",
+            NormKind::ALL
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    if !runs.iter().any(|r| r.norm == kind) {
+        bail!("{file}: baseline {name:?}: no run of the study uses that norm");
+    }
+    Ok(kind)
+}
+
 /// An expanded study.
 #[derive(Debug, Clone)]
 pub struct Study {
@@ -158,56 +280,22 @@ impl Study {
         let file = path.display().to_string();
         let mut study: StudyFile =
             toml::from_str(text).map_err(|e| anyhow!("{file}: {}", one_line(&e.to_string())))?;
-        // the name becomes a file name in the results folder (runs-<name>.csv)
-        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-        if study.name.is_empty()
-            || study.name.len() > 100
-            || study.name.starts_with('.')
-            || !study.name.chars().all(valid)
-        {
-            bail!(
-                "{file}: study name {:?} must be 1-100 letters, digits, '.', '_' or '-' and not start with '.' (it names the runs table runs-<name>.csv in the results folder)",
-                study.name
-            );
-        }
+        check_name(&study.name, &file)?;
         for (key, value) in overrides {
             study.base.remove(key);
             for grid in &mut study.grid {
                 grid.insert(key.clone(), value.clone());
             }
         }
-        let config_error = |e: anyhow::Error, context: &str| {
-            let msg = one_line(&e.to_string());
-            let line = unknown_name(&msg)
-                .and_then(|(what, name)| match what {
-                    "key" => line_of(text, name),
-                    _ => text
-                        .lines()
-                        .position(|l| l.contains(&format!("\"{name}\"")))
-                        .map(|i| i + 1),
-                })
-                .map(|l| format!(" (line {l})"))
-                .unwrap_or_default();
-            // a value put in place by --set is blamed on --set, not on the grid it went into
-            // (an unknown value names only itself: `btach`)
-            let names = |s: &str| msg.contains(&format!("`{s}`"));
-            let names_value = |v: &toml::Value| match v {
-                toml::Value::String(s) => names(s),
-                toml::Value::Array(a) => a.iter().any(|x| x.as_str().is_some_and(names)),
-                _ => false,
-            };
-            if let Some((k, v)) = overrides
-                .iter()
-                .find(|(k, v)| mentions(&msg, k) || names_value(v))
-            {
-                return anyhow!("{file}: --set {k}={v}: {msg}");
-            }
-            anyhow!("{file}: {context}{line}: {msg}")
+        let blame = Blame {
+            file: &file,
+            text,
+            overrides,
         };
         let declared = parse_norm_tables(&study.norms).map_err(|e| anyhow!("{file}: {e}"))?;
         // the base alone must already be a valid configuration
         RunConfig::from_table(with_declared(study.base.clone(), &declared))
-            .map_err(|e| config_error(e, "[base]"))?;
+            .map_err(|e| blame.error(e, "[base]"))?;
         if study.grid.is_empty() {
             bail!("{file}: the study has no [[grid]] table, so it has no runs");
         }
@@ -215,51 +303,10 @@ impl Study {
         let mut ids = std::collections::HashSet::new();
         for (g, grid) in study.grid.iter().enumerate() {
             let context = format!("[[grid]] #{}", g + 1);
-            let axes: Vec<(String, Vec<toml::Value>)> = grid
-                .iter()
-                .map(|(k, v)| {
-                    let values = match v {
-                        toml::Value::Array(a) => a.clone(),
-                        other => vec![other.clone()],
-                    };
-                    (k.clone(), values)
-                })
-                .collect();
-            if let Some((k, _)) = axes.iter().find(|(_, v)| v.is_empty()) {
-                let line = line_of(text, k)
-                    .map(|l| format!(" (line {l})"))
-                    .unwrap_or_default();
-                bail!(
-                    "{file}: {context}{line}: key `{k}` has an empty list, so the grid has no runs"
-                );
-            }
-            let count = axes
-                .iter()
-                .try_fold(1usize, |n, (_, v)| n.checked_mul(v.len()))
-                .filter(|&n| n <= MAX_RUNS);
-            let Some(count) = count else {
-                bail!("{file}: {context} has more than {MAX_RUNS} combinations of its lists; split the study");
-            };
-            if runs.len() + count > MAX_RUNS {
-                bail!("{file}: the grids have more than {MAX_RUNS} runs together; split the study");
-            }
-            let mut combos: Vec<toml::Table> = vec![study.base.clone()];
-            for (k, values) in &axes {
-                combos = combos
-                    .into_iter()
-                    .flat_map(|c| {
-                        values.iter().map(move |v| {
-                            let mut c = c.clone();
-                            c.insert(k.clone(), v.clone());
-                            c
-                        })
-                    })
-                    .collect();
-            }
-            for combo in combos {
+            for combo in combinations(&study.base, grid, runs.len(), &blame, &context)? {
                 let config = RunConfig::from_table(with_declared(combo, &declared))
-                    .map_err(|e| config_error(e, &context))?;
-                config.validate().map_err(|e| config_error(e, &context))?;
+                    .map_err(|e| blame.error(e, &context))?;
+                config.validate().map_err(|e| blame.error(e, &context))?;
                 if ids.insert(config.id()) {
                     runs.push(config);
                 }
@@ -267,22 +314,7 @@ impl Study {
         }
         let baseline = match &study.baseline {
             None => None,
-            Some(name) => {
-                let kind = NormKind::from_name(name).ok_or_else(|| {
-                    anyhow!(
-                        "{file}: baseline {name:?} is not a norm (one of: {})",
-                        NormKind::ALL
-                            .iter()
-                            .map(|k| k.name())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                })?;
-                if !runs.iter().any(|r| r.norm == kind) {
-                    bail!("{file}: baseline {name:?}: no run of the study uses that norm");
-                }
-                Some(kind)
-            }
+            Some(name) => Some(baseline(name, &runs, &file)?),
         };
         Ok(Study {
             baseline,
