@@ -10,6 +10,7 @@ pub mod checkpoint;
 mod clip;
 mod init;
 pub mod schedule;
+mod step_values;
 mod steps;
 pub mod task;
 mod timing;
