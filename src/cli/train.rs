@@ -80,6 +80,35 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     Ok(exit_code(summary.status))
 }
 
+/// The newest usable checkpoint of the run in `dir` (saying which newer ones it passed over).
+fn latest_checkpoint(dir: &Path) -> Result<Checkpoint> {
+    let Latest {
+        checkpoint,
+        passed_over,
+    } = Checkpoint::latest(dir)?;
+    let Some(checkpoint) = checkpoint else {
+        if let Some(why) = passed_over.first() {
+            bail!(
+                "{} has no usable checkpoint ({why}); rerun it with `ablate --config {}`",
+                dir.display(),
+                dir.join(crate::results::CONFIG_FILE).display()
+            );
+        }
+        bail!(
+            "{} has no checkpoint to resume from (checkpoints are saved every --checkpoint-every steps and on Ctrl-C); rerun it with `ablate --config {}`",
+            dir.display(),
+            dir.join(crate::results::CONFIG_FILE).display()
+        );
+    };
+    for why in &passed_over {
+        eprintln!(
+            "ablate: {why}; continuing from step {}",
+            checkpoint.state.step
+        );
+    }
+    Ok(checkpoint)
+}
+
 /// `ablate --resume DIR`: continues an interrupted run from its newest checkpoint.
 fn resume(args: &RunArgs, dir: &Path) -> Result<i32> {
     let bare = RunArgs {
@@ -122,30 +151,7 @@ fn resume(args: &RunArgs, dir: &Path) -> Result<i32> {
             );
         }
     }
-    let Latest {
-        checkpoint,
-        passed_over,
-    } = Checkpoint::latest(dir)?;
-    let Some(checkpoint) = checkpoint else {
-        if let Some(why) = passed_over.first() {
-            bail!(
-                "{} has no usable checkpoint ({why}); rerun it with `ablate --config {}`",
-                dir.display(),
-                dir.join(crate::results::CONFIG_FILE).display()
-            );
-        }
-        bail!(
-            "{} has no checkpoint to resume from (checkpoints are saved every --checkpoint-every steps and on Ctrl-C); rerun it with `ablate --config {}`",
-            dir.display(),
-            dir.join(crate::results::CONFIG_FILE).display()
-        );
-    };
-    for why in &passed_over {
-        eprintln!(
-            "ablate: {why}; continuing from step {}",
-            checkpoint.state.step
-        );
-    }
+    let checkpoint = latest_checkpoint(dir)?;
     checkpoint.check_compatible(&config)?;
     if let Some(stop) = args.stop_at_step.filter(|&s| s <= checkpoint.state.step) {
         bail!(

@@ -1,8 +1,8 @@
 //! The report's figures, each from the result files of a set of runs.
 
-use super::curves;
 pub use super::plot::Chart;
 use super::plot::*;
+use super::{accuracy, curves};
 use super::{by_group, RunResult, BUCKETS};
 use crate::config::Task;
 use crate::norm::{NormKind, StatKind};
@@ -312,7 +312,7 @@ pub fn draw_all(runs: &[RunResult], out: &Path) -> Result<Vec<Chart>> {
     charts.extend(curves::timeseries(runs, out)?);
     charts.extend(curves::curves(runs, out, Task::Text)?);
     charts.extend(curves::curves(runs, out, Task::Images)?);
-    charts.extend(curves::accuracy(runs, out)?);
+    charts.extend(accuracy::accuracy(runs, out)?);
     charts.extend(super::training::training(runs, out, Task::Text)?);
     charts.extend(super::training::training(runs, out, Task::Images)?);
     charts.extend(super::training::powernorm_state(runs, out)?);

@@ -119,14 +119,14 @@ pub(super) fn timeseries(runs: &[RunResult], out: &Path) -> Result<Option<Chart>
 
 /// One evaluation step: the step, and the values of the seeds evaluated there in evaluation mode
 /// and in training mode.
-type AtStep = (f64, Vec<f64>, Vec<f64>);
+pub(super) type AtStep = (f64, Vec<f64>, Vec<f64>);
 
 /// What a chart takes from an evaluation: its value in evaluation mode and in training mode.
 type Pick<'a> = &'a dyn Fn(&crate::results::EvalRow) -> (Option<f64>, Option<f64>);
 
 /// Per evaluation step of any seed, over the seeds evaluated there, the two values `pick` takes
 /// from each evaluation where present.
-fn at_evaluations(rs: &[&RunResult], pick: Pick) -> Vec<AtStep> {
+pub(super) fn at_evaluations(rs: &[&RunResult], pick: Pick) -> Vec<AtStep> {
     let mut steps: Vec<usize> = rs
         .iter()
         .flat_map(|r| r.eval.iter().map(|e| e.step))
@@ -168,14 +168,7 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
             (label.clone(), pts)
         })
         .collect();
-    let all: Vec<f64> = per_group
-        .iter()
-        .flat_map(|(_, p)| {
-            p.iter()
-                .filter(|x| all_finite(&x.1) && all_finite(&x.2))
-                .flat_map(|x| x.1.iter().chain(&x.2).copied())
-        })
-        .collect();
+    let all = finite_values(&per_group);
     if all.is_empty() {
         return Ok(None);
     }
@@ -186,17 +179,7 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
         return Ok(None);
     };
     let (common, short) = split_common(&per_group.iter().map(|g| g.0.as_str()).collect::<Vec<_>>());
-    // the seeds behind each line: runs that reached an evaluation (a run that diverged before
-    // its first one adds nothing to it)
-    let legend: Vec<LegendEntry> = per_group
-        .iter()
-        .zip(&short)
-        .zip(&groups)
-        .map(|(((label, _), short), (_, rs))| LegendEntry {
-            label: with_seeds(short, rs.iter().filter(|r| !r.eval.is_empty()).count()),
-            style: palette.line(label),
-        })
-        .collect();
+    let legend = validation_legend(&groups, &short, &palette);
     let max_step = per_group
         .iter()
         .flat_map(|(_, p)| p.iter().map(|x| x.0))
@@ -239,16 +222,54 @@ pub(super) fn curves(runs: &[RunResult], out: &Path, task: Task) -> Result<Optio
         }
         draw_legend_strip(&strip, &common, &legend)?;
     });
-    Ok(Some(Chart {
-        file: file.clone(),
-        title: format!("Validation {} by norm ({})", if text { "perplexity" } else { "loss" }, task.name()),
+    Ok(Some(validation_chart(file, task)))
+}
+
+/// Every finite value of the evaluations both modes have (the y axis spans them).
+fn finite_values(per_group: &[(String, Vec<AtStep>)]) -> Vec<f64> {
+    per_group
+        .iter()
+        .flat_map(|(_, p)| {
+            p.iter()
+                .filter(|x| all_finite(&x.1) && all_finite(&x.2))
+                .flat_map(|x| x.1.iter().chain(&x.2).copied())
+        })
+        .collect()
+}
+
+/// The legend: each group's short label with the seeds behind its line, the runs that reached
+/// an evaluation (a run that diverged before its first one adds nothing to it).
+fn validation_legend(
+    groups: &[(String, Vec<&RunResult>)],
+    short: &[String],
+    palette: &GroupColors,
+) -> Vec<LegendEntry> {
+    groups
+        .iter()
+        .zip(short)
+        .map(|((label, rs), short)| LegendEntry {
+            label: with_seeds(short, rs.iter().filter(|r| !r.eval.is_empty()).count()),
+            style: palette.line(label),
+        })
+        .collect()
+}
+
+/// The validation chart's title and caption.
+fn validation_chart(file: String, task: Task) -> Chart {
+    let what = if task == Task::Text {
+        "perplexity"
+    } else {
+        "loss"
+    };
+    Chart {
+        file,
+        title: format!("Validation {what} by norm ({})", task.name()),
         caption: format!(
-            "Left: validation {} in evaluation mode (running statistics), mean over seeds with the min..max band. Right: \
+            "Left: validation {what} in evaluation mode (running statistics), mean over seeds with the min..max band. Right: \
              the same batches evaluated in training mode (batch statistics; solid) against evaluation mode (dashed): \
-             the gap is what switching to running statistics costs a batch-statistics norm.",
-            if text { "perplexity" } else { "loss" }
+             the gap is what switching to running statistics costs a batch-statistics norm."
         ),
-    }))
+    }
 }
 
 fn all_finite(v: &[f64]) -> bool {
@@ -298,134 +319,6 @@ where
                 ))
                 .map_err(err)?;
         }
-    }
-    Ok(())
-}
-
-/// Image classification accuracy on the validation split: evaluation mode (running statistics,
-/// solid, band = min..max over seeds) and training mode (batch statistics, dashed), linear axis.
-pub(super) fn accuracy(runs: &[RunResult], out: &Path) -> Result<Option<Chart>> {
-    let groups: Vec<(String, Vec<&RunResult>)> = by_group(runs)
-        .into_iter()
-        .filter(|(_, rs)| {
-            rs.iter()
-                .any(|r| r.eval.iter().any(|e| e.eval_accuracy.is_some()))
-        })
-        .collect();
-    if groups.is_empty() {
-        return Ok(None);
-    }
-    let palette = GroupColors::of(runs);
-    let lines = accuracy_lines(&groups);
-    let max_step = lines
-        .iter()
-        .flat_map(|(_, _, r)| r.iter().map(|x| x.0))
-        .fold(1.0, f64::max);
-    let file = "images_accuracy.png";
-    let labels: Vec<&str> = lines.iter().map(|l| l.0.as_str()).collect();
-    let (common, short) = split_common(&labels);
-    let legend: Vec<LegendEntry> = lines
-        .iter()
-        .zip(short)
-        .map(|((label, seeds, _), short)| LegendEntry {
-            label: with_seeds(&short, *seeds),
-            style: palette.line(label),
-        })
-        .collect();
-    png_and_svg!(&out.join(file), (1500, 650), |root| {
-        let (plot, strip) = root.split_horizontally(1500 - LEGEND_STRIP);
-        let mut chart = ChartBuilder::on(&plot)
-            .caption(
-                "Validation accuracy: evaluation mode (solid, band = min..max over seeds) vs training mode (dashed)",
-                font(20),
-            )
-            .margin(12)
-        // room for the last x label, centred on the axis end
-        .margin_right(36)
-            .x_label_area_size(45)
-            .y_label_area_size(85)
-            .build_cartesian_2d(0f64..max_step, 0f64..1.0)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| format!("{:.0} %", y * 100.0))
-            .x_desc("training step")
-            .y_desc("validation accuracy")
-            .light_line_style(BLACK.mix(0.04))
-            .label_style(font(18))
-            .axis_desc_style(font(19))
-            .draw()
-            .map_err(err)?;
-        draw_accuracy_lines(&mut chart, &lines, &legend)?;
-        draw_legend_strip(&strip, &common, &legend)?;
-    });
-    Ok(Some(Chart {
-        file: file.into(),
-        title: "Image classification accuracy".into(),
-        caption: "Accuracy on the validation images at each evaluation: evaluation mode (running statistics; solid, mean \
-                  over seeds with the min..max band) and the same images in training mode (batch statistics; dashed)."
-            .into(),
-    }))
-}
-
-/// One line of the accuracy chart: its group, how many seeds reached an evaluation with an
-/// accuracy, and per evaluation step the seeds' finite accuracies in both modes.
-type AccuracyLine<'a> = (&'a String, usize, Vec<AtStep>);
-
-fn accuracy_lines<'a>(groups: &'a [(String, Vec<&RunResult>)]) -> Vec<AccuracyLine<'a>> {
-    groups
-        .iter()
-        .map(|(label, rs)| {
-            let finite = |v: Vec<f64>| v.into_iter().filter(|a| a.is_finite()).collect();
-            let rows: Vec<AtStep> =
-                at_evaluations(rs, &|e| (e.eval_accuracy, e.train_mode_accuracy))
-                    .into_iter()
-                    .map(|(s, ev, tr)| (s, finite(ev), finite(tr)))
-                    .filter(|(_, ev, _): &AtStep| !ev.is_empty())
-                    .collect();
-            let seeds = rs
-                .iter()
-                .filter(|r| r.eval.iter().any(|e| e.eval_accuracy.is_some()))
-                .count();
-            (label, seeds, rows)
-        })
-        .collect()
-}
-
-fn mean_of(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len().max(1) as f64
-}
-
-/// Evaluation-mode accuracy (solid, with the min..max band over seeds where there are several)
-/// and training-mode accuracy (dashed), one pair of lines per group.
-fn draw_accuracy_lines<'a, DB: DrawingBackend + 'a>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
-    lines: &[AccuracyLine],
-    legend: &[LegendEntry],
-) -> Result<()> {
-    for ((_, seeds, rows), entry) in lines.iter().zip(legend) {
-        let color = entry.style.color;
-        let band: Vec<(f64, f64, f64)> = if *seeds > 1 {
-            rows.iter()
-                .map(|(s, e, _)| {
-                    let (low, high) = spread(e);
-                    (*s, low, high)
-                })
-                .collect()
-        } else {
-            vec![]
-        };
-        let line: Vec<(f64, f64)> = rows.iter().map(|(s, e, _)| (*s, mean_of(e))).collect();
-        draw_mean_line(chart, &line, &band, entry.style)?;
-        let train: Vec<(f64, f64)> = rows
-            .iter()
-            .filter(|r| !r.2.is_empty())
-            .map(|(s, _, t)| (*s, mean_of(t)))
-            .collect();
-        chart
-            .draw_series(DashedLineSeries::new(train, 8, 5, color.stroke_width(2)))
-            .map_err(err)?;
     }
     Ok(())
 }

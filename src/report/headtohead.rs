@@ -90,8 +90,16 @@ fn row(g: &Group, b: &Group) -> String {
     )
 }
 
-/// The section, or nothing when the study has no configuration to compare.
-pub fn section(groups: &[Group], named: Option<NormKind>) -> String {
+/// Each configuration's row against its baseline, the configurations without one, and the
+/// baseline norms.
+struct Pairs {
+    rows: Vec<String>,
+    unmatched: Vec<String>,
+    baselines: Vec<NormKind>,
+}
+
+/// Pairs every configuration with the baseline configuration of the same settings but the norm.
+fn pairs(groups: &[Group], named: Option<NormKind>) -> Pairs {
     let mut rows = Vec::new();
     let mut unmatched = Vec::new();
     let mut baselines = Vec::new();
@@ -125,6 +133,20 @@ pub fn section(groups: &[Group], named: Option<NormKind>) -> String {
             )),
         }
     }
+    Pairs {
+        rows,
+        unmatched,
+        baselines,
+    }
+}
+
+/// The section, or nothing when the study has no configuration to compare.
+pub fn section(groups: &[Group], named: Option<NormKind>) -> String {
+    let Pairs {
+        rows,
+        unmatched,
+        baselines,
+    } = pairs(groups, named);
     if rows.is_empty() && unmatched.is_empty() {
         return String::new();
     }

@@ -4,6 +4,7 @@
 //! Results may come from several folders (shards of a study run on several machines); runs
 //! are matched by their id, so merging is a matter of listing the folders.
 
+mod accuracy;
 pub mod charts;
 pub mod claims;
 mod curves;

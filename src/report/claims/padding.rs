@@ -11,6 +11,37 @@ pub(super) fn padding_share(runs: &[&RunResult]) -> f64 {
     median(&v)
 }
 
+/// " file-order validation batches: naive BN ..., masked BN ...; difference;" for each way of
+/// forming validation batches that has both norms' runs like `c`: training-mode losses, where the
+/// validation batches' padding enters.
+fn training_mode_losses(runs: &[RunResult], c: &RunConfig) -> String {
+    let mut out = String::new();
+    for eval in [EvalBatching::Plain, EvalBatching::Bucketed] {
+        let group = |norm: NormKind| {
+            matching(runs, c, |w| {
+                w.norm = norm;
+                w.eval_batching = Some(eval);
+            })
+        };
+        let (n, m) = (group(NormKind::Batch), group(NormKind::MaskedBatch));
+        if n.is_empty() || m.is_empty() {
+            continue;
+        }
+        let (nt, mt) = (final_train_mode_losses(&n), final_train_mode_losses(&m));
+        let name = match eval {
+            EvalBatching::Plain => "file-order",
+            EvalBatching::Bucketed => "length-bucketed",
+        };
+        out += &format!(
+            " {name} validation batches: naive BN {}, masked BN {}; {};",
+            pm_seeds(&nt),
+            pm_seeds(&mt),
+            compare("naive", &nt, "masked", &mt).estimate
+        );
+    }
+    out
+}
+
 /// Padding: naive BN against masked BN (and the authors' scaled BN), one paragraph per way of
 /// training. Evaluation mode uses running statistics, so runs that differ only in how validation
 /// batches are formed have the same evaluation-mode loss: one verdict per training batching, and
@@ -58,26 +89,7 @@ pub(super) fn padding(runs: &[RunResult]) -> Vec<String> {
         }
         line += ". In training mode (each validation batch's own statistics, which is where the validation \
                  batches' padding enters):";
-        for eval in [EvalBatching::Plain, EvalBatching::Bucketed] {
-            let (n, m) = (
-                group(NormKind::Batch, eval),
-                group(NormKind::MaskedBatch, eval),
-            );
-            if n.is_empty() || m.is_empty() {
-                continue;
-            }
-            let (nt, mt) = (final_train_mode_losses(&n), final_train_mode_losses(&m));
-            let name = match eval {
-                EvalBatching::Plain => "file-order",
-                EvalBatching::Bucketed => "length-bucketed",
-            };
-            line += &format!(
-                " {name} validation batches: naive BN {}, masked BN {}; {};",
-                pm_seeds(&nt),
-                pm_seeds(&mt),
-                compare("naive", &nt, "masked", &mt).estimate
-            );
-        }
+        line += &training_mode_losses(runs, c);
         line.pop();
         line += ".\n";
         line += &claim_verdict(

@@ -35,33 +35,49 @@ pub(super) fn best_rate(sweep: &[SweepPoint]) -> Option<(usize, bool)> {
 /// BatchNorm against LayerNorm, each at its best learning rate among those the runs cover. A
 /// best rate at the edge of the sweep (no worse rate on one side; a diverged rate counts as
 /// worse) gives "not resolved", whatever the difference says.
+/// `norm`'s sweep: at each learning rate its runs set like `layer` otherwise, their final
+/// losses and how many diverged.
+fn sweep_of(runs: &[RunResult], layer: &RunResult, norm: NormKind) -> Vec<SweepPoint> {
+    let mut lrs: Vec<f64> = text_runs(runs, norm).iter().map(|r| r.config.lr).collect();
+    lrs.sort_by(|a, b| a.total_cmp(b));
+    lrs.dedup();
+    lrs.into_iter()
+        .map(|lr| {
+            let at = matching(runs, &layer.config, |w| {
+                w.norm = norm;
+                w.lr = lr;
+            });
+            SweepPoint {
+                lr,
+                losses: final_losses(&at),
+                diverged: at
+                    .iter()
+                    .filter(|r| r.status() == RunStatus::Diverged)
+                    .count(),
+            }
+        })
+        .filter(|p| !p.losses.is_empty() || p.diverged > 0)
+        .collect()
+}
+
+/// "0.001: 4.81, 0.002: 4.79 (1 diverged), ...".
+fn rate_list(sw: &[SweepPoint]) -> String {
+    sw.iter()
+        .map(|p| match (p.losses.is_empty(), p.diverged) {
+            (true, _) => format!("{}: diverged", p.lr),
+            (false, 0) => format!("{}: {}", p.lr, sig(p.score())),
+            (false, d) => format!("{}: {} ({d} diverged)", p.lr, sig(p.score())),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(super) fn learning_rates(runs: &[RunResult]) -> Vec<String> {
     let mut out = Vec::new();
     let Some(layer) = text_runs(runs, NormKind::Layer).into_iter().next() else {
         return out;
     };
-    let sweep = |norm: NormKind| -> Vec<SweepPoint> {
-        let mut lrs: Vec<f64> = text_runs(runs, norm).iter().map(|r| r.config.lr).collect();
-        lrs.sort_by(|a, b| a.total_cmp(b));
-        lrs.dedup();
-        lrs.into_iter()
-            .map(|lr| {
-                let at = matching(runs, &layer.config, |w| {
-                    w.norm = norm;
-                    w.lr = lr;
-                });
-                SweepPoint {
-                    lr,
-                    losses: final_losses(&at),
-                    diverged: at
-                        .iter()
-                        .filter(|r| r.status() == RunStatus::Diverged)
-                        .count(),
-                }
-            })
-            .filter(|p| !p.losses.is_empty() || p.diverged > 0)
-            .collect()
-    };
+    let sweep = |norm: NormKind| sweep_of(runs, layer, norm);
     let ln = sweep(NormKind::Layer);
     if ln.len() < 2 {
         return out;
@@ -69,16 +85,7 @@ pub(super) fn learning_rates(runs: &[RunResult]) -> Vec<String> {
     let Some((ln_i, ln_bracketed)) = best_rate(&ln) else {
         return out;
     };
-    let list = |sw: &[SweepPoint]| {
-        sw.iter()
-            .map(|p| match (p.losses.is_empty(), p.diverged) {
-                (true, _) => format!("{}: diverged", p.lr),
-                (false, 0) => format!("{}: {}", p.lr, sig(p.score())),
-                (false, d) => format!("{}: {} ({d} diverged)", p.lr, sig(p.score())),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let list = rate_list;
     for bn in [
         NormKind::Batch,
         NormKind::MaskedBatch,

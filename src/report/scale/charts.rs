@@ -55,53 +55,72 @@ fn regime_panel<DB: DrawingBackend>(
         &sci,
         xs.iter().all(|x| x.fract() == 0.0),
     )?;
+    draw_rules(&mut chart, (x0 - pad)..(x1 + pad))?;
+    for (line, label) in lines.iter().zip(short) {
+        draw_regime_line(&mut chart, line, label)?;
+    }
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
+}
+
+/// The two rules of the verdicts (1.2: the direction; 10: the paper's size) across `x`.
+fn draw_rules<DB: DrawingBackend>(
+    chart: &mut LogChart<'_, DB>,
+    x: std::ops::Range<f64>,
+) -> Result<()> {
     for (y, what) in [
         (DIRECTION, "1.2: direction"),
         (REPRODUCED, "10: reproduced"),
     ] {
         chart
             .draw_series(LineSeries::new(
-                [(x0 - pad, y), (x1 + pad, y)],
+                [(x.start, y), (x.end, y)],
                 BLACK.mix(0.35).stroke_width(1),
             ))
             .map_err(err)?
             .label(what)
             .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.mix(0.35)));
     }
-    for (li, line) in lines.iter().enumerate() {
-        let c = line.color;
-        // two points are not a line: points with error bars, joined only from three on
-        if line.points.len() >= 3 {
-            let mut band: Vec<(f64, f64)> = line.points.iter().map(|(x, r)| (*x, r.hi)).collect();
-            band.extend(line.points.iter().rev().map(|(x, r)| (*x, r.lo)));
-            chart
-                .draw_series([Polygon::new(band, c.mix(0.15).filled())])
-                .map_err(err)?;
-            chart
-                .draw_series(LineSeries::new(
-                    line.points.iter().map(|(x, r)| (*x, r.value)),
-                    c.stroke_width(2),
-                ))
-                .map_err(err)?;
-        }
+    Ok(())
+}
+
+/// One line of a regime panel: points with error bars, joined (with a band) from three on.
+fn draw_regime_line<DB: DrawingBackend>(
+    chart: &mut LogChart<'_, DB>,
+    line: &Line,
+    label: String,
+) -> Result<()> {
+    let c = line.color;
+    // two points are not a line: points with error bars, joined only from three on
+    if line.points.len() >= 3 {
+        let mut band: Vec<(f64, f64)> = line.points.iter().map(|(x, r)| (*x, r.hi)).collect();
+        band.extend(line.points.iter().rev().map(|(x, r)| (*x, r.lo)));
         chart
-            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-            .map_err(err)?
-            .label(short[li].clone())
-            .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
-        for (x, r) in &line.points {
-            chart
-                .draw_series([PathElement::new(
-                    [(*x, r.lo), (*x, r.hi)],
-                    c.stroke_width(1),
-                )])
-                .map_err(err)?;
-            chart
-                .draw_series([Circle::new((*x, r.value), 4, c.filled())])
-                .map_err(err)?;
-        }
+            .draw_series([Polygon::new(band, c.mix(0.15).filled())])
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(
+                line.points.iter().map(|(x, r)| (*x, r.value)),
+                c.stroke_width(2),
+            ))
+            .map_err(err)?;
     }
-    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
+    chart
+        .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+        .map_err(err)?
+        .label(label)
+        .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
+    for (x, r) in &line.points {
+        chart
+            .draw_series([PathElement::new(
+                [(*x, r.lo), (*x, r.hi)],
+                c.stroke_width(1),
+            )])
+            .map_err(err)?;
+        chart
+            .draw_series([Circle::new((*x, r.value), 4, c.filled())])
+            .map_err(err)?;
+    }
+    Ok(())
 }
 
 /// Along one long trajectory: the ratio in each fifth of training after warm-up (x: the step at
@@ -241,7 +260,8 @@ fn short_layer_names(layers: &[String]) -> Vec<String> {
 
 /// Box plots of the per-feature RMS distance in every BN layer after warm-up, one panel per
 /// configuration (seeds pooled).
-pub fn per_layer(points: &[Point], out: &Path) -> Result<Option<Chart>> {
+/// The text and image configurations of the points, each once, with their runs.
+fn layer_groups<'a>(points: &'a [Point<'a>]) -> Vec<(String, Vec<&'a crate::report::RunResult>)> {
     let mut groups: Vec<(String, Vec<&crate::report::RunResult>)> = Vec::new();
     for p in points {
         for (label, runs) in [
@@ -266,31 +286,37 @@ pub fn per_layer(points: &[Point], out: &Path) -> Result<Option<Chart>> {
             }
         }
     }
+    groups
+}
+
+/// A per-layer panel: label, layers, values per layer, runs.
+type LayerPanel = (String, Vec<String>, Vec<Vec<f64>>, usize);
+
+/// One configuration's per-layer distances after warm-up, its runs pooled.
+fn layer_panel(label: &str, runs: &[&crate::report::RunResult]) -> LayerPanel {
+    let layers = runs[0].layers.clone();
+    let values: Vec<Vec<f64>> = layers
+        .iter()
+        .map(|layer| {
+            runs.iter()
+                .flat_map(|r| {
+                    let lo = r.config.warmup_steps as f64 / r.config.steps.max(1) as f64;
+                    r.probe_window(Some(layer), crate::probe::RMS_DIST_VAR, lo, 1.0)
+                })
+                .collect()
+        })
+        .collect();
+    (label.to_string(), layers, values, runs.len())
+}
+
+pub fn per_layer(points: &[Point], out: &Path) -> Result<Option<Chart>> {
+    let groups = layer_groups(points);
     if groups.is_empty() {
         return Ok(None);
     }
     register_font();
     let file = "per_layer.png";
-    // (label, layers, values per layer, runs)
-    type LayerPanel = (String, Vec<String>, Vec<Vec<f64>>, usize);
-    let panels: Vec<LayerPanel> = groups
-        .iter()
-        .map(|(label, runs)| {
-            let layers = runs[0].layers.clone();
-            let values: Vec<Vec<f64>> = layers
-                .iter()
-                .map(|layer| {
-                    runs.iter()
-                        .flat_map(|r| {
-                            let lo = r.config.warmup_steps as f64 / r.config.steps.max(1) as f64;
-                            r.probe_window(Some(layer), crate::probe::RMS_DIST_VAR, lo, 1.0)
-                        })
-                        .collect()
-                })
-                .collect();
-            (label.clone(), layers, values, runs.len())
-        })
-        .collect();
+    let panels: Vec<LayerPanel> = groups.iter().map(|(l, rs)| layer_panel(l, rs)).collect();
     // one y axis for every panel, text and images side by side, so heights compare
     let shared = log_range(
         panels

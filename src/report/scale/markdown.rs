@@ -171,6 +171,31 @@ fn scale_reading(p: &Point) -> Option<String> {
     ))
 }
 
+/// One verdict line per point, scope and measure: the paper's measures, then the two
+/// scale-free restatements that carry verdicts.
+fn verdict_lines(s: &mut String, points: &[Point]) {
+    use std::fmt::Write;
+    for p in points {
+        for scope in Scope::ALL {
+            for (m, d) in PAPER_MEASURES {
+                if let Some(line) = verdict_line(p, scope, m, d) {
+                    let _ = writeln!(s, "{line}");
+                }
+            }
+        }
+    }
+    let _ = writeln!(s);
+    for p in points {
+        for scope in Scope::ALL {
+            for (m, d) in [RESTATEMENTS[2], RESTATEMENTS[4]] {
+                if let Some(line) = verdict_line(p, scope, m, &format!("restatement: {d}")) {
+                    let _ = writeln!(s, "{line}");
+                }
+            }
+        }
+    }
+}
+
 /// The ladder's section of REPORT.md: the paper's measures, then their restatements, as tables of
 /// ratios with intervals; then one verdict line per point, layer scope and measure.
 pub fn markdown(points: &[Point], verdicts: bool) -> String {
@@ -210,25 +235,7 @@ pub fn markdown(points: &[Point], verdicts: bool) -> String {
         verdict_table(&mut s, points);
         let _ = writeln!(s);
     }
-    for p in points {
-        for scope in Scope::ALL {
-            for (m, d) in PAPER_MEASURES {
-                if let Some(line) = verdict_line(p, scope, m, d) {
-                    let _ = writeln!(s, "{line}");
-                }
-            }
-        }
-    }
-    let _ = writeln!(s);
-    for p in points {
-        for scope in Scope::ALL {
-            for (m, d) in [RESTATEMENTS[2], RESTATEMENTS[4]] {
-                if let Some(line) = verdict_line(p, scope, m, &format!("restatement: {d}")) {
-                    let _ = writeln!(s, "{line}");
-                }
-            }
-        }
-    }
+    verdict_lines(&mut s, points);
     let readings: Vec<String> = if verdicts {
         points.iter().filter_map(scale_reading).collect()
     } else {
