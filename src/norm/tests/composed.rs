@@ -38,8 +38,11 @@ fn declared(decl: NormDecl) -> NormLayer {
 /// PowerNorm as its twin declares it, at the tests' size.
 fn power_twin_config() -> NormConfig {
     test_config(NormKind::Power)
-        .with(&power::GROUPS, OptionValue::Count(2))
-        .with(&power::BACKWARD_MEANS, OptionValue::Choice("real"))
+        .with(&crate::norm::power::GROUPS, OptionValue::Count(2))
+        .with(
+            &crate::norm::power::BACKWARD_MEANS,
+            OptionValue::Choice("real"),
+        )
 }
 
 fn builtin(kind: NormKind) -> NormLayer {
