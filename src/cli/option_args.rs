@@ -94,8 +94,10 @@ impl FromArgMatches for NormOptionArgs {
 
     fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
         for option in all_options() {
+            // as given, a default included: a flag given counts as given (for `--resume`'s
+            // and `--preset`'s refusals), and at its default it overrides a config file
             if let Some(v) = value(option, m) {
-                self.given.set(option, v);
+                self.given.set_written(option, v);
             }
         }
         Ok(())

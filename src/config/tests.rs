@@ -535,3 +535,26 @@ fn options_table_in_the_docs_is_generated_from_the_declarations() {
         "docs/options.md is not the table the declarations make: run ABLATE_WRITE_DOCS=1 cargo test --lib options_table"
     );
 }
+
+/// A norm option's flag at its default overrides a config file's other value, and counts as
+/// given (so `--resume` refuses it).
+#[test]
+fn a_norm_option_flag_at_its_default_overrides_a_config_file() {
+    use clap::Parser;
+    let dir = std::env::temp_dir().join(format!("ablate-flag-default-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.toml");
+    let set = RunConfig::default().with_norm_option("norm_eps", OptionValue::Number(1e-3));
+    std::fs::write(&file, set.to_toml()).unwrap();
+    let path = file.to_str().unwrap();
+    let parse = |args: &[&str]| crate::cli::Cli::try_parse_from(args).unwrap().run;
+    let from_file = parse(&["ablate", "--config", path]).to_config().unwrap();
+    assert_eq!(from_file.norm_config().eps(), 1e-3);
+    let flagged = parse(&["ablate", "--config", path, "--norm-eps", "1e-5"]);
+    assert_eq!(flagged.to_config().unwrap().norm_config().eps(), 1e-5);
+    assert_eq!(flagged.to_config().unwrap().id(), RunConfig::default().id());
+    let resume = parse(&["ablate", "--resume", path, "--norm-eps", "1e-5"]);
+    assert_ne!(resume.norm_options, Default::default());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

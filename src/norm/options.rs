@@ -207,9 +207,13 @@ impl NormOptions {
         self.0.insert(option.key, value);
     }
 
-    /// Sets every option `other` sets.
+    /// Sets every option `other` sets (as [`NormOptions::set`] does: an always-written
+    /// option given at its default unsets a value from elsewhere, a config file's).
     pub fn extend(&mut self, other: &NormOptions) {
-        self.0.extend(other.0.iter().map(|(k, v)| (*k, *v)));
+        for (key, value) in &other.0 {
+            let option = super::find_option(key).expect("only declared options are set");
+            self.set(option, *value);
+        }
     }
 
     /// Unsets `key`.
