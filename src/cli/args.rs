@@ -98,7 +98,8 @@ impl RunArgs {
             None => (toml::Table::new(), String::new()),
         };
         table.extend(self.options.given.clone());
-        let mut c = RunConfig::from_table(table).map_err(|e| anyhow::anyhow!("{origin}{e}"))?;
+        // the split files are read (for their digests) once the configuration is checked
+        let mut c = RunConfig::parse_table(table).map_err(|e| anyhow::anyhow!("{origin}{e}"))?;
         if let Some(choice) = &self.norm {
             self.apply_norm(&mut c, choice)?;
         }

@@ -131,7 +131,11 @@ pub fn help_text(option: &RunOption) -> String {
 
 /// An option's default as a person writes it (`None`: unset, or a switch).
 pub fn default_text(key: &str) -> Option<String> {
-    let table = toml::Table::try_from(RunConfig::default()).expect("the defaults serialize");
+    // the defaults as TOML, made once (every flag's help line reads them)
+    static DEFAULTS: std::sync::OnceLock<toml::Table> = std::sync::OnceLock::new();
+    let table = DEFAULTS.get_or_init(|| {
+        toml::Table::try_from(RunConfig::default()).expect("the defaults serialize")
+    });
     match table.get(key)? {
         toml::Value::String(s) => Some(s.clone()),
         toml::Value::Boolean(_) => None,

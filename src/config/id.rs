@@ -98,14 +98,17 @@ impl RunConfig {
     /// Builds a configuration from a TOML table (study files), with the digests of its split
     /// files recorded ([`RunConfig::record_file_digests`]); the error is the bare message.
     pub fn from_table(table: toml::Table) -> Result<Self> {
-        let mut c: RunConfig =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| {
-                    anyhow::anyhow!("{}", friendly(&one_line(e.message())))
-                })?;
+        let mut c = RunConfig::parse_table(table)?;
         c.record_file_digests()?;
         Ok(c)
+    }
+
+    /// [`RunConfig::from_table`] without the digests, for a caller that changes and checks
+    /// the configuration before it reads the split files; the error is the bare message.
+    pub fn parse_table(table: toml::Table) -> Result<Self> {
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("{}", friendly(&one_line(e.message()))))
     }
 
     /// Stable identity from what changes the training trajectory: the same trajectory always

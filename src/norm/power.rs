@@ -26,14 +26,13 @@ use super::{Bound, NormOption, OptionKind, PowerStats, StatKind, Written};
 use anyhow::{bail, Result};
 use burn::module::{Module, Param, RunningState};
 use burn::tensor::{Device, Gradients, Tensor};
-use serde::{Deserialize, Serialize};
 
 /// GroupScaling's own epsilon, fixed in the authors' code.
 pub const GROUP_SCALING_EPS: f64 = 1e-5;
 
 /// What the approximate backward pass divides by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
+/// (Chosen by the `pn_backward_divisor` option, [`BACKWARD_DIVISOR`].)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackwardDivisor {
     /// `sqrt(psi2_B + eps)`, the batch statistic (the authors' code).
     Batch,
@@ -42,8 +41,8 @@ pub enum BackwardDivisor {
 }
 
 /// Which positions the backward pass's `Gamma` and `Lambda` (and so `nu`) average over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
+/// (Chosen by the `pn_backward_means` option, [`BACKWARD_MEANS`].)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackwardMeans {
     /// Every batch x time position, padding included (the authors' code). Under heavy padding
     /// `Gamma` can exceed 2/(1-a_bkw) (the `nu` recursion's stability bound) and `nu` explodes.
@@ -51,7 +50,6 @@ pub enum BackwardMeans {
     /// Real tokens only, like the forward statistic (assumes padded positions get no gradient,
     /// which holds in every model here). The default: the authors' means diverge on the
     /// default, heavily padded configuration.
-    #[default]
     Real,
 }
 
